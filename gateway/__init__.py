@@ -1,0 +1,1 @@
+"""The gateway: the Raspberry Pi service of one office floor (journal, device links, MQTT)."""

@@ -1,0 +1,426 @@
+"""The office configuration: what one counter floor offers, when, and at which counters.
+
+Owns parsing and validating the TOML file into frozen dataclasses. Pure: callers read the file
+(or pass text); every error names the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MODES_OPEN = ("office", "evening", "saturday")
+NO_SHOW_POLICIES = ("drop", "requeue_once")
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names file, key and problem."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{source}: {key}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A bilingual label: Japanese first, English beneath."""
+
+    ja: str
+    en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hours:
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """A planned staffing window of a counter; end None means 'until the queue is empty'."""
+
+    periods: tuple[str, ...]
+    start: time
+    end: time | None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    id: str
+    prefix: str
+    name: Text
+    first_number: int
+    last_number: int
+    periods: tuple[str, ...]
+    typical_minutes: float
+
+    @property
+    def number_width(self) -> int:
+        return len(str(self.last_number))
+
+    def ticket_id(self, number: int) -> str:
+        return f"{self.prefix}-{number:0{self.number_width}d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    id: str
+    name: Text
+    services: tuple[str, ...]
+    shifts: tuple[Shift, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarException:
+    """A dated change to the usual week: a closure, or an opening on a day that is usually shut."""
+
+    dates: tuple[date, ...]
+    closed: bool
+    mode: str | None
+    hours: Hours | None
+    reason: Text | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    recall_limit: int = 2
+    no_show: str = "requeue_once"
+    retention_days: int = 400
+    year_end_closure: bool = True
+    public_holidays: str = "jp"
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeConfig:
+    id: str
+    name: Text
+    timezone: str
+    public_base_url: str
+    weekday: Hours
+    evening: Hours | None
+    saturday: Hours | None
+    exceptions: tuple[CalendarException, ...]
+    rules: Rules
+    services: tuple[Service, ...]
+    counters: tuple[Counter, ...]
+    source: str = "<config>"
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def service(self, service_id: str) -> Service:
+        for s in self.services:
+            if s.id == service_id:
+                return s
+        raise KeyError(service_id)
+
+    def counter(self, counter_id: str) -> Counter:
+        for c in self.counters:
+            if c.id == counter_id:
+                return c
+        raise KeyError(counter_id)
+
+    def hours_for(self, mode: str) -> Hours | None:
+        return {"office": self.weekday, "evening": self.evening, "saturday": self.saturday}[mode]
+
+
+def load_config(path: str | Path) -> OfficeConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), "(file)", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), "(file)", f"cannot be read: {exc}") from None
+    return parse_config(text, source=str(p))
+
+
+def parse_config(text: str, source: str = "<config>") -> OfficeConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "(syntax)", f"not valid TOML: {exc}") from None
+    return _Parser(source).office(data)
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    # -- primitives ------------------------------------------------------------------------
+    def table(self, data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
+        value = data.get(name)
+        if not isinstance(value, dict):
+            raise self.fail(key, "missing table" if value is None else "must be a table")
+        return value
+
+    def string(self, data: Mapping[str, Any], key: str, name: str) -> str:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, "missing" if value is None else "must be a non-empty string")
+        return value
+
+    def ident(self, data: Mapping[str, Any], key: str, name: str) -> str:
+        value = data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # counters are often numbered: id = 5
+        if not isinstance(value, str) or not _ID_RE.match(value):
+            raise self.fail(key, f"must be an id of 1-32 lowercase letters, digits, '-' or '_' (got {value!r})")
+        return value
+
+    def text(self, data: Mapping[str, Any], key: str, name: str) -> Text:
+        value = data.get(name)
+        if not isinstance(value, dict):
+            raise self.fail(key, "missing" if value is None else "must be a table { ja = …, en = … }")
+        return Text(ja=self.string(value, f"{key}.ja", "ja"), en=self.string(value, f"{key}.en", "en"))
+
+    def clock(self, value: Any, key: str) -> time:
+        if not isinstance(value, str) or not _TIME_RE.match(value):
+            raise self.fail(key, f"must be a time 'HH:MM' (got {value!r})")
+        return time.fromisoformat(value)
+
+    def hours(self, value: Any, key: str) -> Hours:
+        if not isinstance(value, dict):
+            raise self.fail(key, 'must be a table { from = "HH:MM", to = "HH:MM" }')
+        start = self.clock(value.get("from"), f"{key}.from")
+        end = self.clock(value.get("to"), f"{key}.to")
+        if end <= start:
+            raise self.fail(key, f"closes ({end:%H:%M}) before it opens ({start:%H:%M})")
+        return Hours(start, end)
+
+    def positive_int(self, data: Mapping[str, Any], key: str, name: str, default: int) -> int:
+        value = data.get(name, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.fail(key, f"must be a whole number ≥ 1 (got {value!r})")
+        return value
+
+    def modes(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(key, f"must be a non-empty list of modes from {list(MODES_OPEN)}")
+        for m in value:
+            if m not in MODES_OPEN:
+                raise self.fail(key, f"unknown mode {m!r}; modes are {list(MODES_OPEN)}")
+        return tuple(value)
+
+    # -- sections ------------------------------------------------------------------------
+    def office(self, data: Mapping[str, Any]) -> OfficeConfig:
+        office = self.table(data, "office", "office")
+        office_id = self.ident(office, "office.id", "id")
+        name = self.text(office, "office.name", "name")
+        tz = self.string(office, "office.timezone", "timezone")
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail("office.timezone", f"unknown time zone {tz!r}") from None
+        url = self.string(office, "office.public_base_url", "public_base_url")
+        if not re.match(r"^https?://[^\s/]+", url):
+            raise self.fail("office.public_base_url", f"must be an http(s) URL (got {url!r})")
+
+        hours = self.table(data, "hours", "hours")
+        weekday = self.hours(hours.get("weekday"), "hours.weekday")
+        evening = self.hours(hours["evening"], "hours.evening") if "evening" in hours else None
+        if evening is not None and evening.start < weekday.end:
+            raise self.fail("hours.evening", "must start when or after weekday hours end")
+        saturday = self.hours(hours["saturday"], "hours.saturday") if "saturday" in hours else None
+        rules = self.rules(data.get("rules", {}))
+        exceptions = self.exceptions(data.get("calendar", {}))
+
+        services = self.services(data.get("services"))
+        counters = self.counters(data.get("counters"), {s.id for s in services})
+        configured = {
+            "office": True,
+            "evening": evening is not None,
+            "saturday": saturday is not None,
+        }
+        for i, s in enumerate(services):
+            for m in s.periods:
+                if not configured[m] and not any(e.mode == m for e in exceptions):
+                    raise self.fail(f"services[{i}].periods", f"offered in {m!r} but hours.{m} is not set")
+        return OfficeConfig(
+            id=office_id,
+            name=name,
+            timezone=tz,
+            public_base_url=url.rstrip("/"),
+            weekday=weekday,
+            evening=evening,
+            saturday=saturday,
+            exceptions=exceptions,
+            rules=rules,
+            services=services,
+            counters=counters,
+            source=self.source,
+            raw=data,
+        )
+
+    def rules(self, value: Any) -> Rules:
+        if not isinstance(value, dict):
+            raise self.fail("rules", "must be a table")
+        known = {"recall_limit", "no_show", "retention_days", "year_end_closure", "public_holidays"}
+        for k in value:
+            if k not in known:
+                raise self.fail(f"rules.{k}", f"unknown setting; known: {sorted(known)}")
+        no_show = value.get("no_show", "requeue_once")
+        if no_show not in NO_SHOW_POLICIES:
+            raise self.fail("rules.no_show", f"must be one of {list(NO_SHOW_POLICIES)}")
+        recall_limit = value.get("recall_limit", 2)
+        if not isinstance(recall_limit, int) or isinstance(recall_limit, bool) or recall_limit < 0:
+            raise self.fail("rules.recall_limit", f"must be a whole number ≥ 0 (got {recall_limit!r})")
+        year_end = value.get("year_end_closure", True)
+        if not isinstance(year_end, bool):
+            raise self.fail("rules.year_end_closure", "must be true or false")
+        holidays = value.get("public_holidays", "jp")
+        if holidays not in ("jp", "none"):
+            raise self.fail("rules.public_holidays", "must be 'jp' or 'none'")
+        return Rules(
+            recall_limit=recall_limit,
+            no_show=no_show,
+            retention_days=self.positive_int(value, "rules.retention_days", "retention_days", 400),
+            year_end_closure=year_end,
+            public_holidays=holidays,
+        )
+
+    def exceptions(self, value: Any) -> tuple[CalendarException, ...]:
+        if not isinstance(value, dict):
+            raise self.fail("calendar", "must be a table")
+        items = value.get("exceptions", [])
+        if not isinstance(items, list):
+            raise self.fail("calendar.exceptions", "must be an array of tables")
+        out: list[CalendarException] = []
+        seen: set[date] = set()
+        for i, item in enumerate(items):
+            key = f"calendar.exceptions[{i}]"
+            if not isinstance(item, dict):
+                raise self.fail(key, "must be a table")
+            raw_dates = item.get("dates", [item["date"]] if "date" in item else None)
+            if not isinstance(raw_dates, list) or not raw_dates:
+                raise self.fail(key, "needs date = YYYY-MM-DD or dates = [ … ]")
+            dates: list[date] = []
+            for d in raw_dates:
+                if not isinstance(d, date):
+                    raise self.fail(f"{key}.dates", f"must be TOML dates like 2027-03-27 (got {d!r})")
+                if d in seen:
+                    raise self.fail(f"{key}.dates", f"{d} is listed in more than one exception")
+                seen.add(d)
+                dates.append(d)
+            closed = item.get("closed", False)
+            if not isinstance(closed, bool):
+                raise self.fail(f"{key}.closed", "must be true or false")
+            reason = self.text(item, f"{key}.reason", "reason") if "reason" in item else None
+            if closed:
+                out.append(CalendarException(tuple(dates), True, None, None, reason))
+                continue
+            mode = item.get("mode")
+            if mode not in MODES_OPEN:
+                raise self.fail(f"{key}.mode", f"must be one of {list(MODES_OPEN)} or set closed = true")
+            hrs = self.hours(item.get("hours"), f"{key}.hours")
+            out.append(CalendarException(tuple(dates), False, mode, hrs, reason))
+        return tuple(out)
+
+    def services(self, value: Any) -> tuple[Service, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail("services", "at least one [[services]] table is required")
+        out: list[Service] = []
+        ids: set[str] = set()
+        prefixes: set[str] = set()
+        for i, item in enumerate(value):
+            key = f"services[{i}]"
+            if not isinstance(item, dict):
+                raise self.fail(key, "must be a table")
+            sid = self.ident(item, f"{key}.id", "id")
+            if sid in ids:
+                raise self.fail(f"{key}.id", f"duplicate service id {sid!r}")
+            ids.add(sid)
+            prefix = item.get("prefix")
+            if not isinstance(prefix, str) or not re.match(r"^[A-Z]$", prefix):
+                raise self.fail(f"{key}.prefix", f"must be one capital letter A-Z (got {prefix!r})")
+            if prefix in prefixes:
+                raise self.fail(f"{key}.prefix", f"prefix {prefix!r} is used by another service")
+            prefixes.add(prefix)
+            numbers = item.get("numbers", [1, 999])
+            if (
+                not isinstance(numbers, list)
+                or len(numbers) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
+                or not 0 <= numbers[0] < numbers[1] <= 9999
+            ):
+                raise self.fail(
+                    f"{key}.numbers",
+                    f"must be [first, last] with 0 ≤ first < last ≤ 9999 (got {numbers!r})",
+                )
+            typical = item.get("typical_minutes", 10)
+            if not isinstance(typical, int | float) or isinstance(typical, bool) or not 0 < typical <= 240:
+                raise self.fail(f"{key}.typical_minutes", f"must be minutes between 0 and 240 (got {typical!r})")
+            out.append(
+                Service(
+                    id=sid,
+                    prefix=prefix,
+                    name=self.text(item, f"{key}.name", "name"),
+                    first_number=numbers[0],
+                    last_number=numbers[1],
+                    periods=self.modes(item.get("periods", ["office"]), f"{key}.periods"),
+                    typical_minutes=float(typical),
+                )
+            )
+        return tuple(out)
+
+    def counters(self, value: Any, service_ids: set[str]) -> tuple[Counter, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail("counters", "at least one [[counters]] table is required")
+        out: list[Counter] = []
+        ids: set[str] = set()
+        for i, item in enumerate(value):
+            key = f"counters[{i}]"
+            if not isinstance(item, dict):
+                raise self.fail(key, "must be a table")
+            cid = self.ident(item, f"{key}.id", "id")
+            if cid in ids:
+                raise self.fail(f"{key}.id", f"duplicate counter id {cid!r}")
+            ids.add(cid)
+            services = item.get("services")
+            if not isinstance(services, list) or not services:
+                raise self.fail(f"{key}.services", "must list the services it calls, in priority order")
+            for s in services:
+                if s not in service_ids:
+                    raise self.fail(
+                        f"{key}.services",
+                        f"unknown service {s!r}; services are {sorted(service_ids)}",
+                    )
+            if len(set(services)) != len(services):
+                raise self.fail(f"{key}.services", "lists a service twice")
+            shifts_raw = item.get("shifts", [])
+            if not isinstance(shifts_raw, list):
+                raise self.fail(f"{key}.shifts", "must be an array of tables")
+            shifts: list[Shift] = []
+            for j, sh in enumerate(shifts_raw):
+                skey = f"{key}.shifts[{j}]"
+                if not isinstance(sh, dict):
+                    raise self.fail(skey, "must be a table")
+                start = self.clock(sh.get("from"), f"{skey}.from")
+                end = self.clock(sh["to"], f"{skey}.to") if "to" in sh else None
+                if end is not None and end <= start:
+                    raise self.fail(skey, "ends before it starts")
+                shifts.append(Shift(self.modes(sh.get("periods", ["office"]), f"{skey}.periods"), start, end))
+            out.append(
+                Counter(
+                    id=cid,
+                    name=self.text(item, f"{key}.name", "name"),
+                    services=tuple(services),
+                    shifts=tuple(shifts),
+                )
+            )
+        return tuple(out)

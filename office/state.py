@@ -1,0 +1,286 @@
+"""The state of one office's counter floor for the current business day: the replay of its events.
+
+`apply` is deterministic and needs no config, so replaying a journal always gives the same
+state. Only the current business day is held; earlier days live in the journal's history.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from office import events as ev
+
+SNAPSHOT_FORMAT = 1
+
+
+class TicketStatus(StrEnum):
+    WAITING = "waiting"
+    CALLED = "called"
+    HELD = "held"
+    SERVED = "served"
+    NO_SHOW = "no_show"
+
+
+class CounterStatus(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    PAUSED = "paused"
+
+
+@dataclass(slots=True)
+class Ticket:
+    id: str
+    service: str
+    number: int
+    issued_seq: int
+    issued_at: datetime
+    token_hash: str
+    token: str
+    status: TicketStatus = TicketStatus.WAITING
+    # Position key within its service queue: the issue seq, kept across transfer and hold, so a
+    # ticket keeps its place by original issue time; a requeued no-show gets the no_show seq.
+    order: int = 0
+    counter: str | None = None
+    called_at: datetime | None = None
+    recalls: int = 0
+    requeued: bool = False
+
+
+@dataclass(slots=True)
+class CounterState:
+    id: str
+    status: CounterStatus = CounterStatus.CLOSED
+    services: tuple[str, ...] = ()
+    current: str | None = None
+
+
+@dataclass(slots=True)
+class OfficeState:
+    day: date | None = None
+    last_seq: int = 0
+    last_ts: datetime | None = None
+    schedule: ev.Schedule | None = None
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    counters: dict[str, CounterState] = field(default_factory=dict)
+    # Per service, the waiting tickets as sorted (order, ticket id) pairs: FCFS by order.
+    queues: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    last_number: dict[str, int] = field(default_factory=dict)
+
+    # -- queries -----------------------------------------------------------------------------
+    def waiting(self, service: str) -> list[str]:
+        return [tid for _, tid in self.queues.get(service, [])]
+
+    def ahead_of(self, ticket: Ticket) -> int:
+        queue = self.queues.get(ticket.service, [])
+        return bisect.bisect_left(queue, (ticket.order, ticket.id))
+
+    def counter(self, counter_id: str) -> CounterState:
+        c = self.counters.get(counter_id)
+        if c is None:
+            c = self.counters[counter_id] = CounterState(counter_id)
+        return c
+
+    # -- replay ------------------------------------------------------------------------------
+    def apply(self, event: ev.Event) -> None:
+        if event.seq != self.last_seq + 1:
+            raise ValueError(f"event {event.seq} out of order: expected {self.last_seq + 1}")
+        handler = _HANDLERS[type(event)]
+        handler(self, event)
+        self.last_seq = event.seq
+        self.last_ts = event.ts
+
+    def _enqueue(self, t: Ticket) -> None:
+        t.status = TicketStatus.WAITING
+        t.counter = None
+        bisect.insort(self.queues.setdefault(t.service, []), (t.order, t.id))
+
+    def _dequeue(self, t: Ticket) -> None:
+        queue = self.queues[t.service]
+        i = bisect.bisect_left(queue, (t.order, t.id))
+        del queue[i]
+
+    def _leave(self, t: Ticket) -> None:
+        """Take a ticket out of wherever it is now (queue or counter)."""
+        if t.status is TicketStatus.WAITING:
+            self._dequeue(t)
+        elif t.status is TicketStatus.CALLED and t.counter is not None:
+            c = self.counters[t.counter]
+            if c.current == t.id:
+                c.current = None
+        t.counter = None
+
+    def _on_schedule(self, e: ev.Schedule) -> None:
+        if e.new_day:
+            self.day = date.fromisoformat(e.date)
+            self.tickets.clear()
+            self.queues.clear()
+            self.last_number.clear()
+            self.counters.clear()
+        self.schedule = e
+
+    def _on_opened(self, e: ev.CounterOpened) -> None:
+        c = self.counter(e.counter)
+        c.status = CounterStatus.OPEN
+        c.services = tuple(e.services)
+
+    def _on_paused(self, e: ev.CounterPaused) -> None:
+        self.counter(e.counter).status = CounterStatus.PAUSED
+
+    def _on_resumed(self, e: ev.CounterResumed) -> None:
+        self.counter(e.counter).status = CounterStatus.OPEN
+
+    def _on_closed(self, e: ev.CounterClosed) -> None:
+        self.counter(e.counter).status = CounterStatus.CLOSED
+
+    def _on_issued(self, e: ev.TicketIssued) -> None:
+        t = Ticket(
+            id=e.ticket,
+            service=e.service,
+            number=e.number,
+            issued_seq=e.seq,
+            issued_at=e.ts,
+            token_hash=e.token_hash,
+            token=e.token,
+            order=e.seq,
+        )
+        self.tickets[t.id] = t
+        self.last_number[e.service] = e.number
+        self._enqueue(t)
+
+    def _on_held(self, e: ev.Held) -> None:
+        t = self.tickets[e.ticket]
+        self._leave(t)
+        t.status = TicketStatus.HELD
+
+    def _on_returned(self, e: ev.Returned) -> None:
+        self._enqueue(self.tickets[e.ticket])
+
+    def _on_called(self, e: ev.Called) -> None:
+        t = self.tickets[e.ticket]
+        self._leave(t)
+        t.status = TicketStatus.CALLED
+        t.counter = e.counter
+        t.called_at = e.ts
+        t.recalls = 0
+        self.counter(e.counter).current = t.id
+
+    def _on_recalled(self, e: ev.Recalled) -> None:
+        self.tickets[e.ticket].recalls += 1
+
+    def _on_no_show(self, e: ev.NoShow) -> None:
+        t = self.tickets[e.ticket]
+        self._leave(t)
+        if e.requeued:
+            t.requeued = True
+            t.order = e.seq  # back of the queue: the others were here first
+            self._enqueue(t)
+        else:
+            t.status = TicketStatus.NO_SHOW
+
+    def _on_transferred(self, e: ev.Transferred) -> None:
+        t = self.tickets[e.ticket]
+        self._leave(t)
+        t.service = e.to_service
+        self._enqueue(t)
+
+    def _on_served(self, e: ev.Served) -> None:
+        t = self.tickets[e.ticket]
+        self._leave(t)
+        t.status = TicketStatus.SERVED
+        t.counter = e.counter
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "day": self.day.isoformat() if self.day else None,
+            "last_seq": self.last_seq,
+            "last_ts": ev.format_ts(self.last_ts) if self.last_ts else None,
+            "schedule": _schedule_record(self.schedule),
+            "last_number": self.last_number,
+            "counters": [[c.id, c.status.value, list(c.services), c.current] for c in self.counters.values()],
+            "tickets": [
+                [
+                    t.id,
+                    t.service,
+                    t.number,
+                    t.issued_seq,
+                    ev.format_ts(t.issued_at),
+                    t.token_hash,
+                    t.token,
+                    t.status.value,
+                    t.order,
+                    t.counter,
+                    ev.format_ts(t.called_at) if t.called_at else None,
+                    t.recalls,
+                    t.requeued,
+                ]
+                for t in self.tickets.values()
+            ],
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> OfficeState:
+        if data.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"snapshot format {data.get('format')!r} is not {SNAPSHOT_FORMAT}")
+        s = cls(
+            day=date.fromisoformat(data["day"]) if data["day"] else None,
+            last_seq=data["last_seq"],
+            last_ts=datetime.fromisoformat(data["last_ts"]) if data["last_ts"] else None,
+            last_number=dict(data["last_number"]),
+        )
+        if data["schedule"] is not None:
+            sched = data["schedule"]
+            s.schedule = ev.Schedule(seq=sched.pop("seq"), ts=datetime.fromisoformat(sched.pop("ts")), **sched)
+        for cid, status, services, current in data["counters"]:
+            s.counters[cid] = CounterState(cid, CounterStatus(status), tuple(services), current)
+        parse = datetime.fromisoformat
+        for row in data["tickets"]:
+            t = Ticket(
+                id=row[0],
+                service=row[1],
+                number=row[2],
+                issued_seq=row[3],
+                issued_at=parse(row[4]),
+                token_hash=row[5],
+                token=row[6],
+                status=TicketStatus(row[7]),
+                order=row[8],
+                counter=row[9],
+                called_at=parse(row[10]) if row[10] else None,
+                recalls=row[11],
+                requeued=row[12],
+            )
+            s.tickets[t.id] = t
+            if t.status is TicketStatus.WAITING:
+                s.queues.setdefault(t.service, []).append((t.order, t.id))
+        for queue in s.queues.values():
+            queue.sort()
+        return s
+
+
+def _schedule_record(e: ev.Schedule | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+    return {"seq": e.seq, "ts": ev.format_ts(e.ts), **e.body()}
+
+
+_HANDLERS: dict[type[ev.Event], Any] = {
+    ev.Schedule: OfficeState._on_schedule,
+    ev.CounterOpened: OfficeState._on_opened,
+    ev.CounterPaused: OfficeState._on_paused,
+    ev.CounterResumed: OfficeState._on_resumed,
+    ev.CounterClosed: OfficeState._on_closed,
+    ev.TicketIssued: OfficeState._on_issued,
+    ev.Held: OfficeState._on_held,
+    ev.Returned: OfficeState._on_returned,
+    ev.Called: OfficeState._on_called,
+    ev.Recalled: OfficeState._on_recalled,
+    ev.NoShow: OfficeState._on_no_show,
+    ev.Transferred: OfficeState._on_transferred,
+    ev.Served: OfficeState._on_served,
+}

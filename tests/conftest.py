@@ -1,0 +1,37 @@
+"""Shared test setup: Hypothesis profiles and the office fixtures every test module uses."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from office.config import OfficeConfig, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+# CI runs derandomised: the same examples every run, so a red CI is reproducible.
+settings.register_profile("ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def tokyo(*args: int) -> datetime:
+    """An aware moment in Tokyo, e.g. tokyo(2027, 3, 15, 9, 0)."""
+    return datetime(*args, tzinfo=TOKYO)  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def nerima() -> OfficeConfig:
+    return load_config(EXAMPLES / "nerima.toml")
+
+
+@pytest.fixture(scope="session")
+def oizumi() -> OfficeConfig:
+    return load_config(EXAMPLES / "oizumi.toml")
