@@ -8,8 +8,11 @@ snapshot. One writer per file (an exclusive lock beside it); readers may look at
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import fcntl
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -23,12 +26,13 @@ from typing import Any
 from office import events as ev
 from office.config import OfficeConfig, parse_config
 from office.model import Command, Decision, Office
-from office.state import OfficeState
+from office.state import SNAPSHOT_FORMAT, OfficeState
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x43464A31  # "CFJ1": marks the file as a counterfloor journal
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 SYNC_MODES = ("FULL", "NORMAL", "OFF")
+_log = logging.getLogger(__name__)
 
 
 class JournalError(Exception):
@@ -58,6 +62,25 @@ def new_token() -> str:
 
 def utc_now() -> datetime:
     return datetime.now().astimezone()
+
+
+# -- the record form of events, on the hot path of every command -----------------------------------
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_BODY_FIELDS: dict[type[ev.Event], tuple[str, ...] | None] = {}
+
+
+def _body(event: ev.Event) -> dict[str, Any]:
+    """`event.body()` without `dataclasses.fields()` on every call (it costs more than the
+    SQLite insert); an event class that overrides `body` is asked itself."""
+    cls = type(event)
+    try:
+        names = _BODY_FIELDS[cls]
+    except KeyError:
+        plain = cls.body is ev.Event.body
+        names = _BODY_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls)[2:]) if plain else None
+    if names is None:
+        return event.body()
+    return {name: getattr(event, name) for name in names}
 
 
 # -- file identity, checked from the header before SQLite touches the file ------------------------
@@ -178,12 +201,22 @@ class JournalReader:
         if not self.path.exists():
             raise JournalError(f"no journal at {self.path}")
         _check_version(self.path, _read_header(self.path).user_version)
-        self.conn = _connect(self.path, "FULL", read_only=True)
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        _check_version(self.path, version)
-        if version != SCHEMA_VERSION:
-            raise JournalError(f"{self.path} has schema version {version}; open it once for writing to migrate it")
-        self.meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        try:
+            self.conn = _connect(self.path, "FULL", read_only=True)
+        except sqlite3.DatabaseError as exc:
+            raise _sqlite_error(self.path, exc) from None
+        try:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            _check_version(self.path, version)
+            if version != SCHEMA_VERSION:
+                raise JournalError(f"{self.path} has schema version {version}; open it once for writing to migrate it")
+            self.meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise _sqlite_error(self.path, exc) from None
+        except BaseException:
+            self.conn.close()
+            raise
 
     @property
     def office_id(self) -> str:
@@ -215,7 +248,10 @@ class JournalReader:
 
 
 class TicketJournal:
-    """The single writer of one office's journal, holding the office model it makes durable."""
+    """The single writer of one office's journal, holding the office model it makes durable.
+
+    A snapshot of the state is stored every `max(snapshot_every, tickets of the day)` events,
+    counted across opens, so opening replays at most that many events after the snapshot."""
 
     def __init__(
         self,
@@ -226,6 +262,7 @@ class TicketJournal:
         *,
         snapshot_every: int,
         clock: Callable[[], datetime],
+        since_snapshot: int = 0,
     ) -> None:
         self.path = path
         self.conn = conn
@@ -233,7 +270,9 @@ class TicketJournal:
         self.office = office
         self.snapshot_every = snapshot_every
         self.clock = clock
-        self._since_snapshot = 0
+        # Events stored since the newest snapshot, counted across opens: a shell that opens the
+        # journal for one command at a time (the CLI) still gets snapshots.
+        self._since_snapshot = since_snapshot
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -250,31 +289,39 @@ class TicketJournal:
         p = Path(path)
         if p.exists():
             raise JournalError(f"{p} exists already; open it instead of creating it")
-        lock = _Lock(p)
+        # Built complete under a temporary name, then linked into place (which fails if the name
+        # is taken): a crash while creating never leaves a half-made file at the journal's path,
+        # which every later open would refuse. Rollback-journal mode while building, so the
+        # header (application id, version) is in the main file; open() switches to WAL.
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.creating")
         try:
-            # Rollback-journal mode while creating, so the header (application id, version)
-            # is in the main file at once; then WAL for normal operation.
-            conn = sqlite3.connect(p, isolation_level=None)
-            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            conn.execute("BEGIN")
-            for statement in _SCHEMA_V2.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [
-                    ("office", config.id),
-                    ("config", config_text),
-                    ("created", utc_now().isoformat()),
-                ],
-            )
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-            conn.close()
-        except BaseException:
-            lock.release()
-            raise
-        lock.release()
+            _remove_database(tmp)
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("BEGIN")
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                for statement in _SCHEMA_V2.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("office", config.id),
+                        ("config", config_text),
+                        ("created", utc_now().isoformat()),
+                    ],
+                )
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, p)
+            except FileExistsError:
+                raise JournalError(f"{p} exists already; open it instead of creating it") from None
+            _fsync_directory(p.parent)
+        finally:
+            _remove_database(tmp)
         return cls.open(p, synchronous=synchronous, snapshot_every=snapshot_every, clock=clock)
 
     @classmethod
@@ -310,14 +357,18 @@ class TicketJournal:
                         conn.execute("UPDATE meta SET value = ? WHERE key = 'config'", (text,))
                 else:
                     parsed = parse_config(meta["config"], source=f"{p} (stored config)")
-                office = Office(parsed, cls._recover(conn))
+                state, replayed = cls._recover(conn)
+                office = Office(parsed, state)
             except BaseException:
                 conn.close()
                 raise
+        except sqlite3.DatabaseError as exc:
+            lock.release()
+            raise _sqlite_error(p, exc) from None
         except BaseException:
             lock.release()
             raise
-        return cls(p, conn, lock, office, snapshot_every=snapshot_every, clock=clock)
+        return cls(p, conn, lock, office, snapshot_every=snapshot_every, clock=clock, since_snapshot=replayed)
 
     @staticmethod
     def _migrate(path: Path, conn: sqlite3.Connection) -> None:
@@ -335,74 +386,101 @@ class TicketJournal:
                 raise
 
     @staticmethod
-    def _recover(conn: sqlite3.Connection) -> OfficeState:
-        """The state: the newest usable snapshot plus the events after it, or else the replay
-        of the newest business day (the state holds only the current day)."""
-        state: OfficeState | None = None
-        row = conn.execute("SELECT seq, state FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
-        if row is not None:
-            try:
-                state = OfficeState.from_snapshot(json.loads(row[1]))
-            except (ValueError, KeyError, TypeError, IndexError):
-                state = None  # an older snapshot format: replay instead
-        if state is None:
-            last = conn.execute("SELECT day FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-            if last is None:
-                return OfficeState()
-            first = conn.execute("SELECT min(seq) FROM events WHERE day = ?", (last[0],)).fetchone()[0]
-            state = OfficeState(last_seq=first - 1)
-        rows = conn.execute("SELECT seq, ts, type, body FROM events WHERE seq > ? ORDER BY seq", (state.last_seq,))
+    def _recover(conn: sqlite3.Connection) -> tuple[OfficeState, int]:
+        """The state and how many events were replayed to reach it: the state holds only the
+        newest business day, so it is the newest usable snapshot taken within that day plus the
+        events after it, or else the replay of that day. A snapshot that cannot be read (an
+        older format, damage) or that does not fit the events is ignored, never trusted."""
+        last = conn.execute("SELECT seq, day FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is None:
+            return OfficeState(), 0
+        last_seq, last_day = last
+        first = conn.execute("SELECT min(seq) FROM events WHERE day = ?", (last_day,)).fetchone()[0]
+        state = _usable_snapshot(conn, first - 1, last_seq) or OfficeState(last_seq=first - 1)
+        start = state.last_seq
+        rows = conn.execute("SELECT seq, ts, type, body FROM events WHERE seq > ? ORDER BY seq", (start,))
         try:
             for event in _decode_rows(rows):
                 state.apply(event)
-        except ValueError as exc:
-            raise JournalCorrupt(f"journal cannot be replayed: {exc}") from None
-        return state
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise JournalCorrupt(f"journal cannot be replayed: {exc!r}") from None
+        return state, last_seq - start
 
     # -- writing -----------------------------------------------------------------------------
     def execute(self, command: Command, now: datetime | None = None) -> Decision:
-        """Decide, store durably, then apply. Effects in the result may be released."""
+        """Decide, store durably, then apply. Effects in the result may be released.
+
+        Raises what `Office.decide` raises (nothing is stored), or the storage error (nothing is
+        stored, unless the commit itself got through: then the state has the events too)."""
         decision = self.office.decide(command, now or self.clock())
         events = decision.events
         if not events:
             return decision
-        state = self.office.state
         first = events[0]
         new_day = isinstance(first, ev.Schedule) and first.new_day
-        day = first.date if isinstance(first, ev.Schedule) and new_day else (state.day or first.ts.date()).isoformat()
+        day = first.date if isinstance(first, ev.Schedule) and new_day else self._day(first)
+        stamp = first.ts
+        stamp_text = ev.format_ts(stamp)
         rows = [
             (
                 e.seq,
                 day,
-                ev.format_ts(e.ts),
+                stamp_text if e.ts is stamp else ev.format_ts(e.ts),
                 e.TYPE,
-                json.dumps(e.body(), ensure_ascii=False, separators=(",", ":")),
+                _encode_json(_body(e)),
             )
             for e in events
         ]
-        with self._transaction():
-            self.conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+        try:
+            with self._transaction():
+                self.conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+                if new_day:
+                    self._prune(date.fromisoformat(day))
+        except BaseException:
+            self._settle(events)
+            raise
         self.office.apply_all(events)
         self._since_snapshot += len(events)
-        if new_day:
-            self._prune(date.fromisoformat(day))
-        if self._since_snapshot >= self.snapshot_every:
-            self.snapshot()
+        # A snapshot costs in proportion to the day's tickets, a replay in proportion to its
+        # events: one every max(snapshot_every, tickets) events keeps both the amortised cost
+        # per event and the replay at opening bounded, however busy the day.
+        if self._since_snapshot >= max(self.snapshot_every, len(self.office.state.tickets)):
+            try:
+                self.snapshot()
+            except sqlite3.Error as exc:
+                # The command is stored and applied; its effects must go out. Try again later.
+                _log.warning("snapshot of %s failed, will retry: %s", self.path, exc)
         return decision
+
+    def _day(self, event: ev.Event) -> str:
+        return (self.office.state.day or event.ts.date()).isoformat()
+
+    def _settle(self, events: list[ev.Event]) -> None:
+        """After a failed write, keep the live state equal to the file: if the commit got
+        through before the failure (an interrupt), the events are stored and must be applied."""
+        try:
+            stored = self.conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+        except sqlite3.Error:
+            return  # the next write fails on the seq primary key rather than store a wrong event
+        if stored is not None and stored >= events[-1].seq:
+            self.office.apply_all(events)
+            self._since_snapshot += len(events)
 
     def snapshot(self) -> None:
         state = self.office.state
-        data = json.dumps(state.to_snapshot(), ensure_ascii=False, separators=(",", ":"))
+        data = _encode_json(state.to_snapshot())
         with self._transaction():
-            self.conn.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (state.last_seq, 1, data))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (state.last_seq, SNAPSHOT_FORMAT, data)
+            )
             self.conn.execute("DELETE FROM snapshots WHERE seq < ?", (state.last_seq,))
         self._since_snapshot = 0
 
     def _prune(self, today: date) -> None:
-        """Delete days older than the retention period (tickets hold no personal data)."""
+        """Delete days older than the retention period (tickets hold no personal data). Runs in
+        the transaction that stores the new day's first events."""
         cutoff = today - timedelta(days=self.office.config.rules.retention_days)
-        with self._transaction():
-            self.conn.execute("DELETE FROM events WHERE day < ?", (cutoff.isoformat(),))
+        self.conn.execute("DELETE FROM events WHERE day < ?", (cutoff.isoformat(),))
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.conn)
@@ -422,6 +500,40 @@ class TicketJournal:
         self.close()
 
 
+def _usable_snapshot(conn: sqlite3.Connection, lo: int, hi: int) -> OfficeState | None:
+    """The newest snapshot taken after event `lo` and at most at `hi` that loads and says it
+    is the state at its own seq; None if there is none."""
+    rows = conn.execute("SELECT seq, state FROM snapshots WHERE seq BETWEEN ? AND ? ORDER BY seq DESC", (lo, hi))
+    for seq, text in rows:
+        try:
+            state = OfficeState.from_snapshot(json.loads(text))
+        except Exception:  # any damage or older format: replay instead
+            continue
+        if state.last_seq == seq:
+            return state
+    return None
+
+
+def _sqlite_error(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
+    if isinstance(exc, sqlite3.OperationalError):
+        return JournalError(f"{path} cannot be used: {exc}")
+    return JournalCorrupt(f"{path} is damaged and cannot be read as a journal: {exc}")
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class _Transaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -431,6 +543,12 @@ class _Transaction:
 
     def __exit__(self, exc_type: Any, *rest: object) -> None:
         if exc_type is None:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT can leave the transaction open; the next BEGIN would fail.
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
         elif self.conn.in_transaction:
             self.conn.execute("ROLLBACK")

@@ -10,7 +10,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -225,7 +225,8 @@ class _Parser:
         tz = self.string(office, "office.timezone", "timezone")
         try:
             ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a key naming a directory of the tz database, such as "Asia"
             raise self.fail("office.timezone", f"unknown time zone {tz!r}") from None
         url = self.string(office, "office.public_base_url", "public_base_url")
         if not re.match(r"^https?://[^\s/]+", url):
@@ -311,7 +312,9 @@ class _Parser:
                 raise self.fail(key, "needs date = YYYY-MM-DD or dates = [ … ]")
             dates: list[date] = []
             for d in raw_dates:
-                if not isinstance(d, date):
+                # A TOML date-time is a datetime, a subclass of date that never equals a date:
+                # accepted, the exception would silently never apply.
+                if not isinstance(d, date) or isinstance(d, datetime):
                     raise self.fail(f"{key}.dates", f"must be TOML dates like 2027-03-27 (got {d!r})")
                 if d in seen:
                     raise self.fail(f"{key}.dates", f"{d} is listed in more than one exception")
@@ -395,7 +398,7 @@ class _Parser:
             if not isinstance(services, list) or not services:
                 raise self.fail(f"{key}.services", "must list the services it calls, in priority order")
             for s in services:
-                if s not in service_ids:
+                if not isinstance(s, str) or s not in service_ids:
                     raise self.fail(
                         f"{key}.services",
                         f"unknown service {s!r}; services are {sorted(service_ids)}",

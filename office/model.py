@@ -16,7 +16,7 @@ from typing import Any
 from office import events as ev
 from office.calendar import DayPlan, counter_shifts, plan_for
 from office.config import OfficeConfig
-from office.estimate import TypicalTimeEstimator, WaitEstimator, WaitRange, minutes_until
+from office.estimate import CapacityEstimator, WaitEstimator, WaitRange, minutes_until
 from office.state import CounterStatus, OfficeState, Ticket, TicketStatus
 
 
@@ -165,7 +165,7 @@ class Decision:
 
 
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class Office:
@@ -179,7 +179,7 @@ class Office:
     ) -> None:
         self.config = config
         self.state = state or OfficeState()
-        self.estimator: WaitEstimator = estimator or TypicalTimeEstimator(config)
+        self.estimator: WaitEstimator = estimator or CapacityEstimator(config)
         self._plans: dict[date, DayPlan] = {}
 
     def apply(self, event: ev.Event) -> None:
@@ -199,6 +199,9 @@ class Office:
     def decide(self, command: Command, now: datetime) -> Decision:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
+        # Events are stored with millisecond times (events.format_ts): record them so, or the
+        # live state would differ from the state recovered from the journal.
+        now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
         # A wall clock that jumps back never reorders events or goes back a business day.
         last = self.state.last_ts
         ts = now if last is None or now >= last else last
@@ -346,6 +349,10 @@ class _Decider:
             )
             return
         number = self.state.last_number.get(cmd.service, service.first_number - 1) + 1
+        # After a config change during the day (a prefix given to another service), a number may
+        # already be taken: skip it, never issue a duplicate ticket id.
+        while number <= service.last_number and service.ticket_id(number) in self.state.tickets:
+            number += 1
         if number > service.last_number:
             self.refuse(
                 cmd.service,

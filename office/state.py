@@ -102,6 +102,10 @@ class OfficeState:
         queue = self.queues[t.service]
         i = bisect.bisect_left(queue, (t.order, t.id))
         del queue[i]
+        if not queue:
+            # Only services with someone waiting have a queue, as in a state rebuilt from a
+            # snapshot: the live state and its snapshot must compare equal.
+            del self.queues[t.service]
 
     def _leave(self, t: Ticket) -> None:
         """Take a ticket out of wherever it is now (queue or counter)."""
@@ -183,8 +187,13 @@ class OfficeState:
 
     def _on_transferred(self, e: ev.Transferred) -> None:
         t = self.tickets[e.ticket]
+        held = t.status is TicketStatus.HELD
         self._leave(t)
         t.service = e.to_service
+        if held:
+            # A held resident is away: the ticket moves to the new service but stays held
+            # until it is returned, and then takes its original place there.
+            return
         self._enqueue(t)
 
     def _on_served(self, e: ev.Served) -> None:
@@ -201,7 +210,7 @@ class OfficeState:
             "last_seq": self.last_seq,
             "last_ts": ev.format_ts(self.last_ts) if self.last_ts else None,
             "schedule": _schedule_record(self.schedule),
-            "last_number": self.last_number,
+            "last_number": dict(self.last_number),
             "counters": [[c.id, c.status.value, list(c.services), c.current] for c in self.counters.values()],
             "tickets": [
                 [
@@ -234,7 +243,7 @@ class OfficeState:
             last_number=dict(data["last_number"]),
         )
         if data["schedule"] is not None:
-            sched = data["schedule"]
+            sched = dict(data["schedule"])  # the caller's data is left as it was
             s.schedule = ev.Schedule(seq=sched.pop("seq"), ts=datetime.fromisoformat(sched.pop("ts")), **sched)
         for cid, status, services, current in data["counters"]:
             s.counters[cid] = CounterState(cid, CounterStatus(status), tuple(services), current)

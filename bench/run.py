@@ -1,0 +1,116 @@
+"""Run every benchmark and print the results table (Markdown) with the details behind it.
+
+    uv run python -m bench.run                 # the full run: whole rush day, 3 rounds, 500 kills
+    uv run python -m bench.run --quick         # while developing: part of the day, 1 round, 20 kills
+    uv run python -m bench.run --only recovery --only memory
+    uv run python -m bench.run --kills 1000 --dir /var/tmp/cf-bench
+
+Timing goals are reported here, never asserted in tests. Each ratio is against a baseline
+measured in the same run. Files go to a temporary directory under --dir (default: the system
+temp dir), which must be on the disk being measured: synchronous=FULL timings are fsync timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from bench import crash, memory, recovery, throughput
+from bench.common import Result, rush_steps
+
+BENCHES = ("throughput", "recovery", "memory", "crash")
+
+
+def machine(workdir: Path) -> list[str]:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    fs = subprocess.run(["df", "-T", str(workdir)], capture_output=True, text=True, check=False).stdout.splitlines()
+    fs_line = " ".join(fs[1].split()[:2]) if len(fs) > 1 else "unknown"
+    return [
+        f"date: {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        f"machine: {os.cpu_count()} cores ({cpu}), shared with other work; {platform.platform()}",
+        f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+        f"files in {workdir} (filesystem: {fs_line})",
+    ]
+
+
+def table(results: list[Result]) -> list[str]:
+    lines = [
+        "| Benchmark | Measured | Baseline (same run) | Ratio | Goal | Met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        met = "—" if r.met is None else ("yes" if r.met else "**no**")
+        lines.append(f"| {r.name} | {r.measured} | {r.baseline} | {r.ratio} | {r.goal} | {met} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short run while developing")
+    parser.add_argument("--only", action="append", choices=BENCHES, help="run only these (repeatable)")
+    parser.add_argument("--kills", type=int, default=None, help="SIGKILLs in the crash run (default 500)")
+    parser.add_argument("--seed", type=int, default=20270329, help="seed of the crash run")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per throughput figure (default 3)")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per recovery figure (default 15)")
+    parser.add_argument("--dir", type=Path, default=None, help="where the benchmark's files go")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+    args = parser.parse_args(argv)
+    only = args.only or list(BENCHES)
+    kills = args.kills if args.kills is not None else (20 if args.quick else 500)
+    rounds = args.rounds or (1 if args.quick else 3)
+    repeats = args.repeats or (5 if args.quick else 15)
+
+    started = time.perf_counter()
+    steps = list(rush_steps())
+    throughput_steps = steps[:3000] if args.quick else steps
+    results: list[Result] = []
+    log: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="counterfloor-bench-", dir=args.dir) as tmp:
+        workdir = Path(tmp)
+        header = machine(workdir)
+        print("\n".join(header), flush=True)
+        log.append(f"rush day: {len(steps):,} commands (throughput uses {len(throughput_steps):,})")
+        if "throughput" in only:
+            results += throughput.run(workdir, throughput_steps, rounds, log)
+            print("throughput done", flush=True)
+        if "recovery" in only:
+            results += recovery.run(workdir, steps, repeats, log)
+            print("recovery done", flush=True)
+        if "memory" in only:
+            results += memory.run(workdir, steps, log)
+            print("memory done", flush=True)
+        if "crash" in only:
+            results += crash.run(workdir, kills, args.seed, log)
+            print("crash run done", flush=True)
+    command = "uv run python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    report = [
+        *header,
+        f"command: {command.strip()}  (took {time.perf_counter() - started:.0f} s)",
+        "",
+        *table(results),
+        "",
+        *(f"- {line}" for line in log),
+    ]
+    print("\n".join(report))
+    if args.out:
+        args.out.write_text("\n".join(report) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1008 @@
+"""A seeded simulation of one office day, driven through the real office model.
+
+Owns the residents (when they come, what they want, how long they take, whether they answer a
+call) and the staff (opening and pausing counters on their shifts, calling, recalling, marking
+no-shows, transferring). Every floor change is a command sent through `execute(command, now)`:
+the `Office` itself for a pure run, or a `TicketJournal` for the demo, so the demo takes the
+crash-safe path. Pure: simulated time only, no I/O, no sleeping, no wall clock; the same config,
+date and seed give the same day. Pacing and drawing belong to `counterfloor.demo`.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import itertools
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from enum import Enum
+
+from office.calendar import DayPlan, counter_shifts, plan_for
+from office.config import OfficeConfig, Service
+from office.estimate import WaitRange
+from office.model import (
+    CallNext,
+    CloseCounter,
+    Command,
+    Decision,
+    FinishService,
+    IssueRefused,
+    IssueTicket,
+    MarkNoShow,
+    NobodyWaiting,
+    Office,
+    OpenCounter,
+    PauseCounter,
+    Recall,
+    ResumeCounter,
+    ShowCall,
+    StartDay,
+    TicketReady,
+    Transfer,
+)
+from office.state import CounterStatus, TicketStatus
+
+Execute = Callable[[Command, datetime], Decision]
+
+# -- demand: who comes, and when ---------------------------------------------------------------
+# Residents per staffed counter-hour on an ordinary Tuesday. Staffing is what a config tells us
+# about an office's size, so Nerima (about 96 counter-hours) gets roughly 700 residents and
+# Oizumi (about 34) roughly 250; a Saturday with half the counters gets half the crowd.
+RESIDENTS_PER_COUNTER_HOUR = 7.3
+WEEKDAY_FACTOR = (1.15, 1.0, 0.95, 0.95, 1.05, 1.0, 1.0)  # Monday busiest, Friday before a weekend
+OPENING_CROWD = 0.03  # of the day's residents queue at the door and take a ticket at opening
+OPENING_CROWD_RUSH = 0.05
+OFF_HOURS_FACTOR = 0.08  # residents who come for a service at an hour it is not offered
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """How residents use one service: share of an ordinary day, factor in the moving season
+    (March–April), and the median minutes they will wait before giving up and leaving."""
+
+    share: float
+    rush: float
+    patience_minutes: float
+
+
+# Notifications are what the moving season multiplies; certificates follow moves (move-out and
+# new-employer paperwork); payments do not move with the season.
+KNOWN_DEMAND: dict[str, Demand] = {
+    "move": Demand(share=0.13, rush=3.5, patience_minutes=180),
+    "seal": Demand(share=0.06, rush=2.0, patience_minutes=120),
+    "insurance": Demand(share=0.06, rush=2.2, patience_minutes=120),
+    "certificate": Demand(share=0.52, rush=2.5, patience_minutes=90),
+    "payment": Demand(share=0.13, rush=1.0, patience_minutes=60),
+    "guidance": Demand(share=0.08, rush=1.5, patience_minutes=60),
+}
+LONG_SERVICE_MINUTES = 15.0  # an unknown service this long is taken to be a notification
+
+
+def demand_for(service: Service) -> Demand:
+    known = KNOWN_DEMAND.get(service.id)
+    if known is not None:
+        return known
+    if service.typical_minutes >= LONG_SERVICE_MINUTES:
+        return Demand(share=0.1, rush=3.0, patience_minutes=180)
+    return Demand(share=0.1, rush=1.8, patience_minutes=90)
+
+
+# Relative arrival rate through the day (local clock, piecewise linear): the morning peak,
+# the lunch dip, a steadier afternoon, and the after-work evening window.
+ARRIVAL_SHAPE: tuple[tuple[time, float], ...] = (
+    (time(8, 0), 1.5),
+    (time(8, 45), 1.45),
+    (time(9, 30), 1.5),
+    (time(10, 30), 1.65),
+    (time(11, 30), 1.35),
+    (time(12, 0), 0.8),
+    (time(12, 50), 0.75),
+    (time(13, 20), 1.25),
+    (time(14, 30), 1.35),
+    (time(15, 30), 1.15),
+    (time(16, 30), 0.85),
+    (time(17, 0), 0.45),
+    (time(17, 45), 0.55),
+    (time(18, 30), 0.35),
+    (time(19, 0), 0.2),
+    (time(23, 59), 0.2),
+)
+
+# Service times: lognormal around the configured typical minutes (its mean), never under 1 min.
+SERVICE_TIME_SIGMA = 0.3
+WALK_SECONDS = (20, 60)  # from the seat to the counter after a call
+STAFF_REACTION_SECONDS = (10, 40)  # tidying up before pressing "call" again
+WAKE_SECONDS = (5, 20)  # an idle counter noticing a new ticket on its screen
+RECALL_AFTER_SECONDS = (25, 45)  # waiting for a called resident before recalling
+P_MISS_FIRST_CALL = 0.03  # stepped out, or did not hear
+P_ANSWER_RECALL = 0.55
+P_ANSWER_REQUEUED_CALL = 0.85
+P_WRONG_SERVICE = 0.02  # took the wrong kind of ticket: the counter transfers it
+TRANSFER_AFTER_SECONDS = (40, 150)
+PATIENCE_SIGMA = 0.5
+STOP_AFTER_CLOSE = timedelta(hours=4)  # the building shuts: whoever still waits is sent home
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One resident: when they reach the dispenser, what they want, and how they will behave."""
+
+    at: int  # seconds after local midnight
+    service: str
+    service_seconds: int
+    patience_seconds: int
+    # Uniform draws for the calls they may get: first call, recalls, a requeued call…
+    answers: tuple[float, ...]
+    wrong_service: bool
+    transfer_pick: float
+    transfer_after: int
+    second_service_z: float
+
+
+# -- what the demo shows ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    id: str
+    prefix: str
+    name: str
+    waiting: int
+    longest_wait_minutes: float | None
+    issued: int
+    served: int
+    mean_wait_minutes: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterView:
+    id: str
+    name: str
+    status: str  # closed / open / paused
+    activity: str  # off, idle, ready (about to call), calling, serving, lunch, overtime
+    ticket: str | None
+    service: str | None
+    served: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallView:
+    at: datetime
+    ticket: str
+    counter: str
+    recall: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FloorView:
+    """An immutable picture of the floor at one simulated moment, for drawing."""
+
+    now: datetime
+    start: datetime
+    planned_end: datetime
+    period: str
+    issued: int
+    refused: int
+    waiting: int
+    served: int
+    mean_wait_minutes: float | None
+    services: tuple[ServiceView, ...]
+    counters: tuple[CounterView, ...]
+    recent_calls: tuple[CallView, ...]
+    done: bool
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the planned day behind us (1.0 once done; draining past the plan stays < 1)."""
+        if self.done:
+            return 1.0
+        span = (self.planned_end - self.start).total_seconds()
+        return min(0.999, max(0.0, (self.now - self.start).total_seconds() / span)) if span > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSummary:
+    """Tickets counted under the service they were issued for: issued = served + no_show + left."""
+
+    id: str
+    prefix: str
+    name: str
+    issued: int
+    served: int
+    no_show: int
+    left_at_close: int
+    transferred_out: int
+    mean_wait_minutes: float | None
+    max_wait_minutes: float | None
+    within_estimate: float | None  # share of called tickets whose wait fell in the printed range
+
+
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    office: str
+    office_name: str
+    day: date
+    rush: bool
+    seed: int
+    opens: time
+    closes: time
+    ended_at: datetime
+    residents: int  # everyone who came for a ticket
+    walked_away: int  # saw the estimated wait on the board and left without a ticket
+    issued: int
+    refused: tuple[tuple[str, int], ...]  # (reason, count), by reason
+    served: int
+    no_show: int
+    gave_up: int  # of the no-shows: residents who had left after waiting too long
+    left_at_close: int
+    recalls: int
+    transfers: int
+    mean_wait_minutes: float | None
+    max_wait_minutes: float | None
+    services: tuple[ServiceSummary, ...]
+    served_by_counter: tuple[tuple[str, int], ...]
+
+    @property
+    def refused_total(self) -> int:
+        return sum(n for _, n in self.refused)
+
+
+# -- the simulation ---------------------------------------------------------------------------
+class SimulationError(RuntimeError):
+    """The day cannot be simulated (e.g. the office is closed on that date)."""
+
+
+class _Kind(Enum):
+    ARRIVE = 0
+    SHIFT_START = 1
+    SHIFT_END = 2
+    RECEPTION_CHECK = 3
+    CALL = 4
+    AT_COUNTER = 5
+    SERVICE_END = 6
+    NO_ANSWER = 7
+    TRANSFER = 8
+
+
+@dataclass(slots=True)
+class _Block:
+    """A run of adjacent shifts: the counter works from start to end (None: until nobody is left)."""
+
+    start: int
+    end: int | None
+
+
+@dataclass(slots=True)
+class _Counter:
+    id: str
+    blocks: list[_Block]
+    activity: str = "off"  # off, lunch, idle, waking (about to call), calling, serving
+    ticket: str | None = None
+    idle_since: int = 0
+    served: int = 0
+    visit: int = 0  # bumps with every call, so stale scheduled events are ignored
+    overtime: bool = False
+
+
+@dataclass(slots=True)
+class _TicketLog:
+    ticket: str
+    service: str
+    resident: int
+    issued_at: int
+    estimate: WaitRange
+    first_called_at: int | None = None
+    calls: int = 0  # calls answered or not, recalls excluded
+    answer_draw: int = 0  # next index into Arrival.answers
+    transferred: bool = False  # sent on to another service
+    wrong_handled: bool = False  # the wrong-ticket mix-up has been dealt with
+
+
+def _seconds(t: time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean <= 0:
+        return 0
+    if mean > 30:  # normal approximation; per-minute means are far below this
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, p = math.exp(-mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def _seeded_token(rng: random.Random) -> Callable[[], str]:
+    def make() -> str:
+        return base64.urlsafe_b64encode(rng.getrandbits(192).to_bytes(24, "big")).decode("ascii")
+
+    return make
+
+
+def _shape(seconds: int) -> float:
+    t = seconds / 3600.0
+    points = [(_seconds(k) / 3600.0, v) for k, v in ARRIVAL_SHAPE]
+    if t <= points[0][0]:
+        return points[0][1]
+    for (t0, v0), (t1, v1) in itertools.pairwise(points):
+        if t <= t1:
+            return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return points[-1][1]
+
+
+def staffed_counter_hours(config: OfficeConfig, plan: DayPlan) -> float:
+    """Counter-hours planned for the day; an open-ended shift counts until reception closes."""
+    closes = _seconds(plan.closes) if plan.closes else 0
+    total = 0
+    for c in config.counters:
+        for start, end in counter_shifts(config, plan, c.id):
+            total += max(0, (_seconds(end) if end else closes) - _seconds(start))
+    return total / 3600.0
+
+
+def expected_residents(config: OfficeConfig, plan: DayPlan, rush: bool) -> float:
+    """How many residents the day should bring, before chance."""
+    base = RESIDENTS_PER_COUNTER_HOUR * staffed_counter_hours(config, plan) * WEEKDAY_FACTOR[plan.day.weekday()]
+    demands = [demand_for(s) for s in config.services]
+    shares = sum(d.share for d in demands)
+    factor = sum(d.share * (d.rush if rush else 1.0) for d in demands) / shares
+    return base * factor
+
+
+def generate_arrivals(config: OfficeConfig, plan: DayPlan, rng: random.Random, rush: bool) -> list[Arrival]:
+    """The day's residents, in order of arrival: Poisson per minute around the day's shape."""
+    if not plan.is_open or plan.opens is None or plan.closes is None:
+        return []
+    opens, closes = _seconds(plan.opens), _seconds(plan.closes)
+    services = config.services
+    demands = [demand_for(s) for s in services]
+    weights = [d.share * (d.rush if rush else 1.0) for d in demands]
+    total_weight = sum(weights)
+
+    def offered(sid: str, s: int) -> bool:
+        p = plan.period_at(time(s // 3600, s % 3600 // 60))
+        return p is not None and sid in p.services
+
+    # Per service, the rate at each minute: its share of the day's shape, full while it is
+    # offered; a few residents still come outside those hours and are turned away.
+    minutes = list(range(opens, closes, 60))
+    shape = [_shape(m) for m in minutes]
+    norm = sum(shape) or 1.0
+    total = expected_residents(config, plan, rush)
+    crowd = OPENING_CROWD_RUSH if rush else OPENING_CROWD
+    spread = total * (1.0 - crowd)
+    per_service: list[list[float]] = []
+    for svc, w in zip(services, weights, strict=True):
+        per_service.append(
+            [
+                spread * (w / total_weight) * v / norm * (1.0 if offered(svc.id, m) else OFF_HOURS_FACTOR)
+                for m, v in zip(minutes, shape, strict=True)
+            ]
+        )
+
+    times: list[tuple[int, int]] = []  # (second, service index)
+    # The opening crowd: residents who queued at the door take tickets in the first minutes.
+    for _ in range(_poisson(rng, total * crowd)):
+        idx = rng.choices(range(len(services)), weights=weights)[0]
+        times.append((opens + int(rng.uniform(0, 180)), idx))
+    for i, m in enumerate(minutes):
+        rates = [col[i] for col in per_service]
+        for _ in range(_poisson(rng, sum(rates))):
+            idx = rng.choices(range(len(services)), weights=rates)[0]
+            times.append((m + rng.randrange(60), idx))
+    times.sort()
+
+    out: list[Arrival] = []
+    for at, idx in times:
+        svc, dem = services[idx], demands[idx]
+        out.append(
+            Arrival(
+                at=at,
+                service=svc.id,
+                service_seconds=_service_seconds(svc.typical_minutes, rng.gauss(0.0, 1.0)),
+                patience_seconds=int(60 * dem.patience_minutes * math.exp(PATIENCE_SIGMA * rng.gauss(0.0, 1.0))),
+                answers=tuple(rng.random() for _ in range(6)),
+                wrong_service=rng.random() < P_WRONG_SERVICE,
+                transfer_pick=rng.random(),
+                transfer_after=rng.randint(*TRANSFER_AFTER_SECONDS),
+                second_service_z=rng.gauss(0.0, 1.0),
+            )
+        )
+    return out
+
+
+def _service_seconds(typical_minutes: float, z: float) -> int:
+    mu = math.log(typical_minutes) - SERVICE_TIME_SIGMA**2 / 2  # so the mean is the typical time
+    return max(60, round(60 * math.exp(mu + SERVICE_TIME_SIGMA * z)))
+
+
+def _merge_blocks(shifts: list[tuple[time, time | None]]) -> list[_Block]:
+    blocks: list[_Block] = []
+    for start, end in sorted(shifts, key=lambda s: s[0]):
+        s, e = _seconds(start), (_seconds(end) if end is not None else None)
+        if blocks and blocks[-1].end is not None and s <= blocks[-1].end:
+            last = blocks[-1]
+            last.end = None if e is None else max(last.end or 0, e)
+        else:
+            blocks.append(_Block(s, e))
+    return blocks
+
+
+@dataclass(slots=True)
+class _Tally:
+    residents: int = 0
+    walked_away: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    recalls: int = 0
+    transfers: int = 0
+    calls: list[CallView] = field(default_factory=list)
+
+
+class DaySimulation:
+    """One office day, step by step. Drive it with `run_until(moment)` or `run()`.
+
+    `office` is read for the floor's state; `execute` (default: `office.execute`) carries every
+    command, so a `TicketJournal` can stand in: `DaySimulation(cfg, day, office=j.office,
+    execute=j.execute)`. `make_token` makes residents' page tokens (default: from the seed).
+    """
+
+    def __init__(
+        self,
+        config: OfficeConfig,
+        day: date,
+        *,
+        seed: int = 1,
+        rush: bool = False,
+        office: Office | None = None,
+        execute: Execute | None = None,
+        make_token: Callable[[], str] | None = None,
+    ) -> None:
+        self.config = config
+        self.day = day
+        self.seed = seed
+        self.rush = rush
+        self.plan = plan_for(config, day)
+        if not self.plan.is_open or self.plan.opens is None or self.plan.closes is None:
+            why = self.plan.reason.en if self.plan.reason else "closed"
+            raise SimulationError(f"{config.name.en} is closed on {day.isoformat()} ({why})")
+        self.office = office if office is not None else Office(config)
+        self._execute: Execute = execute if execute is not None else self.office.execute
+        # Residents draw from their own stream (seeded by seed and date, so two Tuesdays differ);
+        # staff and tokens from theirs, so a different token source (the demo's real tokens)
+        # changes nothing else.
+        self.arrivals = generate_arrivals(config, self.plan, random.Random(f"{seed}-{day.isoformat()}"), rush)
+        self._staff = random.Random(f"counterfloor-staff-{seed}-{day.isoformat()}")
+        self._make_token = make_token or _seeded_token(random.Random(f"counterfloor-tokens-{seed}"))
+        self._midnight = datetime.combine(day, time(0), tzinfo=config.tz)
+
+        self.opens = _seconds(self.plan.opens)
+        self.closes = _seconds(self.plan.closes)
+        self._counters = {
+            c.id: _Counter(c.id, _merge_blocks(counter_shifts(config, self.plan, c.id))) for c in config.counters
+        }
+        first_shift = min((b.start for c in self._counters.values() for b in c.blocks), default=self.opens)
+        self.start = min(self.opens, first_shift) - 600
+        last_fixed = max(
+            (b.end for c in self._counters.values() for b in c.blocks if b.end is not None), default=self.closes
+        )
+        self.planned_end = max(self.closes, last_fixed)
+        # Never past midnight: the model would start the next business day.
+        self.stop_at = min(self.closes + int(STOP_AFTER_CLOSE.total_seconds()), 86400 - 1)
+        self.now = self.start
+        self.done = False
+        self.ended_at: int | None = None
+        self._heap: list[tuple[int, int, _Kind, int, str]] = []
+        self._seq = 0
+        self._tickets: dict[str, _TicketLog] = {}
+        self._tally = _Tally()
+        self._started = False
+        self._reception_ends = sorted(
+            {
+                _seconds(end)
+                for p in self.plan.periods
+                for sid in p.services
+                if (end := self.plan.service_closes(sid, p.start)) is not None
+            }
+        )
+
+    # -- driving --------------------------------------------------------------------------------
+    def moment(self, seconds: int) -> datetime:
+        return self._midnight + timedelta(seconds=seconds)
+
+    @property
+    def start_moment(self) -> datetime:
+        return self.moment(self.start)
+
+    @property
+    def planned_end_moment(self) -> datetime:
+        return self.moment(self.planned_end)
+
+    @property
+    def now_moment(self) -> datetime:
+        return self.moment(self.now)
+
+    def run(self) -> DaySummary:
+        while not self.done:
+            self.run_until(self.moment(self.stop_at))
+        return self.summary()
+
+    def run_until(self, until: datetime) -> None:
+        """Carry out everything that happens up to `until` (a simulated moment)."""
+        limit = min(self.stop_at, math.floor((until - self._midnight).total_seconds()))
+        if not self._started:
+            self._begin()
+        while self._heap and self._heap[0][0] <= limit:
+            t, _, kind, num, key = heapq.heappop(self._heap)
+            self.now = t
+            self._handle(kind, num, key)
+        if self.done:
+            return
+        if not self._heap:
+            self._finish()  # nothing more will happen: the day ended with its last event
+        else:
+            self.now = max(self.now, limit)
+            if self.now >= self.stop_at:
+                self._finish()
+
+    # -- scheduling -----------------------------------------------------------------------------
+    def _at(self, t: int, kind: _Kind, num: int = 0, key: str = "") -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, num, key))
+
+    def _do(self, command: Command) -> Decision:
+        return self._execute(command, self.moment(self.now))
+
+    def _begin(self) -> None:
+        self._started = True
+        self.now = self.start
+        self._do(StartDay())
+        for i, a in enumerate(self.arrivals):
+            self._at(a.at, _Kind.ARRIVE, i)
+        for c in self._counters.values():
+            for b in c.blocks:
+                self._at(b.start, _Kind.SHIFT_START, 0, c.id)
+                if b.end is not None:
+                    self._at(b.end, _Kind.SHIFT_END, 0, c.id)
+        for t in self._reception_ends:
+            self._at(t, _Kind.RECEPTION_CHECK)
+
+    def _handle(self, kind: _Kind, num: int, key: str) -> None:
+        if kind is _Kind.ARRIVE:
+            self._arrive(num)
+        elif kind is _Kind.SHIFT_START:
+            self._shift_start(self._counters[key])
+        elif kind is _Kind.SHIFT_END or kind is _Kind.RECEPTION_CHECK:
+            for c in self._counters.values() if kind is _Kind.RECEPTION_CHECK else [self._counters[key]]:
+                if c.activity == "idle" and not self._keeps_working(c):
+                    self._leave(c)
+        else:
+            c = self._counters[key]
+            if num != c.visit:
+                return  # scheduled for an earlier visit: overtaken by events
+            if kind is _Kind.CALL:
+                self._call(c)
+            elif kind is _Kind.AT_COUNTER:
+                self._at_counter(c)
+            elif kind is _Kind.SERVICE_END:
+                self._service_end(c)
+            elif kind is _Kind.NO_ANSWER:
+                self._no_answer(c)
+            elif kind is _Kind.TRANSFER:
+                self._transfer(c)
+
+    # -- residents ------------------------------------------------------------------------------
+    def _arrive(self, index: int) -> None:
+        a = self.arrivals[index]
+        self._tally.residents += 1
+        if self._balks(a):
+            self._tally.walked_away += 1
+            return
+        decision = self._do(IssueTicket(a.service, self._make_token()))
+        for eff in decision.effects:
+            if isinstance(eff, IssueRefused):
+                self._tally.refused[eff.reason] = self._tally.refused.get(eff.reason, 0) + 1
+            elif isinstance(eff, TicketReady):
+                self._tickets[eff.ticket] = _TicketLog(eff.ticket, a.service, index, self.now, eff.wait)
+                self._wake(a.service)
+
+    def _balks(self, a: Arrival) -> bool:
+        """The resident reads the waiting-room board first: a wait beyond their patience and they
+        come back another day (the board is the model's own estimate, right or wrong)."""
+        ahead = len(self.office.state.queues.get(a.service, ()))
+        if not ahead:
+            return False
+        est = self.office.estimator.estimate(self.office.state, a.service, ahead, self.moment(self.now))
+        return (est.low_minutes + est.high_minutes) * 30 > a.patience_seconds
+
+    def _answers(self, log: _TicketLog, p_answer: float) -> bool:
+        a = self.arrivals[log.resident]
+        if self.now - log.issued_at > a.patience_seconds:
+            return False  # gave up and went home; the ticket still waits in the queue
+        draw = a.answers[log.answer_draw % len(a.answers)]
+        log.answer_draw += 1
+        return draw < p_answer
+
+    def gave_up(self, ticket: str) -> bool:
+        """Whether the resident holding this ticket had gone home before it was last called."""
+        log = self._tickets[ticket]
+        t = self.office.state.tickets[ticket]
+        called = t.called_at
+        if called is None:
+            return False
+        waited = (called - self._midnight).total_seconds() - log.issued_at
+        return waited > self.arrivals[log.resident].patience_seconds
+
+    # -- staff ----------------------------------------------------------------------------------
+    def _block_at(self, c: _Counter, t: int) -> _Block | None:
+        for b in c.blocks:
+            if b.start <= t and (b.end is None or t < b.end):
+                return b
+        return None
+
+    def _later_block(self, c: _Counter, t: int) -> bool:
+        return any(b.start > t for b in c.blocks)
+
+    def _reception_open(self, service: str) -> bool:
+        t = self.now
+        local = time(t // 3600, t % 3600 // 60, t % 60) if t < 86400 else None
+        if local is None:
+            return False
+        return self.plan.service_closes(service, local) is not None or any(
+            service in p.services and _seconds(p.start) > t for p in self.plan.periods
+        )
+
+    def _services(self, c: _Counter) -> tuple[str, ...]:
+        live = self.office.state.counters.get(c.id)
+        if live is not None and live.status is not CounterStatus.CLOSED:
+            return live.services
+        return self.config.counter(c.id).services
+
+    def _keeps_working(self, c: _Counter) -> bool:
+        """Should this counter go on calling now (as opposed to pausing or closing)?"""
+        t = self.now
+        if t >= self.stop_at:
+            return False
+        block = self._block_at(c, t)
+        queues = self.office.state.queues
+        if block is not None:
+            if block.end is not None:
+                return True
+            # Open-ended: until reception has closed for its services and nobody is left.
+            return any(self._reception_open(s) or queues.get(s) for s in self._services(c))
+        if self._later_block(c, t):
+            return False  # lunch: colleagues cover, the counter pauses
+        # Off shift for the day: stay on while colleagues could not call a queue of ours before
+        # reception closes (after that, whoever is on calls until nobody holding a ticket is left).
+        c.overtime = any(self._colleagues_short(c, s) for s in self._services(c))
+        return c.overtime
+
+    def _colleagues_short(self, c: _Counter, service: str) -> bool:
+        waiting = len(self.office.state.queues.get(service, ()))
+        if not waiting:
+            return False
+        t = self.now
+        horizon = self._reception_end(service)
+        work = waiting * self.config.service(service).typical_minutes * 60
+        capacity = 0.0
+        for other in self._counters.values():
+            services = self._services(other)
+            if other is c or other.overtime or service not in services:
+                continue
+            weight = 1.0 if services[0] == service else 0.5
+            for b in other.blocks:
+                end = horizon if b.end is None else min(b.end, horizon)
+                capacity += weight * max(0, end - max(b.start, t))
+        return work > capacity
+
+    def _reception_end(self, service: str) -> int:
+        ends = [_seconds(p.end) for p in self.plan.periods if service in p.services]
+        return max(ends, default=self.closes)
+
+    def _leave(self, c: _Counter) -> None:
+        status = self._status(c)
+        if status is CounterStatus.CLOSED:
+            c.activity = "off"
+            return
+        if self._later_block(c, self.now) and self.now < self.stop_at:
+            if status is CounterStatus.OPEN:
+                self._do(PauseCounter(c.id))
+            c.activity = "lunch"
+        else:
+            self._do(CloseCounter(c.id))
+            c.activity = "off"
+        c.ticket = None
+        c.overtime = False
+
+    def _status(self, c: _Counter) -> CounterStatus:
+        live = self.office.state.counters.get(c.id)
+        return live.status if live is not None else CounterStatus.CLOSED
+
+    def _shift_start(self, c: _Counter) -> None:
+        status = self._status(c)
+        if status is CounterStatus.CLOSED:
+            self._do(OpenCounter(c.id))
+        elif status is CounterStatus.PAUSED:
+            self._do(ResumeCounter(c.id))
+        if c.activity in ("off", "lunch", "idle"):
+            self._schedule_call(c, STAFF_REACTION_SECONDS)
+
+    def _schedule_call(self, c: _Counter, delay: tuple[int, int]) -> None:
+        c.visit += 1
+        c.activity = "waking"
+        c.ticket = None
+        self._at(self.now + self._staff.randint(*delay), _Kind.CALL, c.visit, c.id)
+
+    def _wake(self, service: str) -> None:
+        idle = [
+            c
+            for c in self._counters.values()
+            if c.activity == "idle" and service in self._services(c) and self._keeps_working(c)
+        ]
+        if idle:
+            # Whose screen shows it first: a counter for which it is the main service, then the
+            # one idle longest.
+            best = min(idle, key=lambda c: (self._services(c)[0] != service, c.idle_since))
+            self._schedule_call(best, WAKE_SECONDS)
+
+    def _free(self, c: _Counter) -> None:
+        """The counter has nobody in front of it: call again soon, or stop."""
+        c.ticket = None
+        if self._keeps_working(c):
+            self._schedule_call(c, STAFF_REACTION_SECONDS)
+        else:
+            self._leave(c)
+
+    def _call(self, c: _Counter) -> None:
+        if not self._keeps_working(c):
+            self._leave(c)
+            return
+        decision = self._do(CallNext(c.id))
+        for eff in decision.effects:
+            if isinstance(eff, ShowCall):
+                self._record_call(eff)
+                log = self._tickets[eff.ticket]
+                if log.first_called_at is None:
+                    log.first_called_at = self.now
+                log.calls += 1
+                c.activity, c.ticket = "calling", eff.ticket
+                p_answer = 1.0 - P_MISS_FIRST_CALL if log.calls == 1 else P_ANSWER_REQUEUED_CALL
+                self._await_resident(c, log, p_answer)
+            elif isinstance(eff, NobodyWaiting):
+                c.activity, c.idle_since = "idle", self.now
+                if not self._keeps_working(c):
+                    self._leave(c)
+
+    def _await_resident(self, c: _Counter, log: _TicketLog, p_answer: float) -> None:
+        if self._answers(log, p_answer):
+            self._at(self.now + self._staff.randint(*WALK_SECONDS), _Kind.AT_COUNTER, c.visit, c.id)
+        else:
+            self._at(self.now + self._staff.randint(*RECALL_AFTER_SECONDS), _Kind.NO_ANSWER, c.visit, c.id)
+
+    def _record_call(self, eff: ShowCall) -> None:
+        self._tally.calls.append(CallView(self.moment(self.now), eff.ticket, eff.counter, eff.recall))
+        if len(self._tally.calls) > 50:
+            del self._tally.calls[:25]
+
+    def _no_answer(self, c: _Counter) -> None:
+        assert c.ticket is not None
+        log = self._tickets[c.ticket]
+        t = self.office.state.tickets[c.ticket]
+        if t.recalls < self.config.rules.recall_limit:
+            for eff in self._do(Recall(c.id)).effects:
+                if isinstance(eff, ShowCall):
+                    self._record_call(eff)
+            self._tally.recalls += 1
+            self._await_resident(c, log, P_ANSWER_RECALL)
+            return
+        self._do(MarkNoShow(c.id))
+        self._free(c)
+
+    def _at_counter(self, c: _Counter) -> None:
+        assert c.ticket is not None
+        log = self._tickets[c.ticket]
+        a = self.arrivals[log.resident]
+        c.activity = "serving"
+        if a.wrong_service and not log.wrong_handled and self._transfer_target(log) is not None:
+            self._at(self.now + a.transfer_after, _Kind.TRANSFER, c.visit, c.id)
+            return
+        if log.transferred:
+            typical = self.config.service(self.office.state.tickets[c.ticket].service).typical_minutes
+            seconds = _service_seconds(typical, a.second_service_z)
+        else:
+            seconds = a.service_seconds
+        self._at(self.now + seconds, _Kind.SERVICE_END, c.visit, c.id)
+
+    def _transfer_target(self, log: _TicketLog) -> str | None:
+        current = self.office.state.tickets[log.ticket].service
+        options = [s for s in self.config.services if s.id != current and self._reception_open(s.id)]
+        options = [s for s in options if any(self._block_at(o, self.now) for o in self._serving(s.id))]
+        if not options:
+            return None
+        weights = [demand_for(s).share for s in options]
+        pick = self.arrivals[log.resident].transfer_pick * sum(weights)
+        for s, w in zip(options, weights, strict=True):
+            pick -= w
+            if pick < 0:
+                return s.id
+        return options[-1].id
+
+    def _serving(self, service: str) -> list[_Counter]:
+        return [c for c in self._counters.values() if service in self._services(c)]
+
+    def _transfer(self, c: _Counter) -> None:
+        assert c.ticket is not None
+        log = self._tickets[c.ticket]
+        target = self._transfer_target(log)
+        log.wrong_handled = True
+        if target is None:  # nobody could take it any more: serve it here after all
+            self._at(self.now + self.arrivals[log.resident].service_seconds, _Kind.SERVICE_END, c.visit, c.id)
+            return
+        self._do(Transfer(to_service=target, counter=c.id))
+        log.transferred = True
+        self._tally.transfers += 1
+        self._free(c)
+        self._wake(target)
+
+    def _service_end(self, c: _Counter) -> None:
+        self._do(FinishService(c.id))
+        c.served += 1
+        self._free(c)
+
+    def _finish(self) -> None:
+        """The building shuts: close whatever is still open (their residents are sent home)."""
+        for c in self._counters.values():
+            if self._status(c) is not CounterStatus.CLOSED:
+                self._do(CloseCounter(c.id))
+            c.activity, c.ticket, c.overtime = "off", None, False
+        self._heap.clear()
+        self.done = True
+        self.ended_at = self.now
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _wait_minutes(self, log: _TicketLog) -> float | None:
+        if log.first_called_at is None:
+            return None
+        return (log.first_called_at - log.issued_at) / 60.0
+
+    def view(self, recent: int = 8) -> FloorView:
+        state = self.office.state
+        now = self.now
+        t_local = time(now // 3600, now % 3600 // 60) if 0 <= now < 86400 else None
+        period = self.plan.period_at(t_local) if t_local is not None else None
+        services: list[ServiceView] = []
+        all_waits: list[float] = []
+        for s in self.config.services:
+            logs = [log for log in self._tickets.values() if log.service == s.id]
+            waits = [w for log in logs if (w := self._wait_minutes(log)) is not None]
+            all_waits += waits
+            waiting = state.waiting(s.id)
+            oldest = min((self._tickets[tid].issued_at for tid in waiting), default=None)
+            served = sum(1 for log in logs if state.tickets[log.ticket].status is TicketStatus.SERVED)
+            services.append(
+                ServiceView(
+                    id=s.id,
+                    prefix=s.prefix,
+                    name=s.name.en,
+                    waiting=len(waiting),
+                    longest_wait_minutes=(now - oldest) / 60.0 if oldest is not None else None,
+                    issued=len(logs),
+                    served=served,
+                    mean_wait_minutes=sum(waits) / len(waits) if waits else None,
+                )
+            )
+        counters: list[CounterView] = []
+        for c in self._counters.values():
+            live = state.counters.get(c.id)
+            status = live.status.value if live is not None else "closed"
+            ticket = live.current if live is not None else None
+            activity = "overtime" if c.overtime and c.activity != "off" else c.activity
+            if activity == "waking":  # between two residents: about to press "call"
+                activity = "ready" if ticket is None else "serving"
+            counters.append(
+                CounterView(
+                    id=c.id,
+                    name=self.config.counter(c.id).name.en,
+                    status=status,
+                    activity=activity,
+                    ticket=ticket,
+                    service=state.tickets[ticket].service if ticket else None,
+                    served=c.served,
+                )
+            )
+        if self.done:
+            label = "day over"
+        elif period is not None:
+            label = period.mode
+        elif now < self.opens:
+            label = "before opening"
+        else:
+            label = "reception closed"
+        return FloorView(
+            now=self.moment(now),
+            start=self.start_moment,
+            planned_end=self.planned_end_moment,
+            period=label,
+            issued=len(self._tickets),
+            refused=sum(self._tally.refused.values()),
+            waiting=sum(v.waiting for v in services),
+            served=sum(v.served for v in services),
+            mean_wait_minutes=sum(all_waits) / len(all_waits) if all_waits else None,
+            services=tuple(services),
+            counters=tuple(counters),
+            recent_calls=tuple(reversed(self._tally.calls[-recent:])),
+            done=self.done,
+        )
+
+    def summary(self) -> DaySummary:
+        state = self.office.state
+        rows: list[ServiceSummary] = []
+        all_waits: list[float] = []
+        totals = {"served": 0, "no_show": 0, "left": 0, "gave_up": 0}
+        for s in self.config.services:
+            logs = [log for log in self._tickets.values() if log.service == s.id]
+            counts = {"served": 0, "no_show": 0, "left": 0}
+            waits: list[float] = []
+            within = 0
+            for log in logs:
+                status = state.tickets[log.ticket].status
+                if status is TicketStatus.SERVED:
+                    counts["served"] += 1
+                elif status is TicketStatus.NO_SHOW:
+                    counts["no_show"] += 1
+                    totals["gave_up"] += self.gave_up(log.ticket)
+                else:
+                    counts["left"] += 1
+                w = self._wait_minutes(log)
+                if w is not None:
+                    waits.append(w)
+                    within += log.estimate.low_minutes <= w <= log.estimate.high_minutes
+            for k in counts:
+                totals[k] += counts[k]
+            all_waits += waits
+            rows.append(
+                ServiceSummary(
+                    id=s.id,
+                    prefix=s.prefix,
+                    name=s.name.en,
+                    issued=len(logs),
+                    served=counts["served"],
+                    no_show=counts["no_show"],
+                    left_at_close=counts["left"],
+                    transferred_out=sum(1 for log in logs if log.transferred),
+                    mean_wait_minutes=sum(waits) / len(waits) if waits else None,
+                    max_wait_minutes=max(waits) if waits else None,
+                    within_estimate=within / len(waits) if waits else None,
+                )
+            )
+        return DaySummary(
+            office=self.config.id,
+            office_name=self.config.name.en,
+            day=self.day,
+            rush=self.rush,
+            seed=self.seed,
+            opens=time(self.opens // 3600, self.opens % 3600 // 60),
+            closes=time(self.closes // 3600, self.closes % 3600 // 60),
+            ended_at=self.moment(self.ended_at if self.ended_at is not None else self.now),
+            residents=self._tally.residents,
+            walked_away=self._tally.walked_away,
+            issued=len(self._tickets),
+            refused=tuple(sorted(self._tally.refused.items())),
+            served=totals["served"],
+            no_show=totals["no_show"],
+            gave_up=totals["gave_up"],
+            left_at_close=totals["left"],
+            recalls=self._tally.recalls,
+            transfers=self._tally.transfers,
+            mean_wait_minutes=sum(all_waits) / len(all_waits) if all_waits else None,
+            max_wait_minutes=max(all_waits) if all_waits else None,
+            services=tuple(rows),
+            served_by_counter=tuple((c.id, c.served) for c in self._counters.values()),
+        )
+
+
+def simulate_day(config: OfficeConfig, day: date, *, seed: int = 1, rush: bool = False) -> DaySummary:
+    """A whole day against an in-memory office (no journal): for tests and quick figures."""
+    return DaySimulation(config, day, seed=seed, rush=rush).run()
