@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.common import Result, build_journal, median, nerima, remove_journal, timed
 from bench.rushday import Step
+from gateway.journal import DEFAULT_SNAPSHOT_EVERY
 from office.model import Office
 
 # The journal's events table and index (gateway/journal.py, schema v2).
@@ -47,7 +48,9 @@ class Pass:
         return self.seconds / self.commands * 1e6
 
 
-def journal_pass(path: Path, steps: list[Step], synchronous: str, snapshot_every: int = 1000) -> tuple[Pass, list[int]]:
+def journal_pass(
+    path: Path, steps: list[Step], synchronous: str, snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+) -> tuple[Pass, list[int]]:
     journal = build_journal(path, [], synchronous=synchronous, snapshot_every=snapshot_every)
     sizes: list[int] = []
     started = time.perf_counter()

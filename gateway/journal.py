@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from office import events as ev
 from office.config import OfficeConfig, parse_config
 from office.model import Command, Decision, Office
@@ -32,6 +34,9 @@ SCHEMA_VERSION = 2
 APPLICATION_ID = 0x43464A31  # "CFJ1": marks the file as a counterfloor journal
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 SYNC_MODES = ("FULL", "NORMAL", "OFF")
+# Events between snapshots: a rush day's replay of this many stays far inside the recovery goal
+# (docs/benchmarks.md), while a snapshot of a full day costs tens of milliseconds.
+DEFAULT_SNAPSHOT_EVERY = 4000
 _log = logging.getLogger(__name__)
 
 
@@ -65,7 +70,12 @@ def utc_now() -> datetime:
 
 
 # -- the record form of events, on the hot path of every command -----------------------------------
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _encode_json(value: Any) -> str:
+    """Compact UTF-8 JSON, as `json.dumps(..., ensure_ascii=False, separators=(",", ":"))`
+    writes it, at a fraction of the cost: the journal encodes every event on the write path."""
+    return orjson.dumps(value).decode()
+
+
 _BODY_FIELDS: dict[type[ev.Event], tuple[str, ...] | None] = {}
 
 
@@ -161,8 +171,8 @@ def _connect(path: Path, synchronous: str, read_only: bool = False) -> sqlite3.C
 def _decode_rows(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[ev.Event]:
     for seq, ts, type_, body in rows:
         try:
-            fields = json.loads(body)
-        except json.JSONDecodeError as exc:
+            fields = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
             raise JournalCorrupt(f"event {seq}: body is not JSON ({exc})") from None
         try:
             yield ev.event_from_record(seq, ts, type_, fields)
@@ -283,7 +293,7 @@ class TicketJournal:
         config_text: str,
         *,
         synchronous: str = "FULL",
-        snapshot_every: int = 1000,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         clock: Callable[[], datetime] = utc_now,
     ) -> TicketJournal:
         p = Path(path)
@@ -331,7 +341,7 @@ class TicketJournal:
         config: tuple[OfficeConfig, str] | None = None,
         *,
         synchronous: str = "FULL",
-        snapshot_every: int = 1000,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         clock: Callable[[], datetime] = utc_now,
     ) -> TicketJournal:
         """Open for writing; `config` (parsed, text) replaces the stored config if given."""
@@ -506,7 +516,7 @@ def _usable_snapshot(conn: sqlite3.Connection, lo: int, hi: int) -> OfficeState 
     rows = conn.execute("SELECT seq, state FROM snapshots WHERE seq BETWEEN ? AND ? ORDER BY seq DESC", (lo, hi))
     for seq, text in rows:
         try:
-            state = OfficeState.from_snapshot(json.loads(text))
+            state = OfficeState.from_snapshot(orjson.loads(text))
         except Exception:  # any damage or older format: replay instead
             continue
         if state.last_seq == seq:

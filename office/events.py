@@ -1,6 +1,8 @@
 """The events that change an office's counter floor, and their record form.
 
-Every change to the floor is one of these; the state is their replay. The record form (a dict of
+Every change to the floor is one of these; the state is their replay. Events are values: never
+change one after it is made (they are not frozen only because a frozen dataclass takes twice as
+long to build, and every command builds some). The record form (a dict of
 JSON values) is what the journal stores and, minus private fields, what `docs/events.md`
 promises to other tools. Field names here are that contract: change them only with the schema.
 """
@@ -16,7 +18,7 @@ EVENT_LOG_VERSION = 1
 PRIVATE_FIELDS = frozenset({"token"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Event:
     TYPE: ClassVar[str] = ""
     seq: int
@@ -27,7 +29,7 @@ class Event:
         return {f.name: getattr(self, f.name) for f in fields(self)[2:]}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Schedule(Event):
     """The plan for the rest of a business day; the first event of every business day."""
 
@@ -39,32 +41,32 @@ class Schedule(Event):
     periods: list[dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CounterOpened(Event):
     TYPE: ClassVar[str] = "counter_opened"
     counter: str
     services: list[str]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CounterPaused(Event):
     TYPE: ClassVar[str] = "counter_paused"
     counter: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CounterResumed(Event):
     TYPE: ClassVar[str] = "counter_resumed"
     counter: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CounterClosed(Event):
     TYPE: ClassVar[str] = "counter_closed"
     counter: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class TicketIssued(Event):
     TYPE: ClassVar[str] = "ticket_issued"
     ticket: str
@@ -74,33 +76,33 @@ class TicketIssued(Event):
     token: str  # private: see PRIVATE_FIELDS
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Held(Event):
     TYPE: ClassVar[str] = "held"
     ticket: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Returned(Event):
     TYPE: ClassVar[str] = "returned"
     ticket: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Called(Event):
     TYPE: ClassVar[str] = "called"
     ticket: str
     counter: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Recalled(Event):
     TYPE: ClassVar[str] = "recalled"
     ticket: str
     counter: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class NoShow(Event):
     TYPE: ClassVar[str] = "no_show"
     ticket: str
@@ -108,7 +110,7 @@ class NoShow(Event):
     requeued: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Transferred(Event):
     TYPE: ClassVar[str] = "transferred"
     ticket: str
@@ -117,7 +119,7 @@ class Transferred(Event):
     counter: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Served(Event):
     TYPE: ClassVar[str] = "served"
     ticket: str

@@ -15,8 +15,8 @@ from typing import Any
 
 from office import events as ev
 from office.calendar import DayPlan, counter_shifts, plan_for
-from office.config import OfficeConfig
-from office.estimate import CapacityEstimator, WaitEstimator, WaitRange, minutes_until
+from office.config import OfficeConfig, Service
+from office.estimate import CapacityEstimator, WaitEstimator, WaitRange
 from office.state import CounterStatus, OfficeState, Ticket, TicketStatus
 
 
@@ -115,8 +115,8 @@ Command = (
 )
 
 
-# -- effects --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+# -- effects (values like events: built on every command, so not frozen; never change one) ----
+@dataclass(slots=True)
 class TicketReady:
     """Print this ticket (it is stored already)."""
 
@@ -130,7 +130,7 @@ class TicketReady:
     token: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IssueRefused:
     """The dispenser must say why no ticket came out. `reason` is one of
     closed_today, not_offered_now, cut_off, range_exhausted."""
@@ -140,7 +140,7 @@ class IssueRefused:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ShowCall:
     """Show and announce a call (a recall repeats it)."""
 
@@ -149,7 +149,7 @@ class ShowCall:
     recall: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NobodyWaiting:
     counter: str
     services: tuple[str, ...]
@@ -181,6 +181,10 @@ class Office:
         self.state = state or OfficeState()
         self.estimator: WaitEstimator = estimator or CapacityEstimator(config)
         self._plans: dict[date, DayPlan] = {}
+        # Lookups on every command: keep them O(1).
+        self.tz = config.tz
+        self.services: dict[str, Service] = {s.id: s for s in config.services}
+        self.counter_ids = frozenset(c.id for c in config.counters)
 
     def apply(self, event: ev.Event) -> None:
         self.state.apply(event)
@@ -201,11 +205,14 @@ class Office:
             raise ValueError("now must be timezone-aware")
         # Events are stored with millisecond times (events.format_ts): record them so, or the
         # live state would differ from the state recovered from the journal.
-        now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+        sub_ms = now.microsecond % 1000
+        if sub_ms:
+            now = now.replace(microsecond=now.microsecond - sub_ms)
         # A wall clock that jumps back never reorders events or goes back a business day.
         last = self.state.last_ts
         ts = now if last is None or now >= last else last
-        ts = ts.astimezone(self.config.tz)
+        if ts.tzinfo is not self.tz:
+            ts = ts.astimezone(self.tz)
         day = ts.date()
         if self.state.day is not None and day < self.state.day:
             day = self.state.day
@@ -262,6 +269,8 @@ class Office:
 class _Decider:
     """Decides one command against a state, accumulating events with their seq numbers."""
 
+    __slots__ = ("_next_seq", "config", "decision", "office", "state", "ts")
+
     def __init__(self, office: Office, state: OfficeState, ts: datetime) -> None:
         self.office = office
         self.config = office.config
@@ -271,8 +280,7 @@ class _Decider:
         self._next_seq = state.last_seq + 1
 
     def run(self, command: Command) -> Decision:
-        handler = getattr(self, "_" + type(command).__name__)
-        handler(command)
+        _DISPATCH[type(command)](self, command)
         return self.decision
 
     # -- helpers -----------------------------------------------------------------------------
@@ -281,11 +289,9 @@ class _Decider:
         self._next_seq += 1
 
     def counter(self, counter_id: str) -> Any:
-        try:
-            self.config.counter(counter_id)
-        except KeyError:
+        if counter_id not in self.office.counter_ids:
             known = ", ".join(c.id for c in self.config.counters)
-            raise OfficeError("unknown_counter", f"unknown counter {counter_id!r} (counters: {known})") from None
+            raise OfficeError("unknown_counter", f"unknown counter {counter_id!r} (counters: {known})")
         return self.state.counters.get(counter_id)
 
     def open_counter(self, counter_id: str, action: str) -> Any:
@@ -306,12 +312,12 @@ class _Decider:
             raise OfficeError("unknown_ticket", f"no ticket {ticket_id!r} today")
         return t
 
-    def service(self, service_id: str) -> None:
-        try:
-            self.config.service(service_id)
-        except KeyError:
+    def service(self, service_id: str) -> Service:
+        service = self.office.services.get(service_id)
+        if service is None:
             known = ", ".join(s.id for s in self.config.services)
-            raise OfficeError("unknown_service", f"unknown service {service_id!r} (services: {known})") from None
+            raise OfficeError("unknown_service", f"unknown service {service_id!r} (services: {known})")
+        return service
 
     def finish_current(self, counter_id: str) -> None:
         c = self.state.counters.get(counter_id)
@@ -326,8 +332,7 @@ class _Decider:
         pass
 
     def _IssueTicket(self, cmd: IssueTicket) -> None:
-        self.service(cmd.service)
-        service = self.config.service(cmd.service)
+        service = self.service(cmd.service)
         local = self.ts  # already in the office's zone, and on the state's business day
         plan = self.office.plan(local.date())
         if not plan.is_open:
@@ -340,7 +345,7 @@ class _Decider:
             return
         ahead = len(self.state.queues.get(cmd.service, ()))
         wait = self.office.estimator.estimate(self.state, cmd.service, ahead, local)
-        if wait.low_minutes > minutes_until(local, closes):
+        if wait.low_minutes > (closes.hour * 60 + closes.minute) - (local.hour * 60 + local.minute + local.second / 60):
             self.refuse(
                 cmd.service,
                 "cut_off",
@@ -351,8 +356,10 @@ class _Decider:
         number = self.state.last_number.get(cmd.service, service.first_number - 1) + 1
         # After a config change during the day (a prefix given to another service), a number may
         # already be taken: skip it, never issue a duplicate ticket id.
-        while number <= service.last_number and service.ticket_id(number) in self.state.tickets:
+        tid = service.ticket_id(number)
+        while number <= service.last_number and tid in self.state.tickets:
             number += 1
+            tid = service.ticket_id(number)
         if number > service.last_number:
             self.refuse(
                 cmd.service,
@@ -361,7 +368,6 @@ class _Decider:
                 f"{service.name.en} today",
             )
             return
-        tid = service.ticket_id(number)
         self.emit(
             ev.TicketIssued,
             ticket=tid,
@@ -466,3 +472,24 @@ class _Decider:
         self.open_counter(cmd.counter, "close")
         self.finish_current(cmd.counter)
         self.emit(ev.CounterClosed, counter=cmd.counter)
+
+
+# Each command type to its handler: `_Decider._<CommandName>`.
+_DISPATCH: dict[type, Any] = {
+    cls: getattr(_Decider, "_" + cls.__name__)
+    for cls in (
+        StartDay,
+        IssueTicket,
+        CallNext,
+        Recall,
+        MarkNoShow,
+        FinishService,
+        Transfer,
+        Hold,
+        Return,
+        OpenCounter,
+        PauseCounter,
+        ResumeCounter,
+        CloseCounter,
+    )
+}

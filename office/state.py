@@ -7,14 +7,16 @@ state. Only the current business day is held; earlier days live in the journal's
 from __future__ import annotations
 
 import bisect
+import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from office import events as ev
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 class TicketStatus(StrEnum):
@@ -204,8 +206,11 @@ class OfficeState:
 
     # -- snapshots ---------------------------------------------------------------------------
     def to_snapshot(self) -> dict[str, Any]:
+        """The state as JSON values. Ticket times are integer milliseconds since the epoch (the
+        events' own precision) in the zone of `tz`: cheap to write, exact to read back."""
         return {
             "format": SNAPSHOT_FORMAT,
+            "tz": _zone_record(self.last_ts),
             "day": self.day.isoformat() if self.day else None,
             "last_seq": self.last_seq,
             "last_ts": ev.format_ts(self.last_ts) if self.last_ts else None,
@@ -218,13 +223,12 @@ class OfficeState:
                     t.service,
                     t.number,
                     t.issued_seq,
-                    ev.format_ts(t.issued_at),
-                    t.token_hash,
+                    _epoch_ms(t.issued_at),
                     t.token,
                     t.status.value,
                     t.order,
                     t.counter,
-                    ev.format_ts(t.called_at) if t.called_at else None,
+                    _epoch_ms(t.called_at) if t.called_at else None,
                     t.recalls,
                     t.requeued,
                 ]
@@ -247,22 +251,23 @@ class OfficeState:
             s.schedule = ev.Schedule(seq=sched.pop("seq"), ts=datetime.fromisoformat(sched.pop("ts")), **sched)
         for cid, status, services, current in data["counters"]:
             s.counters[cid] = CounterState(cid, CounterStatus(status), tuple(services), current)
-        parse = datetime.fromisoformat
+        tz = _zone_from_record(data["tz"])
+        at = datetime.fromtimestamp
         for row in data["tickets"]:
             t = Ticket(
                 id=row[0],
                 service=row[1],
                 number=row[2],
                 issued_seq=row[3],
-                issued_at=parse(row[4]),
-                token_hash=row[5],
-                token=row[6],
-                status=TicketStatus(row[7]),
-                order=row[8],
-                counter=row[9],
-                called_at=parse(row[10]) if row[10] else None,
-                recalls=row[11],
-                requeued=row[12],
+                issued_at=at(row[4] / 1000, tz),
+                token_hash=hashlib.sha256(row[5].encode("ascii")).hexdigest(),
+                token=row[5],
+                status=TicketStatus(row[6]),
+                order=row[7],
+                counter=row[8],
+                called_at=at(row[9] / 1000, tz) if row[9] is not None else None,
+                recalls=row[10],
+                requeued=row[11],
             )
             s.tickets[t.id] = t
             if t.status is TicketStatus.WAITING:
@@ -270,6 +275,34 @@ class OfficeState:
         for queue in s.queues.values():
             queue.sort()
         return s
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _zone_record(t: datetime | None) -> str | int | None:
+    """The zone restored ticket times are shown in: an IANA key, or a fixed offset in seconds
+    (a state replayed from the journal has the offset its event times were written with)."""
+    if t is None or t.tzinfo is None:
+        return None
+    key = getattr(t.tzinfo, "key", None)
+    if isinstance(key, str):
+        return key
+    offset = t.utcoffset()
+    return int(offset.total_seconds()) if offset is not None else None
+
+
+def _zone_from_record(value: str | int | None) -> tzinfo:
+    if isinstance(value, str):
+        return ZoneInfo(value)
+    if isinstance(value, int):
+        return timezone(timedelta(seconds=value))
+    return UTC
+
+
+def _epoch_ms(t: datetime) -> int:
+    return (t - _EPOCH) // _MS
 
 
 def _schedule_record(e: ev.Schedule | None) -> dict[str, Any] | None:
