@@ -98,9 +98,11 @@ class CapacityEstimator:
         for cid, c in state.counters.items():
             if c.status is not CounterStatus.OPEN or service not in c.services:
                 continue
-            if any(a <= t < b for a, b in self._shifts.get(cid, ())):
-                continue
-            rate += 1.0 if c.services[0] == service else 0.5
+            for a, b in self._shifts.get(cid, ()):
+                if a <= t < b:
+                    break  # planned: already in the steps
+            else:
+                rate += 1.0 if c.services[0] == service else 0.5
         return rate
 
     def wait_minutes(self, service: str, ahead: int, now: datetime, state: OfficeState | None = None) -> float:

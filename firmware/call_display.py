@@ -1,0 +1,157 @@
+"""The call display: shows the current call as text drawn by the board's own font ("B023 → 5"),
+blinking for a while after a NEW call, the recent-calls list (RECENT), message lines (SHOW_TEXT),
+plays chimes (CHIME, and one per CALL) and blanks call and list on CLEAR.
+Its content is kept across a gateway restart until the gateway says otherwise: silence (offline)
+and a new IDENTIFY change nothing shown, and every change is saved to a JSON file on flash so that
+a reboot of the display restores it. Chimes are started after the reply is sent (from _check), so
+playing one never delays the bus.
+Owns the call display's behaviour only: outputs come from board.py, the bus logic from device.py."""
+
+import time
+
+import protocol as p
+from device import BusDevice, load_json, save_json
+from display import TextPanel
+
+ARROW = " → "
+BLINK_FOR_MS = 6000  # a NEW call blinks this long
+BLINK_MS = 500  # half period
+
+
+class CallDisplay(BusDevice):
+    KIND = p.KIND_CALL_DISPLAY
+    CAPS = p.CAP_TEXT | p.CAP_CHIME | p.CAP_RECENT
+    HANDLERS = {
+        p.Call.TYPE: "_call",
+        p.Recent.TYPE: "_recent",
+        p.Chime.TYPE: "_chime",
+        p.Clear.TYPE: "_clear",
+        p.ShowText.TYPE: "_show_text",
+    }
+
+    def __init__(self, addr, uart, chime, now, reset_cause=p.RESET_UNKNOWN, state_path=None):
+        BusDevice.__init__(self, addr, uart, now, reset_cause)
+        self.chime = chime
+        self.state_path = state_path
+        self.panel = TextPanel(256, 128)
+        self.call = None  # (ticket, counter)
+        self.recent = []  # [(ticket, counter)], newest first
+        self.message = []
+        self.saves = 0
+        self._blink_since = None
+        self._chimes = []  # (tone, repeat) waiting to be played after the reply
+        self._restore()
+        self._draw(now)
+
+    # --- Requests
+
+    def _call(self, frame, now):
+        self.call = (frame.ticket, frame.counter)
+        if frame.flags & p.CALL_NEW:
+            self._blink_since = now
+            self._chimes.append((p.TONE_CALL, 1))
+        else:
+            self._chimes.append((p.TONE_RECALL, 1))
+        self._changed(now)
+        return self._ack(frame)
+
+    def _recent(self, frame, now):
+        self.recent = [tuple(e) for e in frame.entries]
+        self._changed(now)
+        return self._ack(frame)
+
+    def _chime(self, frame, now):
+        self._chimes.append((frame.tone, frame.repeat))
+        return self._ack(frame)
+
+    def _clear(self, frame, now):
+        self.call = None
+        self.recent = []
+        self._blink_since = None
+        self._changed(now)
+        return self._ack(frame)
+
+    def _show_text(self, frame, now):
+        self.message = list(frame.lines)
+        self._changed(now)
+        return self._ack(frame)
+
+    # --- Drawing, chimes, persistence
+
+    def _check(self, now):
+        BusDevice._check(self, now)
+        while self._chimes:
+            tone, repeat = self._chimes.pop(0)
+            self.chime.play(tone, repeat)
+        self.chime._check(now)
+        if self._blink_since is not None:
+            if time.ticks_diff(now, self._blink_since) >= BLINK_FOR_MS:
+                self._blink_since = None
+            self._draw(now)
+
+    def blinking(self, now):
+        return self._blink_since is not None and time.ticks_diff(now, self._blink_since) < BLINK_FOR_MS
+
+    def lines(self, now):
+        """The text shown now: the call line (blank in a blink's dark phase), the recent list,
+        then the message lines."""
+        out = []
+        if self.call is not None:
+            lit = not self.blinking(now) or (time.ticks_diff(now, self._blink_since) // BLINK_MS) % 2 == 0
+            out.append(self.call[0] + ARROW + self.call[1] if lit else "")
+        for ticket, counter in self.recent:
+            out.append(ticket + ARROW + counter)
+        return out + self.message
+
+    def _draw(self, now):
+        lines = self.lines(now)
+        if lines != self.panel.lines:
+            self.panel.show(lines)
+
+    def _changed(self, now):
+        self._draw(now)
+        self._save()
+
+    def _save(self):
+        if not self.state_path:
+            return
+        state = {"call": list(self.call) if self.call else None, "recent": [list(e) for e in self.recent]}
+        state["message"] = self.message
+        try:
+            save_json(self.state_path, state)
+            self.saves += 1
+        except OSError as e:  # a full or failing flash must not stop the display
+            print("call display: cannot save:", repr(e))
+
+    def _restore(self):
+        if not self.state_path:
+            return
+        state = load_json(self.state_path)
+        if not isinstance(state, dict):
+            return
+        try:  # check through the codec, so restored content is content the bus could carry
+            call = state.get("call")
+            if call:
+                p.Call(self.addr, 0, p.CALL_RECALL, call[0], call[1])
+                self.call = (call[0], call[1])
+            recent = state.get("recent") or []
+            p.Recent(self.addr, 0, recent)
+            self.recent = [(e[0], e[1]) for e in recent]
+            message = state.get("message") or []
+            p.ShowText(self.addr, 0, message)
+            self.message = list(message)
+        except (ValueError, TypeError, IndexError, KeyError) as e:
+            print("call display: saved content ignored:", repr(e))
+            self.call, self.recent, self.message = None, [], []
+
+    def deinit(self):
+        self.chime.deinit()
+        self.panel.deinit()
+        BusDevice.deinit(self)
+
+
+def make(config, uart, now, reset_cause):
+    import board
+
+    state = board.path_join(board.flash_dir(), config.get("state_file", "display_state.json"))
+    return CallDisplay(config["addr"], uart, board.chime(), now, reset_cause, state)

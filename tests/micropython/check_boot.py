@@ -1,0 +1,106 @@
+# ruff: noqa: E402, UP031 -- MicroPython scripts: imports follow the sys.path setup; %-format
+"""Boot under MicroPython: the reset cause (and RESET_FW_UPDATE after a FW_COMMIT marker), the
+watchdog, A/B slots (the active slot's module, else the other slot's, made active), and
+config.json checks that name the bad field.
+    micropython -X heapsize=192K check_boot.py FIRMWARE_DIR TMP_DIR"""
+
+import os
+import sys
+
+from fwcheck import check, equal, finish, setup
+
+tmp = setup()
+import board
+import config
+import slots
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def fresh():
+    for m in ("probe", "helper"):
+        if m in sys.modules:
+            del sys.modules[m]
+    for d in list(sys.path):
+        if d.startswith(tmp):
+            sys.path.remove(d)
+    slots.active = None
+    slots.fell_back = False
+
+
+for d in ("a", "b"):
+    os.mkdir(tmp + "/" + d)
+# Slot a is broken half-way: its helper imports, then probe raises.
+write(tmp + "/a/helper.py", "WHICH = 'a'\n")
+write(tmp + "/a/probe.py", "import helper\nraise RuntimeError('broken build')\n")
+write(tmp + "/b/helper.py", "WHICH = 'b'\n")
+write(tmp + "/b/probe.py", "import helper\nWHICH = 'b'\nHELPER = helper.WHICH\n")
+
+write(tmp + "/slot", "a")
+m = slots.load("probe", tmp)
+equal((m.WHICH, m.HELPER), ("b", "b"), "fell back to slot b, with b's helper")
+check(slots.fell_back and slots.active == "b", "fallback recorded")
+equal(read(tmp + "/slot"), "b", "slot b made active")
+
+fresh()
+write(tmp + "/a/probe.py", "import helper\nWHICH = 'a'\nHELPER = helper.WHICH\n")
+write(tmp + "/slot", "a")
+m = slots.load("probe", tmp)
+equal((m.WHICH, m.HELPER, slots.active, slots.fell_back), ("a", "a", "a", False), "active slot a used")
+
+fresh()
+write(tmp + "/b/probe.py", "raise ImportError('also broken')\n")
+write(tmp + "/slot", "b")
+m = slots.load("probe", tmp)
+equal((m.WHICH, slots.active), ("a", "a"), "falls back from b to a")
+
+fresh()
+write(tmp + "/a/probe.py", "x = (\n")  # a syntax error is an import failure too
+write(tmp + "/slot", "a")
+try:
+    slots.load("probe", tmp)
+    check(False, "no working slot must raise")
+except ImportError as e:
+    check("no slot" in str(e), "no working slot: %s" % e)
+fresh()
+
+# Reset cause: the FW_COMMIT marker wins once, then the hardware cause.
+write(tmp + "/fw_committed", "")
+equal(slots.boot(4000, tmp), 5, "reset cause after FW_COMMIT")
+check("fw_committed" not in os.listdir(tmp), "marker removed")
+equal(slots.wdt.timeout_ms, 4000, "watchdog started")
+slots.reset_cause = None
+equal(slots.boot(4000, tmp), board.reset_cause(), "hardware reset cause")
+
+# config.json
+good = {"kind": "counter_pad", "addr": 4, "debounce_ms": 25}
+equal(config.check(good), good, "good config")
+for bad, msg in (
+    ({"kind": "printer", "addr": 1}, "kind must be one of"),
+    ({"kind": "dispenser"}, "addr is missing"),
+    ({"kind": "dispenser", "addr": 17}, "addr must be an integer 1..16, got 17"),
+    ({"kind": "dispenser", "addr": 2, "debounce_ms": True}, "debounce_ms must be an integer"),
+    ([1], "must be a JSON object"),
+):
+    try:
+        config.check(bad)
+        check(False, "accepted bad config %r" % (bad,))
+    except config.ConfigError as e:
+        check(msg in str(e), "config error %r lacks %r" % (str(e), msg))
+write(tmp + "/config.json", "{not json")
+try:
+    config.load(tmp + "/config.json")
+    check(False, "bad JSON accepted")
+except config.ConfigError as e:
+    check("is not valid JSON" in str(e), str(e))
+equal(read(tmp + "/config.json"), "{not json", "a bad config file is left as it is")
+print("boot checked")
+finish()

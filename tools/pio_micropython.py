@@ -1,0 +1,123 @@
+"""Build and deploy steps for the MicroPython boards, used by platformio.ini (as an extra script)
+and runnable on its own, so the build is tested without PlatformIO or its registry:
+
+    python tools/pio_micropython.py build KIND OUT_DIR [--mpy-cross PATH]
+    python tools/pio_micropython.py deploy KIND OUT_DIR [--port PORT] [--mpremote PATH]
+
+build: compiles the application modules with mpy-cross into OUT_DIR/a/ (slot a) and lays out the
+loader beside them: boot.py and main.py stay source (MicroPython runs only those names at boot),
+slots and board are compiled, config.json is the kind's example config, `slot` names slot a.
+deploy: copies OUT_DIR to the board with `mpremote cp` (the loader at the root, the slot in :a/).
+Under PlatformIO the environment's custom_device_kind, custom_config, custom_mpy_cross and
+custom_mpremote options choose the same, as targets `pio run -e dispenser_pico -t mpy` and
+`-t deploy` (and `-t upload`)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+KINDS = ("dispenser", "counter_pad", "call_display")
+LOADER_SOURCE = ("boot.py", "main.py")  # run by name at boot: stay .py
+LOADER_COMPILED = ("slots.py", "board.py")
+APP_MODULES = ("protocol.py", "device.py", "display.py", "config.py")
+
+
+def _tool(name: str) -> str:
+    """`name` from this interpreter's bin/ (the uv venv) if it is there, else from PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+def modules_for(kind: str) -> list[str]:
+    if kind not in KINDS:
+        raise SystemExit(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return [*APP_MODULES, f"{kind}.py"]
+
+
+def build(kind: str, out: Path, mpy_cross: str = "mpy-cross", config: Path | None = None) -> list[Path]:
+    """Lays out the board's flash in `out`; returns the files written."""
+    modules = modules_for(kind)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "a").mkdir(parents=True)
+    written = []
+
+    def compile_to(src: Path, dst: Path) -> None:
+        result = subprocess.run([mpy_cross, "-o", str(dst), str(src)], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"mpy-cross {src.name}: {result.stderr.strip()}")
+        written.append(dst)
+
+    for name in LOADER_SOURCE:
+        shutil.copy(FIRMWARE / name, out / name)
+        written.append(out / name)
+    for name in LOADER_COMPILED:
+        compile_to(FIRMWARE / name, out / name.replace(".py", ".mpy"))
+    for name in modules:
+        compile_to(FIRMWARE / name, out / "a" / name.replace(".py", ".mpy"))
+    shutil.copy(config or ROOT / "tools" / "configs" / f"{kind}.json", out / "config.json")
+    (out / "slot").write_text("a")
+    written += [out / "config.json", out / "slot"]
+    return written
+
+
+def deploy_commands(out: Path, port: str = "auto", mpremote: str = "mpremote") -> list[list[str]]:
+    """The mpremote command lines that copy a built `out` to the board, then reset it."""
+    cmd = [mpremote, "connect", port]
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    steps = [[*cmd, "mkdir", ":a"]]  # fails harmlessly when it exists
+    steps += [[*cmd, "cp", str(f), ":" + f.relative_to(out).as_posix()] for f in files]
+    steps.append([*cmd, "reset"])
+    return steps
+
+
+def deploy(out: Path, port: str = "auto", mpremote: str = "mpremote") -> None:
+    for i, argv in enumerate(deploy_commands(out, port, mpremote)):
+        result = subprocess.run(argv, check=False)
+        if result.returncode != 0 and i > 0:
+            raise SystemExit(f"failed: {' '.join(argv)}")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 3 or argv[0] not in ("build", "deploy"):
+        raise SystemExit(__doc__)
+    action, kind, out = argv[0], argv[1], Path(argv[2])
+    opts = dict(zip(argv[3::2], argv[4::2], strict=False))
+    if action == "build":
+        build(kind, out, opts.get("--mpy-cross", _tool("mpy-cross")))
+    else:
+        modules_for(kind)
+        deploy(out, opts.get("--port", "auto"), opts.get("--mpremote", _tool("mpremote")))
+
+
+def _platformio() -> None:
+    """Registers the targets when PlatformIO runs this file as an extra script (SCons)."""
+    env = globals()["DefaultEnvironment"]()
+    kind = env.GetProjectOption("custom_device_kind")
+    out = Path(env.subst("$BUILD_DIR")) / "flash"
+    mpy_cross = env.GetProjectOption("custom_mpy_cross", "mpy-cross")
+    mpremote = env.GetProjectOption("custom_mpremote", "mpremote")
+    config = ROOT / env.GetProjectOption("custom_config")
+    port = env.subst("$UPLOAD_PORT") or "auto"
+
+    def do_build(*_args: object, **_kw: object) -> None:
+        build(kind, out, mpy_cross, config)
+
+    def do_deploy(*_args: object, **_kw: object) -> None:
+        build(kind, out, mpy_cross, config)
+        deploy(out, port, mpremote)
+
+    env.AddCustomTarget("mpy", None, do_build, title="mpy-cross", description="compile the firmware")
+    env.AddCustomTarget("deploy", None, do_deploy, title="mpremote cp", description="copy it to the board")
+    env.Replace(UPLOADCMD=do_deploy)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+elif "DefaultEnvironment" in globals():
+    _platformio()
