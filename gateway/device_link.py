@@ -1,0 +1,583 @@
+"""One device on the bus, as the gateway sees it: a small state machine per device link.
+
+Owns the link's session with one device: its request seq, the events accepted from it
+(firmware.protocol.EventTracker), the commands waiting for it with their retries and back-off,
+what it should be showing (sent again in full whenever it is seen afresh), and whether it is
+there at all. Pure: `handle(event, now) -> effects`, times in seconds on an injected monotonic
+clock, no I/O. It must not touch the bus (gateway.bus decides who talks when) or the journal (it
+asks for office commands with `Execute` effects and is told the outcome with `OfficeOutcome`).
+
+States (see docs/protocol.md, "Sessions, hello and offline"):
+
+    CONNECTING  --HELLO to IDENTIFY-->            IDENTIFIED (its whole state is queued)
+    IDENTIFIED  --state delivered-->              ONLINE
+    ONLINE      --a poll unanswered, or a command failed after its retries--> DEGRADED
+    DEGRADED    --a valid reply-->                ONLINE (IDENTIFIED first if state must be resent)
+    any         --two consecutive polls unanswered--> OFFLINE (queued commands dropped)
+    OFFLINE     --a valid reply-->                IDENTIFIED (state resent) or CONNECTING (never identified)
+    any         --HELLO to a POLL (it restarted)--> CONNECTING (IDENTIFY goes out at once)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from hal.codec import KIND_NAMES, Frame, P
+from office.model import (
+    CallNext,
+    Command,
+    FinishService,
+    IssueRefused,
+    IssueTicket,
+    MarkNoShow,
+    NobodyWaiting,
+    PauseCounter,
+    Recall,
+    ShowCall,
+    TicketReady,
+    Transfer,
+)
+from office.model import Effect as OfficeEffect
+
+# Bilingual words for a refused ticket, per IssueRefused.reason (each line <= 60 bytes of UTF-8).
+REFUSAL_TEXT: dict[str, tuple[str, str]] = {
+    "closed_today": ("本日は閉庁しています", "The office is closed today"),
+    "not_offered_now": ("この時間は受付していません", "Not offered at this time"),
+    "cut_off": ("本日の受付は終了しました", "Reception closed for today"),
+    "range_exhausted": ("本日の番号券は終了しました", "No more tickets today"),
+}
+_FALLBACK_REFUSAL = ("受付できません", "Cannot issue a ticket")
+
+
+class LinkState(Enum):
+    CONNECTING = "connecting"
+    IDENTIFIED = "identified"
+    ONLINE = "online"
+    DEGRADED = "degraded"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """A device as configured: where it is and what it is for.
+
+    `services`: service ids by button/transfer index (LAMPS bit i, BUTTON_PRESS service i).
+    `counter`: the counter a pad belongs to. `counter_label`: what a call display shows for it."""
+
+    addr: int
+    kind: int
+    services: tuple[str, ...] = ()
+    counter: str | None = None
+
+    def __post_init__(self) -> None:
+        if not P.ADDR_MIN <= self.addr <= P.ADDR_MAX:
+            raise ValueError(f"device address {self.addr} is outside {P.ADDR_MIN}-{P.ADDR_MAX}")
+        if self.kind not in KIND_NAMES:
+            raise ValueError(f"device kind {self.kind} is not one of {sorted(KIND_NAMES)}")
+        if len(self.services) > P.MAX_SERVICES:
+            raise ValueError(f"at most {P.MAX_SERVICES} services per device, got {len(self.services)}")
+        if self.kind == P.KIND_COUNTER_PAD and not self.counter:
+            raise ValueError(f"counter pad at address {self.addr} needs its counter")
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A command for the device, without addr and seq (the link adds them when it goes out).
+
+    `build(addr, seq)` makes the frame; it is called once, at the first attempt, so a lazily
+    built frame (RECENT) carries what is current then, and a retry is the same bytes. `slot`
+    names the piece of device state it sets (a newer one replaces a queued older one), or None
+    for one-off commands (CALL, CHIME). `bulk` commands take the cycle's one bulk exchange."""
+
+    name: str
+    build: Callable[[int, int], Frame]
+    bulk: bool = False
+    slot: str | None = None
+
+
+# -- events ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PollSlot:
+    """The scheduler offers this link its poll in the current cycle."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSlot:
+    """The scheduler offers this link an exchange for a queued command (bulk or urgent)."""
+
+    bulk: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Replied:
+    """A valid reply to the request in flight (addr and seq already matched by the bus)."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class NoReply:
+    """No valid reply to the request in flight before its time-out (lost or damaged)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeOutcome:
+    """An office effect this device must show (routed here by the bus)."""
+
+    effect: OfficeEffect
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRejected:
+    """An office command this device asked for was refused by the model (OfficeError)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteFailed:
+    """The office command could not be stored (journal error): nothing was recorded, so the
+    device's event must not be acknowledged; it comes again with the next poll."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetLamps:
+    """Dispenser: these services are offered now."""
+
+    services: frozenset[str]
+
+
+LinkEvent = PollSlot | CommandSlot | Replied | NoReply | OfficeOutcome | CommandRejected | ExecuteFailed | SetLamps
+
+
+# -- effects --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Put this request on the bus now and wait for its reply."""
+
+    frame: Frame
+    poll: bool  # a poll (or IDENTIFY): not retried, counts toward offline
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Run this office command (journal, then model); tell the outcome back to `addr`."""
+
+    addr: int
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class PrintTicket:
+    """A ticket to print on the printer beside the dispenser at `addr`."""
+
+    addr: int
+    ticket: TicketReady
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    addr: int
+    old: LinkState
+    new: LinkState
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Identified:
+    addr: int
+    kind: int
+    version: tuple[int, int, int]
+    caps: int
+    reset_cause: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFailed:
+    addr: int
+    name: str
+    reason: str
+
+
+LinkEffect = Transmit | Execute | PrintTicket | StateChanged | Identified | CommandFailed
+
+
+@dataclass(slots=True)
+class _Exchange:
+    frame: Frame
+    outgoing: Outgoing | None  # None for a poll / IDENTIFY
+    attempt: int = 1
+    ready_at: float = 0.0
+
+
+def display_number(ticket: str) -> str:
+    """A ticket id for the pad's 4-character display: "B-023" -> "B023"."""
+    t = ticket.replace("-", "")
+    return t[-4:].rjust(4)
+
+
+def clip_utf8(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8, never inside a character."""
+    while len(text.encode()) > max_bytes:
+        text = text[:-1]
+    return text
+
+
+def fit_recent(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The newest entries whose RECENT payload fits in one frame (123 bytes)."""
+    out: list[tuple[str, str]] = []
+    size = 1
+    for ticket, counter in entries[: P.MAX_RECENT]:
+        size += 2 + len(ticket.encode()) + len(counter.encode())
+        if size > P.MAX_PAYLOAD:
+            break
+        out.append((ticket, counter))
+    return out
+
+
+def key_command(key: int, arg: int, counter: str, services: tuple[str, ...]) -> Command | None:
+    """The office command for a counter-pad (or GPIO counter) key, None if it maps to nothing."""
+    if key == P.KEY_CALL_NEXT:
+        return CallNext(counter)
+    if key == P.KEY_DONE:
+        return FinishService(counter)
+    if key == P.KEY_RECALL:
+        return Recall(counter)
+    if key == P.KEY_NO_SHOW:
+        return MarkNoShow(counter)
+    if key == P.KEY_TRANSFER:
+        return Transfer(to_service=services[arg], counter=counter) if arg < len(services) else None
+    if key == P.KEY_PAUSE:
+        return PauseCounter(counter)
+    return None
+
+
+class DeviceLink:
+    """The gateway's side of one device (see the module docstring for the states)."""
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        new_token: Callable[[], str],
+        counter_label: Callable[[str], str] = str,
+    ) -> None:
+        self.spec = spec
+        self.addr = spec.addr
+        self._new_token = new_token
+        self._label = counter_label
+        self.state = LinkState.CONNECTING
+        self.tracker = P.EventTracker()
+        self._prev_ack = 0  # the ack before the last accepted event, to undo it (ExecuteFailed)
+        self.seq = 0xFF  # the first request takes seq 0
+        self.missed = 0
+        self.identity: Identified | None = None
+        self._need_identify = True
+        self._identify_now = False  # a HELLO to a POLL: IDENTIFY right away, not next cycle
+        self._resync = False  # state must be sent in full when next seen
+        self._urgent: deque[Outgoing] = deque()
+        self._bulk: deque[Outgoing] = deque()
+        self._inflight: _Exchange | None = None
+        self._retry: _Exchange | None = None
+        # What the device should show, by slot, in the order to send it.
+        self._desired: dict[str, Outgoing] = {}
+        self.recent: list[tuple[str, str]] = []  # call display: newest first
+        self.text: tuple[str, ...] = ()  # the message lines it should show
+        self.failures = 0
+        self.retries = 0
+
+    # -- questions the scheduler asks ------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A command is waiting out its back-off: nothing else may go to this device meanwhile,
+        or its retry would no longer be recognised as one by the device's duplicate filter."""
+        return self._retry is not None
+
+    def wants(self, now: float, bulk: bool = False) -> bool:
+        """Has a command ready to go out now (for the urgent path, or the cycle's bulk slot)."""
+        if self._inflight is not None or self.state is LinkState.OFFLINE:
+            return False
+        if self._retry is not None:
+            return not bulk and now >= self._retry.ready_at
+        if bulk:
+            return bool(self._bulk) and not self._need_identify
+        if self._need_identify:
+            return self._identify_now
+        return bool(self._urgent)
+
+    def retry_at(self) -> float | None:
+        return self._retry.ready_at if self._retry is not None else None
+
+    @property
+    def pending(self) -> int:
+        return len(self._urgent) + len(self._bulk) + (self._retry is not None)
+
+    # -- the state machine ---------------------------------------------------------------------------
+    def handle(self, event: LinkEvent, now: float) -> list[LinkEffect]:
+        if isinstance(event, PollSlot):
+            return self._poll_slot()
+        if isinstance(event, CommandSlot):
+            return self._command_slot(event.bulk, now)
+        if isinstance(event, Replied):
+            return self._replied(event.frame, now)
+        if isinstance(event, NoReply):
+            return self._no_reply(now)
+        if isinstance(event, OfficeOutcome):
+            return self._office_effect(event.effect)
+        if isinstance(event, CommandRejected):
+            return self._rejected(event)
+        if isinstance(event, SetLamps):
+            return self._set_lamps(event.services)
+        if isinstance(event, ExecuteFailed):
+            self.tracker.ack = self._prev_ack
+            return [CommandFailed(self.addr, "execute", event.reason)]
+        raise TypeError(f"not a link event: {event!r}")
+
+    def _next_seq(self) -> int:
+        self.seq = int(P.next_seq(self.seq))
+        return self.seq
+
+    def _go(self, new: LinkState, why: str) -> list[LinkEffect]:
+        if new is self.state:
+            return []
+        old, self.state = self.state, new
+        return [StateChanged(self.addr, old, new, why)]
+
+    def _poll_slot(self) -> list[LinkEffect]:
+        if self._inflight is not None or self._retry is not None:
+            return []
+        if self._need_identify:
+            frame = P.Identify(self.addr, self._next_seq())
+        else:
+            frame = P.Poll(self.addr, self._next_seq(), self.tracker.ack)
+        self._inflight = _Exchange(frame, None)
+        return [Transmit(frame, poll=True)]
+
+    def _command_slot(self, bulk: bool, now: float) -> list[LinkEffect]:
+        if not self.wants(now, bulk):
+            return []
+        if self._retry is not None:
+            ex, self._retry = self._retry, None
+            self._inflight = ex
+            self.retries += 1
+            return [Transmit(ex.frame, poll=False)]
+        if self._need_identify:  # right after a HELLO to a POLL
+            self._identify_now = False
+            frame = P.Identify(self.addr, self._next_seq())
+            self._inflight = _Exchange(frame, None)
+            return [Transmit(frame, poll=True)]
+        out = (self._bulk if bulk else self._urgent).popleft()
+        frame = out.build(self.addr, self._next_seq())
+        self._inflight = _Exchange(frame, out)
+        return [Transmit(frame, poll=False)]
+
+    # -- replies ---------------------------------------------------------------------------------
+    def _replied(self, frame: Frame, now: float) -> list[LinkEffect]:
+        ex, self._inflight = self._inflight, None
+        if ex is None:
+            return []
+        effects: list[LinkEffect] = []
+        if frame.TYPE == P.Hello.TYPE:
+            return self._hello(frame, identify=ex.outgoing is None and ex.frame.TYPE == P.Identify.TYPE)
+        self.missed = 0
+        if ex.outgoing is None:  # a poll
+            if self._need_identify:
+                # IDENTIFY answered by something other than HELLO: ask again next cycle.
+                return effects
+            prev = self.tracker.ack
+            if frame.TYPE in (P.ButtonPress.TYPE, P.Key.TYPE) and self.tracker.accept(frame.ev):
+                self._prev_ack = prev
+                effects += self._device_event(frame)
+        else:
+            if frame.TYPE == P.Nak.TYPE:
+                if frame.reason == P.NAK_BUSY:
+                    return effects + self._again(ex, now, "busy")
+                effects += self._failed(ex, f"NAK reason {frame.reason}")
+            elif frame.TYPE != P.Ack.TYPE:
+                return effects + self._again(ex, now, f"unexpected {frame.NAME}")
+        return self._seen() + effects
+
+    def _seen(self) -> list[LinkEffect]:
+        """A valid reply: the device is there. Decide which state that makes it."""
+        if self.state in (LinkState.OFFLINE, LinkState.DEGRADED) and self._resync:
+            self._queue_state()
+            return self._go(LinkState.IDENTIFIED, "seen again: sending its state")
+        if self.state is LinkState.IDENTIFIED and not self._urgent and not self._bulk and self._retry is None:
+            return self._go(LinkState.ONLINE, "state delivered")
+        if self.state in (LinkState.OFFLINE, LinkState.DEGRADED):
+            return self._go(LinkState.ONLINE, "answering again")
+        return []
+
+    def _hello(self, frame: Frame, identify: bool) -> list[LinkEffect]:
+        self.missed = 0
+        self.tracker.reset()
+        if not identify:
+            # It restarted (or never heard IDENTIFY): whatever it was told is gone.
+            self._need_identify = True
+            self._identify_now = True
+            self._urgent.clear()
+            self._bulk.clear()
+            self._retry = None
+            return self._go(LinkState.CONNECTING, f"HELLO after reset (cause {frame.reset_cause})")
+        if frame.kind != self.spec.kind:
+            self._need_identify = True
+            return [
+                CommandFailed(
+                    self.addr, "IDENTIFY", f"a {KIND_NAMES[frame.kind]} answered, configured as a {self.spec.kind_name}"
+                )
+            ]
+        self._need_identify = False
+        self.identity = Identified(self.addr, frame.kind, tuple(frame.version), frame.caps, frame.reset_cause)
+        self._queue_state()
+        effects: list[LinkEffect] = [self.identity]
+        return effects + self._go(LinkState.IDENTIFIED, "HELLO") + self._seen()
+
+    def _no_reply(self, now: float) -> list[LinkEffect]:
+        ex, self._inflight = self._inflight, None
+        if ex is None:
+            return []
+        if ex.outgoing is not None:
+            return self._again(ex, now, "no reply")
+        self.missed += 1
+        if self.missed >= P.OFFLINE_AFTER_MISSED_POLLS:
+            self._urgent.clear()
+            self._bulk.clear()
+            self._retry = None
+            self._resync = True
+            return self._go(LinkState.OFFLINE, f"{self.missed} polls unanswered")
+        if self.state in (LinkState.ONLINE, LinkState.IDENTIFIED):
+            self._resync = self._resync or self.state is LinkState.IDENTIFIED
+            return self._go(LinkState.DEGRADED, "a poll unanswered")
+        return []
+
+    def _again(self, ex: _Exchange, now: float, why: str) -> list[LinkEffect]:
+        if ex.attempt > P.MAX_RETRIES:
+            return self._failed(ex, f"{why} after {ex.attempt} attempts")
+        ex.ready_at = now + P.retry_delay_ms(ex.attempt) / 1000
+        ex.attempt += 1
+        self._retry = ex
+        return []
+
+    def _failed(self, ex: _Exchange, why: str) -> list[LinkEffect]:
+        self.failures += 1
+        self._resync = True
+        name = ex.outgoing.name if ex.outgoing else ex.frame.NAME
+        effects: list[LinkEffect] = [CommandFailed(self.addr, name, why)]
+        if self.state is LinkState.ONLINE or self.state is LinkState.IDENTIFIED:
+            effects += self._go(LinkState.DEGRADED, f"{name} failed")
+        return effects
+
+    # -- device events -> office commands -----------------------------------------------------------
+    def _device_event(self, frame: Frame) -> list[LinkEffect]:
+        spec = self.spec
+        if frame.TYPE == P.ButtonPress.TYPE and spec.kind == P.KIND_DISPENSER:
+            if frame.service >= len(spec.services):
+                return [CommandFailed(self.addr, "BUTTON_PRESS", f"no service at button {frame.service}")]
+            return [Execute(self.addr, IssueTicket(spec.services[frame.service], self._new_token()))]
+        if frame.TYPE == P.Key.TYPE and spec.kind == P.KIND_COUNTER_PAD and spec.counter:
+            command = key_command(frame.key, frame.arg, spec.counter, spec.services)
+            if command is None:
+                return [CommandFailed(self.addr, "KEY", f"key {frame.key} arg {frame.arg} means nothing here")]
+            return [Execute(self.addr, command)]
+        return [CommandFailed(self.addr, frame.NAME, f"not expected from a {spec.kind_name}")]
+
+    # -- office effects -> frames -----------------------------------------------------------------
+    def _can(self, cap: int) -> bool:
+        # Before HELLO we do not know the caps: queue the state, it is checked again on sending.
+        return self.identity is None or bool(self.identity.caps & cap)
+
+    def _send(self, out: Outgoing) -> None:
+        if out.slot is not None:
+            self._desired[out.slot] = out
+        if self.state is LinkState.OFFLINE or self._need_identify:
+            return  # not sent while offline; the desired state goes when it is next seen
+        queue = self._bulk if out.bulk else self._urgent
+        if out.slot is not None:
+            for old in [o for o in queue if o.slot == out.slot]:
+                queue.remove(old)
+        queue.append(out)
+
+    def _queue_state(self) -> None:
+        self._resync = False
+        self._urgent.clear()
+        self._bulk.clear()
+        for slot, out in list(self._desired.items()):
+            if not self._can(_SLOT_CAPS.get(slot, 0)):
+                continue
+            (self._bulk if out.bulk else self._urgent).append(out)
+
+    def _office_effect(self, effect: OfficeEffect) -> list[LinkEffect]:
+        kind = self.spec.kind
+        if isinstance(effect, TicketReady) and kind == P.KIND_DISPENSER:
+            if self.text:
+                self._show_text(())  # the words of an earlier refusal are over
+            return [PrintTicket(self.addr, effect)]
+        if isinstance(effect, IssueRefused) and kind == P.KIND_DISPENSER:
+            self._show_text(REFUSAL_TEXT.get(effect.reason, _FALLBACK_REFUSAL))
+        elif isinstance(effect, ShowCall):
+            if kind == P.KIND_CALL_DISPLAY:
+                self._show_call(effect)
+            elif kind == P.KIND_COUNTER_PAD and effect.counter == self.spec.counter:
+                self._show_number(display_number(effect.ticket), P.LAMP_GREEN, 0)
+        elif isinstance(effect, NobodyWaiting) and kind == P.KIND_COUNTER_PAD and effect.counter == self.spec.counter:
+            self._show_number("----", P.LAMP_AMBER, 0)
+        return []
+
+    def _rejected(self, event: CommandRejected) -> list[LinkEffect]:
+        if self.spec.kind == P.KIND_COUNTER_PAD and self._can(P.CAP_STATUS_LAMP):
+            self._send(Outgoing("STATUS_LAMP", lambda a, s: P.StatusLamp(a, s, P.LAMP_RED, 1), slot="status"))
+        return [CommandFailed(self.addr, "office", f"{event.code}: {event.message}")]
+
+    def _show_text(self, lines: tuple[str, ...]) -> None:
+        self.text = lines
+        if self._can(P.CAP_TEXT):
+            self._send(Outgoing("SHOW_TEXT", lambda a, s: P.ShowText(a, s, list(lines)), bulk=True, slot="text"))
+
+    def _show_number(self, text: str, colour: int, blink: int) -> None:
+        if self._can(P.CAP_NUMBER):
+            self._send(Outgoing("DISPLAY_NUMBER", lambda a, s: P.DisplayNumber(a, s, text), slot="number"))
+        if self._can(P.CAP_STATUS_LAMP):
+            self._send(Outgoing("STATUS_LAMP", lambda a, s: P.StatusLamp(a, s, colour, blink), slot="status"))
+
+    def _show_call(self, call: ShowCall) -> None:
+        label = clip_utf8(self._label(call.counter), P.MAX_COUNTER) or call.counter[: P.MAX_COUNTER]
+        flags = P.CALL_RECALL if call.recall else P.CALL_NEW
+        if not call.recall:
+            self.recent = [(call.ticket, label), *self.recent][: P.MAX_RECENT]
+        self._send(Outgoing("CALL", lambda a, s: P.Call(a, s, flags, call.ticket, label)))
+        if self._can(P.CAP_RECENT):
+            # Part of the display's state for a resync only: CALL NEW puts itself on the list.
+            self._desired["recent"] = Outgoing(
+                "RECENT", lambda a, s: P.Recent(a, s, fit_recent(self.recent)), bulk=True, slot="recent"
+            )
+
+    def _set_lamps(self, services: frozenset[str]) -> list[LinkEffect]:
+        if self.spec.kind != P.KIND_DISPENSER or not self._can(P.CAP_LAMPS):
+            return []
+        mask = 0
+        for i, service in enumerate(self.spec.services):
+            if service in services:
+                mask |= 1 << i
+        current = self._desired.get("lamps")
+        if current is not None and current.name == f"LAMPS {mask:#06x}":
+            return []
+        self._send(Outgoing(f"LAMPS {mask:#06x}", lambda a, s: P.Lamps(a, s, mask), slot="lamps"))
+        return []
+
+
+_SLOT_CAPS = {
+    "text": P.CAP_TEXT,
+    "lamps": P.CAP_LAMPS,
+    "number": P.CAP_NUMBER,
+    "status": P.CAP_STATUS_LAMP,
+    "recent": P.CAP_RECENT,
+}

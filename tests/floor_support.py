@@ -1,0 +1,107 @@
+"""Shared by the bus and device-link tests: a fake clock and a small floor of simulated devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.bus import BusMaster, SyncDriver
+from gateway.device_link import DeviceLink, DeviceSpec, LinkEffect, PrintTicket
+from hal.codec import P
+from hal.serial_link import open_link
+from office.config import OfficeConfig
+from office.model import Command, Decision, Office, OpenCounter
+
+
+class FakeClock:
+    """Monotonic seconds that move only when told: wait_until jumps."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def wait_until(self, t: float) -> None:
+        self.t = max(self.t, t)
+
+
+class Tokens:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"token-{self.n:04d}"
+
+
+@dataclass
+class Floor:
+    """One dispenser (addr 1), a counter pad for counter 1 (addr 5), a call display (addr 16)."""
+
+    office: Office
+    wall0: datetime
+    url: str
+    min_cycle: float = 0.05
+    clock: FakeClock = field(default_factory=FakeClock)
+    commands: list[Command] = field(default_factory=list)
+    effects: list[LinkEffect] = field(default_factory=list)
+    sent: list[Any] = field(default_factory=list)  # every request frame, in order
+
+    def __post_init__(self) -> None:
+        cfg = self.office.config
+        services = tuple(s.id for s in cfg.services)
+        self.links = [
+            DeviceLink(DeviceSpec(1, P.KIND_DISPENSER, services), Tokens()),
+            DeviceLink(DeviceSpec(5, P.KIND_COUNTER_PAD, services, counter="1"), Tokens()),
+            DeviceLink(DeviceSpec(16, P.KIND_CALL_DISPLAY), Tokens(), counter_label=self.label),
+        ]
+        self.bus = BusMaster(self.links, self.execute, min_cycle=self.min_cycle)
+        self.port = open_link(self.url)
+        recorder = self
+
+        class Spy:
+            def write(self, data: bytes) -> int | None:
+                recorder.sent.extend(P.Decoder().feed(data))
+                return int(recorder.port.write(data))
+
+            def read(self, size: int = 1) -> bytes:
+                return bytes(recorder.port.read(size))
+
+            @property
+            def in_waiting(self) -> int:
+                return int(recorder.port.in_waiting)
+
+        self.driver = SyncDriver(self.bus, Spy(), self.clock)
+        self.dispenser = self.port.bus.devices[1]
+        self.pad = self.port.bus.devices[5]
+        self.display = self.port.bus.devices[16]
+
+    def label(self, counter: str) -> str:
+        return self.office.config.counter(counter).name.ja
+
+    def wall(self) -> datetime:
+        return self.wall0 + timedelta(seconds=self.clock.now())
+
+    def execute(self, command: Command) -> Decision:
+        self.commands.append(command)
+        return self.office.execute(command, self.wall())
+
+    def cycles(self, n: int) -> None:
+        self.effects += self.driver.run_cycles(n)
+
+    def until(self, seconds: float) -> None:
+        self.effects += self.driver.run_until(self.clock.now() + seconds)
+
+    def printed(self) -> list[str]:
+        return [e.ticket.ticket for e in self.effects if isinstance(e, PrintTicket)]
+
+    def state(self, addr: int) -> str:
+        return self.bus.by_addr[addr].state.value
+
+
+def make_floor(cfg: OfficeConfig, wall0: datetime, url: str | None = None, **kw: Any) -> Floor:
+    office = Office(cfg)
+    office.execute(OpenCounter("1"), wall0)
+    return Floor(office, wall0, url or "sim://bus?dispenser=1&counter_pad=5&call_display=16", **kw)

@@ -1,0 +1,318 @@
+"""One device link as a pure state machine: events in, effects out, times in fake seconds.
+Frames are checked as golden bytes (docs/protocol.md test vectors) through firmware.protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.device_link import (
+    REFUSAL_TEXT,
+    CommandFailed,
+    CommandRejected,
+    CommandSlot,
+    DeviceLink,
+    DeviceSpec,
+    Execute,
+    Identified,
+    LinkEffect,
+    LinkState,
+    NoReply,
+    OfficeOutcome,
+    PollSlot,
+    Replied,
+    SetLamps,
+    StateChanged,
+    Transmit,
+    display_number,
+    fit_recent,
+    key_command,
+)
+from hal.codec import P
+from office.model import CallNext, IssueRefused, IssueTicket, PauseCounter, ShowCall, Transfer
+
+SERVICES = ("move", "seal", "certificate")
+
+
+def hello(addr: int, seq: int, kind: int, caps: int = 0xFF, cause: int = P.RESET_POWER_ON) -> Any:
+    return P.Hello(addr, seq, 1, kind, (1, 0, 3), caps, cause)
+
+
+def sent(effects: list[LinkEffect]) -> Any:
+    frames = [e.frame for e in effects if isinstance(e, Transmit)]
+    assert len(frames) == 1, effects
+    return frames[0]
+
+
+def online(kind: int = P.KIND_CALL_DISPLAY, addr: int = 16, caps: int = 0xFF, **spec: Any) -> DeviceLink:
+    if kind == P.KIND_COUNTER_PAD:
+        spec.setdefault("counter", "3")
+    link = DeviceLink(DeviceSpec(addr, kind, spec.pop("services", SERVICES), **spec), lambda: "tok")
+    frame = sent(link.handle(PollSlot(), 0.0))
+    assert frame.NAME == "IDENTIFY"
+    link.handle(Replied(hello(addr, frame.seq, kind, caps)), 0.0)
+    while link.wants(0.0):  # deliver whatever state is queued
+        f = sent(link.handle(CommandSlot(), 0.0))
+        link.handle(Replied(P.Ack(addr, f.seq)), 0.0)
+    assert link.state is LinkState.ONLINE
+    return link
+
+
+def changes(effects: list[LinkEffect]) -> list[tuple[str, str]]:
+    return [(e.old.value, e.new.value) for e in effects if isinstance(e, StateChanged)]
+
+
+def test_identify_then_hello_makes_the_link_identified_then_online() -> None:
+    link = DeviceLink(DeviceSpec(1, P.KIND_DISPENSER, SERVICES), lambda: "tok")
+    assert link.state is LinkState.CONNECTING
+    link.handle(SetLamps(frozenset({"move", "certificate"})), 0.0)  # known before the device is
+    frame = sent(link.handle(PollSlot(), 0.0))
+    assert frame == P.Identify(1, 0)
+    effects = link.handle(Replied(hello(1, 0, P.KIND_DISPENSER, caps=0x61)), 0.0)
+    assert changes(effects) == [("connecting", "identified")]
+    assert Identified(1, P.KIND_DISPENSER, (1, 0, 3), 0x61, P.RESET_POWER_ON) in effects
+    lamps = sent(link.handle(CommandSlot(), 0.0))
+    assert lamps.to_bytes() == P.Lamps(1, 1, 0b101).to_bytes()
+    effects = link.handle(Replied(P.Ack(1, 1)), 0.0)
+    assert changes(effects) == [("identified", "online")]
+
+
+def test_golden_poll_carries_the_last_accepted_event() -> None:
+    link = online(P.KIND_COUNTER_PAD, addr=5)
+    link.seq = 40
+    link.tracker.ack = 7
+    frame = sent(link.handle(PollSlot(), 0.0))
+    assert frame.to_bytes() == bytes.fromhex("0007050129 07c32c00".replace(" ", ""))  # vector poll-ack
+
+
+def test_golden_call_frame_from_a_show_call() -> None:
+    link = online(P.KIND_CALL_DISPLAY, addr=16)
+    link.seq = 7
+    link.handle(OfficeOutcome(ShowCall("B023", "3", recall=False)), 0.0)
+    frame = sent(link.handle(CommandSlot(), 0.0))
+    assert frame.to_bytes() == bytes.fromhex("000e1030080104423032330133068800")  # vector call-new
+    assert not link.wants(0.0, bulk=True)  # the RECENT list is state for a resync, not sent now
+
+
+def test_a_recall_is_sent_as_recall_and_not_added_to_the_list() -> None:
+    link = online()
+    link.handle(OfficeOutcome(ShowCall("A-105", "12", recall=True)), 0.0)
+    frame = sent(link.handle(CommandSlot(), 0.0))
+    assert (frame.flags, frame.ticket, frame.counter) == (P.CALL_RECALL, "A-105", "12")
+    assert link.recent == []
+
+
+def test_each_event_number_is_acted_on_once_and_acknowledged_in_the_next_poll() -> None:
+    link = online(P.KIND_COUNTER_PAD, addr=5)
+    poll = sent(link.handle(PollSlot(), 0.0))
+    first = link.handle(Replied(P.Key(5, poll.seq, 3, P.KEY_CALL_NEXT)), 0.0)
+    assert [e for e in first if isinstance(e, Execute)] == [Execute(5, CallNext("3"))]
+    poll = sent(link.handle(PollSlot(), 0.1))
+    assert poll.ack == 3
+    # The ack was lost: the device sends event 3 again; it is not acted on again.
+    again = link.handle(Replied(P.Key(5, poll.seq, 3, P.KEY_CALL_NEXT)), 0.1)
+    assert not [e for e in again if isinstance(e, Execute)]
+
+
+def test_a_button_press_issues_a_ticket_with_a_fresh_token() -> None:
+    tokens = iter(["t1", "t2"])
+    link = DeviceLink(DeviceSpec(1, P.KIND_DISPENSER, SERVICES), lambda: next(tokens))
+    link.handle(Replied(hello(1, sent(link.handle(PollSlot(), 0.0)).seq, P.KIND_DISPENSER)), 0.0)
+    poll = sent(link.handle(PollSlot(), 0.0))
+    effects = link.handle(Replied(P.ButtonPress(1, poll.seq, 1, 2)), 0.0)
+    assert [e for e in effects if isinstance(e, Execute)] == [Execute(1, IssueTicket("certificate", "t1"))]
+    poll = sent(link.handle(PollSlot(), 0.0))
+    effects = link.handle(Replied(P.ButtonPress(1, poll.seq, 2, 15)), 0.0)  # no service at button 15
+    assert [e.name for e in effects if isinstance(e, CommandFailed)] == ["BUTTON_PRESS"]
+
+
+@pytest.mark.parametrize("reason", sorted(REFUSAL_TEXT))
+def test_a_refusal_is_shown_in_japanese_and_english(reason: str) -> None:
+    link = online(P.KIND_DISPENSER, addr=1)
+    link.handle(OfficeOutcome(IssueRefused("move", reason, "...")), 0.0)
+    assert not link.wants(0.0)  # SHOW_TEXT is bulk: the cycle's bulk slot
+    frame = sent(link.handle(CommandSlot(bulk=True), 0.0))
+    assert frame.NAME == "SHOW_TEXT" and list(frame.lines) == list(REFUSAL_TEXT[reason])
+    assert frame.lines[0] != frame.lines[1]
+
+
+def test_a_lost_reply_is_retried_with_the_same_bytes_after_10_20_40_ms_then_fails() -> None:
+    link = online()
+    link.handle(OfficeOutcome(ShowCall("B023", "3", recall=False)), 0.0)
+    first = sent(link.handle(CommandSlot(), 0.0)).to_bytes()
+    now = 0.0
+    for delay in (0.010, 0.020, 0.040):
+        assert link.handle(NoReply(), now) == []
+        assert link.busy and link.handle(PollSlot(), now) == []  # no poll while backing off
+        assert not link.wants(now + delay - 0.0005)
+        now += delay
+        assert link.wants(now)
+        assert sent(link.handle(CommandSlot(), now)).to_bytes() == first
+    effects = link.handle(NoReply(), now)
+    assert [e.name for e in effects if isinstance(e, CommandFailed)] == ["CALL"]
+    assert changes(effects) == [("online", "degraded")]
+    assert not link.busy and link.failures == 1 and link.retries == 3
+
+
+def test_nak_busy_is_retried_and_other_naks_are_final() -> None:
+    link = online(P.KIND_COUNTER_PAD, addr=5)
+    link.handle(OfficeOutcome(ShowCall("B-023", "3", recall=False)), 0.0)
+    f = sent(link.handle(CommandSlot(), 0.0))
+    assert f.NAME == "DISPLAY_NUMBER" and f.text == "B023"
+    assert link.handle(Replied(P.Nak(5, f.seq, P.NAK_BUSY)), 0.0) == []
+    assert link.busy
+    g = sent(link.handle(CommandSlot(), 0.01))
+    assert g.seq == f.seq
+    link.handle(Replied(P.Ack(5, g.seq)), 0.01)
+    h = sent(link.handle(CommandSlot(), 0.01))
+    assert h.NAME == "STATUS_LAMP"
+    effects = link.handle(Replied(P.Nak(5, h.seq, P.NAK_OUT_OF_RANGE)), 0.01)
+    assert [e.reason for e in effects if isinstance(e, CommandFailed)] == ["NAK reason 2"]
+    assert not link.busy
+
+
+def test_two_missed_polls_make_it_offline_and_commands_wait_for_its_return() -> None:
+    link = online(P.KIND_COUNTER_PAD, addr=5)
+    sent(link.handle(PollSlot(), 0.0))
+    assert changes(link.handle(NoReply(), 0.0)) == [("online", "degraded")]
+    sent(link.handle(PollSlot(), 0.1))
+    assert changes(link.handle(NoReply(), 0.1)) == [("degraded", "offline")]
+    link.handle(OfficeOutcome(ShowCall("B-023", "3", recall=False)), 0.2)
+    assert not link.wants(0.2)  # not sent while offline
+    poll = sent(link.handle(PollSlot(), 0.2))  # still polled every cycle
+    assert poll.NAME == "POLL"
+    effects = link.handle(Replied(P.Ack(5, poll.seq)), 0.2)
+    assert changes(effects) == [("offline", "identified")]
+    names = []
+    while link.wants(0.2):
+        f = sent(link.handle(CommandSlot(), 0.2))
+        names.append((f.NAME, f.fields()))
+        effects = link.handle(Replied(P.Ack(5, f.seq)), 0.2)
+    assert names == [("DISPLAY_NUMBER", {"text": "B023"}), ("STATUS_LAMP", {"colour": P.LAMP_GREEN, "blink": 0})]
+    assert changes(effects) == [("identified", "online")]
+
+
+def test_hello_to_a_poll_means_a_restart_identify_goes_out_at_once() -> None:
+    link = online(P.KIND_COUNTER_PAD, addr=5)
+    link.tracker.ack = 9
+    link.handle(OfficeOutcome(ShowCall("B-023", "3", recall=False)), 0.0)  # queued, then the device resets
+    poll = sent(link.handle(PollSlot(), 0.0))
+    effects = link.handle(Replied(hello(5, poll.seq, P.KIND_COUNTER_PAD, cause=P.RESET_WATCHDOG)), 0.0)
+    assert changes(effects) == [("online", "connecting")]
+    assert link.tracker.ack == 0
+    assert link.wants(0.0)
+    ident = sent(link.handle(CommandSlot(), 0.0))
+    assert ident.NAME == "IDENTIFY"
+    link.handle(Replied(hello(5, ident.seq, P.KIND_COUNTER_PAD, cause=P.RESET_WATCHDOG)), 0.0)
+    assert link.state is LinkState.IDENTIFIED
+    assert sent(link.handle(CommandSlot(), 0.0)).NAME == "DISPLAY_NUMBER"  # its whole state again
+
+
+def test_a_device_of_another_kind_is_reported_and_not_taken_online() -> None:
+    link = DeviceLink(DeviceSpec(5, P.KIND_COUNTER_PAD, counter="3"), lambda: "tok")
+    frame = sent(link.handle(PollSlot(), 0.0))
+    effects = link.handle(Replied(hello(5, frame.seq, P.KIND_DISPENSER)), 0.0)
+    assert next(e for e in effects if isinstance(e, CommandFailed)).reason.startswith("a dispenser answered")
+    assert link.state is LinkState.CONNECTING
+    assert sent(link.handle(PollSlot(), 0.1)).NAME == "IDENTIFY"
+
+
+def test_types_beyond_the_devices_caps_are_not_sent() -> None:
+    link = online(P.KIND_COUNTER_PAD, addr=5, caps=P.CAP_NUMBER)  # no status lamp
+    link.handle(OfficeOutcome(ShowCall("B-023", "3", recall=False)), 0.0)
+    assert sent(link.handle(CommandSlot(), 0.0)).NAME == "DISPLAY_NUMBER"
+    link.handle(Replied(P.Ack(5, link.seq)), 0.0)
+    assert not link.wants(0.0)
+
+
+def test_an_office_refusal_lights_the_pad_red() -> None:
+    link = online(P.KIND_COUNTER_PAD, addr=5)
+    effects = link.handle(CommandRejected("counter_paused", "counter 3 is paused"), 0.0)
+    assert [e.reason for e in effects if isinstance(e, CommandFailed)] == ["counter_paused: counter 3 is paused"]
+    f = sent(link.handle(CommandSlot(), 0.0))
+    assert (f.NAME, f.colour, f.blink) == ("STATUS_LAMP", P.LAMP_RED, 1)
+
+
+def test_lamps_are_sent_only_when_they_change() -> None:
+    link = online(P.KIND_DISPENSER, addr=1)
+    link.handle(SetLamps(frozenset({"seal"})), 0.0)
+    assert sent(link.handle(CommandSlot(), 0.0)).mask == 0b010
+    link.handle(Replied(P.Ack(1, link.seq)), 0.0)
+    link.handle(SetLamps(frozenset({"seal", "unknown"})), 1.0)
+    assert not link.wants(1.0)
+
+
+def test_a_long_counter_label_is_clipped_to_fit_a_call() -> None:
+    link = DeviceLink(
+        DeviceSpec(16, P.KIND_CALL_DISPLAY), lambda: "tok", counter_label=lambda c: "証明書交付窓口その" + c
+    )
+    link.handle(Replied(hello(16, sent(link.handle(PollSlot(), 0.0)).seq, P.KIND_CALL_DISPLAY)), 0.0)
+    link.handle(OfficeOutcome(ShowCall("A-001", "12", recall=False)), 0.0)
+    frame = sent(link.handle(CommandSlot(), 0.0))
+    assert frame.counter == "証明書交付" and len(frame.counter.encode()) <= 16
+
+
+def test_keys_map_to_office_commands() -> None:
+    assert key_command(P.KEY_CALL_NEXT, 0, "3", SERVICES) == CallNext("3")
+    assert key_command(P.KEY_TRANSFER, 2, "3", SERVICES) == Transfer(to_service="certificate", counter="3")
+    assert key_command(P.KEY_TRANSFER, 7, "3", SERVICES) is None
+    assert key_command(P.KEY_PAUSE, 0, "3", SERVICES) == PauseCounter("3")
+
+
+def test_display_numbers_and_recent_lists_fit_their_frames() -> None:
+    assert display_number("B-023") == "B023" and display_number("A-1000") == "1000" and display_number("C1") == "  C1"
+    entries = [(f"A-{i:03d}", "12番窓口") for i in range(8)]
+    fitted = fit_recent(entries)
+    assert 0 < len(fitted) < 8 and fitted == entries[: len(fitted)]
+    P.Recent(16, 0, fitted)  # fits: the codec would raise otherwise
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"addr": 0, "kind": P.KIND_DISPENSER}, "address 0"),
+        ({"addr": 1, "kind": 9}, "kind 9"),
+        ({"addr": 5, "kind": P.KIND_COUNTER_PAD}, "needs its counter"),
+        ({"addr": 1, "kind": P.KIND_DISPENSER, "services": tuple("abcdefghijklmnopq")}, "at most 16"),
+    ],
+)
+def test_a_bad_device_spec_names_the_problem(kwargs: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        DeviceSpec(**kwargs)
+
+
+_STEP = st.sampled_from(["poll", "cmd", "bulk", "ack", "nak_busy", "none", "hello", "call", "key"])
+
+
+@given(st.lists(_STEP, max_size=60))
+def test_any_sequence_of_events_keeps_one_request_in_flight_and_never_raises(steps: list[str]) -> None:
+    link = DeviceLink(DeviceSpec(16, P.KIND_CALL_DISPLAY), lambda: "tok")
+    inflight: Any = None
+    now = 0.0
+    for step in steps:
+        now += 0.005
+        if step in ("poll", "cmd", "bulk"):
+            event = PollSlot() if step == "poll" else CommandSlot(bulk=step == "bulk")
+            effects = link.handle(event, now)
+            frames = [e.frame for e in effects if isinstance(e, Transmit)]
+            assert len(frames) <= 1
+            if frames:
+                assert inflight is None  # never two requests at once
+                inflight = frames[0]
+        elif step in ("ack", "nak_busy", "none", "hello", "key") and inflight is not None:
+            reply = {
+                "ack": P.Ack(16, inflight.seq),
+                "nak_busy": P.Nak(16, inflight.seq, P.NAK_BUSY),
+                "hello": hello(16, inflight.seq, P.KIND_CALL_DISPLAY),
+                "key": P.Ack(16, inflight.seq),
+            }.get(step)
+            link.handle(Replied(reply) if reply is not None else NoReply(), now)
+            inflight = None
+        elif step == "call":
+            link.handle(OfficeOutcome(ShowCall("A-001", "1", recall=False)), now)
+        assert isinstance(link.state, LinkState)
+        if link.state is LinkState.OFFLINE:
+            assert not link.wants(now) and not link.wants(now, bulk=True)
