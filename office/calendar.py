@@ -70,6 +70,35 @@ def _period(config: OfficeConfig, mode: str, hours: Hours) -> Period:
     return Period(mode, hours.start, hours.end, services)
 
 
+# English names of Japan's public holidays, for residents who do not read Japanese.
+HOLIDAY_EN = {
+    "元日": "New Year's Day",
+    "成人の日": "Coming of Age Day",
+    "建国記念の日": "National Foundation Day",
+    "天皇誕生日": "The Emperor's Birthday",
+    "春分の日": "Vernal Equinox Day",
+    "昭和の日": "Showa Day",
+    "憲法記念日": "Constitution Memorial Day",
+    "みどりの日": "Greenery Day",
+    "こどもの日": "Children's Day",
+    "海の日": "Marine Day",
+    "山の日": "Mountain Day",
+    "敬老の日": "Respect for the Aged Day",
+    "秋分の日": "Autumnal Equinox Day",
+    "スポーツの日": "Sports Day",
+    "文化の日": "Culture Day",
+    "勤労感謝の日": "Labour Thanksgiving Day",
+    "国民の休日": "Citizens' Holiday",
+}
+
+
+def holiday_name_en(name_ja: str) -> str:
+    """'春分の日 振替休日' → 'Vernal Equinox Day (substitute holiday)'; unknown names pass through."""
+    base, _, rest = name_ja.partition(" ")
+    english = HOLIDAY_EN.get(base, base)
+    return f"{english} (substitute holiday)" if rest == "振替休日" else english
+
+
 def holiday_name(config: OfficeConfig, day: date) -> str | None:
     if config.rules.public_holidays != "jp":
         return None
@@ -87,7 +116,7 @@ def plan_for(config: OfficeConfig, day: date) -> DayPlan:
         return DayPlan(day, (), _YEAR_END)
     holiday = holiday_name(config, day)
     if holiday:
-        return DayPlan(day, (), Text(f"{holiday}（祝日）", f"Public holiday ({holiday})"))
+        return DayPlan(day, (), Text(f"{holiday}（祝日）", f"Public holiday: {holiday_name_en(holiday)}"))
     weekday = day.weekday()
     if weekday == 6:
         return DayPlan(day, (), _SUNDAY)

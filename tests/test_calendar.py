@@ -246,3 +246,18 @@ def test_open_days_follow_the_rules(office: str, day: date) -> None:
     for p in plan.periods:
         assert p.start < p.end
         assert set(p.services) == {s.id for s in config.services if p.mode in s.periods}
+
+
+@pytest.mark.parametrize(
+    ("day", "english"),
+    [
+        (date(2027, 3, 22), "Public holiday: Vernal Equinox Day (substitute holiday)"),
+        (date(2026, 11, 23), "Public holiday: Labour Thanksgiving Day"),
+        (date(2027, 5, 4), "Public holiday: Greenery Day"),
+    ],
+)
+def test_holiday_reasons_are_in_english_too(oizumi: OfficeConfig, day: date, english: str) -> None:
+    """Residents who do not read Japanese see the holiday's English name, not the Japanese one."""
+    plan = plan_for(oizumi, day)
+    assert plan.reason is not None and plan.reason.en == english
+    assert all(ord(ch) < 128 for ch in plan.reason.en)
