@@ -51,6 +51,8 @@ class CapacityEstimator:
 
     def __init__(self, config: OfficeConfig) -> None:
         self.config = config
+        self._tz = config.tz
+        self._typical = {s.id: s.typical_minutes for s in config.services}
         self._day: date | None = None
         self._closes = 0.0
         self._shifts: dict[str, list[tuple[float, float]]] = {}
@@ -106,9 +108,9 @@ class CapacityEstimator:
         return rate
 
     def wait_minutes(self, service: str, ahead: int, now: datetime, state: OfficeState | None = None) -> float:
-        local = now.astimezone(self.config.tz)
+        local = now if now.tzinfo is self._tz else now.astimezone(self._tz)
         t = local.hour * 60.0 + local.minute + local.second / 60.0
-        work = (ahead + 0.5) * self.config.service(service).typical_minutes
+        work = (ahead + 0.5) * self._typical[service]
         steps = self.rates(local.date(), service)
         extra = self.unplanned_rate(state, service, t) if state is not None else 0.0
         extra_until = self._closes if extra else 0.0

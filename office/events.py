@@ -25,7 +25,8 @@ class Event:
     ts: datetime
 
     def body(self) -> dict[str, Any]:
-        """The event's own fields (everything but seq, ts and type), as JSON values."""
+        """The event's own fields (everything but seq, ts and type), as JSON values. Each event
+        spells its own out: this is on the journal's write path for every event."""
         return {f.name: getattr(self, f.name) for f in fields(self)[2:]}
 
 
@@ -40,6 +41,15 @@ class Schedule(Event):
     closes: str | None
     periods: list[dict[str, Any]]
 
+    def body(self) -> dict[str, Any]:
+        return {
+            "date": self.date,
+            "new_day": self.new_day,
+            "counters": self.counters,
+            "closes": self.closes,
+            "periods": self.periods,
+        }
+
 
 @dataclass(slots=True, kw_only=True)
 class CounterOpened(Event):
@@ -47,11 +57,17 @@ class CounterOpened(Event):
     counter: str
     services: list[str]
 
+    def body(self) -> dict[str, Any]:
+        return {"counter": self.counter, "services": self.services}
+
 
 @dataclass(slots=True, kw_only=True)
 class CounterPaused(Event):
     TYPE: ClassVar[str] = "counter_paused"
     counter: str
+
+    def body(self) -> dict[str, Any]:
+        return {"counter": self.counter}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -59,11 +75,17 @@ class CounterResumed(Event):
     TYPE: ClassVar[str] = "counter_resumed"
     counter: str
 
+    def body(self) -> dict[str, Any]:
+        return {"counter": self.counter}
+
 
 @dataclass(slots=True, kw_only=True)
 class CounterClosed(Event):
     TYPE: ClassVar[str] = "counter_closed"
     counter: str
+
+    def body(self) -> dict[str, Any]:
+        return {"counter": self.counter}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -75,17 +97,32 @@ class TicketIssued(Event):
     token_hash: str
     token: str  # private: see PRIVATE_FIELDS
 
+    def body(self) -> dict[str, Any]:
+        return {
+            "ticket": self.ticket,
+            "service": self.service,
+            "number": self.number,
+            "token_hash": self.token_hash,
+            "token": self.token,
+        }
+
 
 @dataclass(slots=True, kw_only=True)
 class Held(Event):
     TYPE: ClassVar[str] = "held"
     ticket: str
 
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket}
+
 
 @dataclass(slots=True, kw_only=True)
 class Returned(Event):
     TYPE: ClassVar[str] = "returned"
     ticket: str
+
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -94,12 +131,18 @@ class Called(Event):
     ticket: str
     counter: str
 
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "counter": self.counter}
+
 
 @dataclass(slots=True, kw_only=True)
 class Recalled(Event):
     TYPE: ClassVar[str] = "recalled"
     ticket: str
     counter: str
+
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "counter": self.counter}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -109,6 +152,9 @@ class NoShow(Event):
     counter: str
     requeued: bool
 
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "counter": self.counter, "requeued": self.requeued}
+
 
 @dataclass(slots=True, kw_only=True)
 class Transferred(Event):
@@ -117,6 +163,14 @@ class Transferred(Event):
     to_service: str
     from_service: str
     counter: str | None
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "ticket": self.ticket,
+            "to_service": self.to_service,
+            "from_service": self.from_service,
+            "counter": self.counter,
+        }
 
 
 @dataclass(slots=True, kw_only=True)
@@ -178,3 +232,6 @@ def public_record(event: Event, office: str) -> dict[str, Any]:
         if key not in PRIVATE_FIELDS:
             record[key] = value
     return record
+
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "counter": self.counter, "record": self.record}
