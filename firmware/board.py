@@ -91,12 +91,51 @@ class FakePin:
         pass
 
 
+class StdinPin(FakePin):
+    """Unix port, hardware-in-the-loop runs only ($COUNTERFLOOR_HIL set): an input pin a
+    test drives from another process with lines on stdin, "down NAME" (pressed, level 0) or
+    "up NAME"; each is answered with "pin NAME down|up" on stdout once applied."""
+
+    pins = {}
+    _poll = None
+
+    def __init__(self, name, value=1):
+        FakePin.__init__(self, name, value)
+        StdinPin.pins[name] = self
+
+    def value(self, v=None):
+        if v is None:
+            StdinPin.read_commands()
+        return FakePin.value(self, v)
+
+    @classmethod
+    def read_commands(cls):
+        if cls._poll is None:
+            import select
+
+            cls._poll = select.poll()
+            cls._poll.register(sys.stdin, select.POLLIN)
+        while cls._poll and cls._poll.poll(0):
+            line = sys.stdin.readline()
+            if not line:  # end of input: nothing more will come
+                cls._poll = False
+                return
+            words = line.split()
+            if len(words) == 2 and words[0] in ("down", "up") and words[1] in cls.pins:
+                cls.pins[words[1]].drive(0 if words[0] == "down" else 1)
+                print("pin %s %s" % (words[1], words[0]))
+
+
 def input_pin(number, name):
     """A button or key input, idle high (pull-up), pressed = 0."""
     if PICO:
         import machine
 
         return machine.Pin(number, machine.Pin.IN, machine.Pin.PULL_UP)
+    import os
+
+    if os.getenv("COUNTERFLOOR_HIL"):
+        return StdinPin(name, 1)
     return FakePin(name, 1)
 
 
@@ -206,13 +245,19 @@ def bus_uart(path=None):
 
 
 class FakeChime:
-    """Records the tones asked for: (tone, repeat) pairs."""
+    """Records the tones asked for: (tone, repeat) pairs; with $COUNTERFLOOR_HIL set it also
+    prints "chime TONE REPEAT" (hardware-in-the-loop runs count them from another process)."""
 
     def __init__(self):
+        import os
+
         self.played = []
+        self.report = bool(os.getenv("COUNTERFLOOR_HIL"))
 
     def play(self, tone, repeat):
         self.played.append((tone, repeat))
+        if self.report:
+            print("chime %d %d" % (tone, repeat))
 
     def _check(self, now):
         pass

@@ -48,6 +48,9 @@ class CallDisplay(BusDevice):
     def _call(self, frame, now):
         self.call = (frame.ticket, frame.counter)
         if frame.flags & p.CALL_NEW:
+            # docs/protocol.md: a NEW call goes on top of the recent list (the gateway sends
+            # RECENT only to resync a display, never after each call).
+            self.recent = [self.call] + self.recent[: p.MAX_RECENT - 1]
             self._blink_since = now
             self._chimes.append((p.TONE_CALL, 1))
         else:
@@ -93,13 +96,16 @@ class CallDisplay(BusDevice):
         return self._blink_since is not None and time.ticks_diff(now, self._blink_since) < BLINK_FOR_MS
 
     def lines(self, now):
-        """The text shown now: the call line (blank in a blink's dark phase), the recent list,
-        then the message lines."""
+        """The text shown now: the call line (blank in a blink's dark phase), the recent list
+        (without the current call at its head), then the message lines."""
         out = []
         if self.call is not None:
             lit = not self.blinking(now) or (time.ticks_diff(now, self._blink_since) // BLINK_MS) % 2 == 0
             out.append(self.call[0] + ARROW + self.call[1] if lit else "")
-        for ticket, counter in self.recent:
+        recent = self.recent
+        if recent and recent[0] == self.call:
+            recent = recent[1:]  # the current call heads the list: drawn once, as the call
+        for ticket, counter in recent:
             out.append(ticket + ARROW + counter)
         return out + self.message
 
