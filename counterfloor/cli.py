@@ -15,11 +15,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from gateway.journal import JournalError, JournalReader, TicketJournal, new_token
+from gateway import control
+from gateway.control import queue_json, queue_table
+from gateway.journal import JournalError, JournalReader, TicketJournal
+from gateway.service import GatewayError, journal_path, run_gateway, socket_path
 from office import events as ev
 from office import model as m
 from office.config import ConfigError, OfficeConfig, load_config
-from office.state import OfficeState, TicketStatus
+from office.state import OfficeState
+
+__all__ = ["main", "queue_json", "queue_table"]
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -66,91 +71,6 @@ def _at_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-# -- output helpers ---------------------------------------------------------------------------
-def _hm(t: datetime | None, config: OfficeConfig) -> str:
-    return t.astimezone(config.tz).strftime("%H:%M") if t else "--:--"
-
-
-def _describe_effects(decision: m.Decision, config: OfficeConfig, out: TextIO) -> None:
-    for effect in decision.effects:
-        if isinstance(effect, m.TicketReady):
-            service = config.service(effect.service)
-            wait = effect.wait
-            out.write(
-                f"{effect.ticket}  {service.name.ja} / {service.name.en}\n"
-                f"  position {effect.position} ({effect.ahead} ahead), estimated wait "
-                f"{wait.low_minutes}–{wait.high_minutes} min, issued {_hm(effect.issued_at, config)}\n"
-                f"  status page: {config.public_base_url}/t/{effect.token}\n"
-            )
-        elif isinstance(effect, m.ShowCall):
-            verb = "recalled" if effect.recall else "called"
-            out.write(f"{effect.ticket} {verb} to counter {effect.counter}\n")
-        elif isinstance(effect, m.NobodyWaiting):
-            out.write(f"counter {effect.counter}: nobody waiting for {', '.join(effect.services)}\n")
-    for event in decision.events:
-        if isinstance(event, ev.Served):
-            out.write(f"{event.ticket} served at counter {event.counter}\n")
-        elif isinstance(event, ev.NoShow):
-            fate = "back in the queue (last place)" if event.requeued else "dropped"
-            out.write(f"{event.ticket} marked no-show at counter {event.counter}: {fate}\n")
-        elif isinstance(event, ev.Transferred):
-            out.write(f"{event.ticket} transferred {event.from_service} → {event.to_service}, keeping its place\n")
-        elif isinstance(event, ev.Held):
-            out.write(f"{event.ticket} on hold\n")
-        elif isinstance(event, ev.Returned):
-            out.write(f"{event.ticket} back in the queue at its original place\n")
-        elif isinstance(event, ev.CounterOpened):
-            out.write(f"counter {event.counter} open, calling {' > '.join(event.services)}\n")
-        elif isinstance(event, ev.CounterPaused | ev.CounterResumed | ev.CounterClosed):
-            out.write(f"counter {event.counter} {event.TYPE.removeprefix('counter_')}\n")
-
-
-def queue_table(state: OfficeState, config: OfficeConfig) -> str:
-    """The queue as a readable table for the floor manager."""
-    lines = [
-        f"{config.name.ja} / {config.name.en} ({config.id})",
-        f"business day {state.day or '—'}, last event #{state.last_seq} at {_hm(state.last_ts, config)}",
-        "",
-        f"{'service':<32} {'waiting':>7}  next",
-    ]
-    for s in config.services:
-        waiting = state.waiting(s.id)
-        shown = " ".join(waiting[:6]) + (" …" if len(waiting) > 6 else "")
-        lines.append(f"{s.prefix} {s.id:<30} {len(waiting):>7}  {shown}")
-    held = [t.id for t in state.tickets.values() if t.status is TicketStatus.HELD]
-    if held:
-        lines.append(f"on hold: {' '.join(held)}")
-    lines += ["", f"{'counter':<8} {'status':<7} {'serving':<8} {'since':<6} calls"]
-    for c in config.counters:
-        live = state.counters.get(c.id)
-        status = live.status.value if live else "closed"
-        current = live.current if live and live.current else ""
-        since = _hm(state.tickets[current].called_at, config) if current else ""
-        services = live.services if live and live.services else c.services
-        lines.append(f"{c.id:<8} {status:<7} {current:<8} {since:<6} {' > '.join(services)}")
-    counts: dict[str, int] = {}
-    for t in state.tickets.values():
-        counts[t.status.value] = counts.get(t.status.value, 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no tickets yet"
-    lines += ["", f"today: {len(state.tickets)} tickets ({summary})"]
-    return "\n".join(lines) + "\n"
-
-
-def queue_json(state: OfficeState, config: OfficeConfig) -> dict[str, Any]:
-    return {
-        "office": config.id,
-        "day": state.day.isoformat() if state.day else None,
-        "last_seq": state.last_seq,
-        "services": {s.id: state.waiting(s.id) for s in config.services},
-        "held": [t.id for t in state.tickets.values() if t.status is TicketStatus.HELD],
-        "counters": {
-            cid: {"status": c.status.value, "serving": c.current, "services": list(c.services)}
-            for cid, c in state.counters.items()
-        },
-        "tickets": {t.id: t.status.value for t in state.tickets.values()},
-    }
-
-
 # -- office commands ------------------------------------------------------------------------------
 def _now(args: argparse.Namespace, config: OfficeConfig) -> datetime | None:
     at: datetime | None = args.at
@@ -180,21 +100,75 @@ def cmd_reconfigure(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _command_runner(build: Callable[[argparse.Namespace], m.Command]) -> Callable[[argparse.Namespace, TextIO], int]:
+def _socket_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--socket",
+        type=Path,
+        help="the running gateway's control socket (default: $COUNTERFLOOR_SOCKET, the journal's config "
+        "gateway.socket, or <journal>.sock); without a gateway listening, the journal is opened directly",
+    )
+
+
+def _gateway_socket(args: argparse.Namespace) -> Path:
+    given: Path | None = args.socket
+    configured = None
+    if given is None and not os.environ.get("COUNTERFLOOR_SOCKET"):
+        try:
+            with JournalReader(args.journal) as reader:
+                configured = reader.config().gateway.socket
+        except (JournalError, ConfigError, OSError):
+            pass  # no readable journal: the direct path says what is wrong with it
+    return socket_path(args.journal, configured, given)
+
+
+def _ask_gateway(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The running gateway's reply to `request`, or None when no gateway listens."""
+    path = _gateway_socket(args)
+    try:
+        reply = control.ask(path, request)
+    except control.GatewayAbsent:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"the gateway at {path} did not answer: {exc}") from None
+    if not reply.get("ok"):
+        code = EXIT_USAGE if reply.get("kind") == control.KIND_USAGE else EXIT_REFUSED
+        raise CliError(str(reply.get("error", "the gateway refused the request")), code)
+    return reply
+
+
+def _command_runner(
+    to_request: Callable[[argparse.Namespace], dict[str, Any]],
+) -> Callable[[argparse.Namespace, TextIO], int]:
     def run(args: argparse.Namespace, out: TextIO) -> int:
-        with TicketJournal.open(args.journal) as journal:
-            config = journal.office.config
-            decision = journal.execute(build(args), _now(args, config))
-        _describe_effects(decision, config, out)
-        refusals = [e for e in decision.effects if isinstance(e, m.IssueRefused)]
-        if refusals:
-            raise CliError(f"refused ({refusals[0].reason}): {refusals[0].message}")
+        request = {"cmd": args.action, **to_request(args)}
+        if args.at is not None:
+            request["at"] = args.at.isoformat()
+        reply = _ask_gateway(args, request)
+        if reply is not None:
+            output, refused = str(reply.get("output", "")), reply.get("refused")
+        else:
+            with TicketJournal.open(args.journal) as journal:
+                config = journal.office.config
+                try:
+                    command = control.build_command(request)
+                    now = control.request_time(request, config)
+                except control.BadRequest as exc:
+                    raise CliError(str(exc), EXIT_USAGE) from None
+                decision = journal.execute(command, now)
+            output, refused = control.describe(decision, config), control.refusal(decision)
+        out.write(output)
+        if refused:
+            raise CliError(f"refused ({refused['reason']}): {refused['message']}")
         return 0
 
     return run
 
 
 def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    reply = _ask_gateway(args, {"cmd": "show", "json": bool(args.json)})
+    if reply is not None:
+        out.write(str(reply.get("output", "")))
+        return 0
     # A writer's lock is not needed to look: recover the state read-only.
     with JournalReader(args.journal) as reader:
         config = reader.config()
@@ -205,10 +179,16 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
             state = OfficeState(last_seq=events[0].seq - 1)
             for event in events:
                 state.apply(event)
-    if args.json:
-        out.write(json.dumps(queue_json(state, config), ensure_ascii=False, indent=2) + "\n")
-    else:
-        out.write(queue_table(state, config))
+    out.write(control.show_output(state, config, bool(args.json)))
+    return 0
+
+
+def cmd_gateway_run(args: argparse.Namespace, out: TextIO) -> int:
+    config, text = _load(args.config)
+    if args.run_for is not None and args.run_for <= 0:
+        raise CliError(f"--run-for must be a positive number of seconds (got {args.run_for})", EXIT_USAGE)
+    journal = journal_path(config, args.journal)
+    run_gateway(config, text, journal, socket_path(journal, config.gateway.socket, args.socket), out, args.run_for)
     return 0
 
 
@@ -250,31 +230,30 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _journal_arg(p)
     p.set_defaults(func=cmd_reconfigure)
 
-    def action(name: str, help_: str, build: Callable[[argparse.Namespace], m.Command]) -> argparse.ArgumentParser:
+    def action(name: str, help_: str, build: Callable[[argparse.Namespace], dict[str, Any]]) -> argparse.ArgumentParser:
         p = osub.add_parser(name, help=help_)
         _journal_arg(p)
+        _socket_arg(p)
         _at_arg(p)
         p.set_defaults(func=_command_runner(build))
         return p
 
-    action("issue", "issue a ticket", lambda a: m.IssueTicket(a.service, new_token())).add_argument(
-        "--service", required=True
-    )
-    counter_commands: list[tuple[str, str, Callable[[str], m.Command]]] = [
-        ("call", "call the next ticket to a counter (ends the current one)", m.CallNext),
-        ("recall", "call the current ticket again", m.Recall),
-        ("no-show", "the current ticket did not come", m.MarkNoShow),
-        ("served", "the current ticket's service is finished", m.FinishService),
-        ("pause", "pause a counter (finishes its customer)", m.PauseCounter),
-        ("resume", "resume a paused counter", m.ResumeCounter),
-        ("close", "close a counter (finishes its customer)", m.CloseCounter),
+    action("issue", "issue a ticket", lambda a: {"service": a.service}).add_argument("--service", required=True)
+    counter_commands: list[tuple[str, str]] = [
+        ("call", "call the next ticket to a counter (ends the current one)"),
+        ("recall", "call the current ticket again"),
+        ("no-show", "the current ticket did not come"),
+        ("served", "the current ticket's service is finished"),
+        ("pause", "pause a counter (finishes its customer)"),
+        ("resume", "resume a paused counter"),
+        ("close", "close a counter (finishes its customer)"),
     ]
-    for name, help_, make in counter_commands:
-        action(name, help_, _on_counter(make)).add_argument("--counter", required=True)
+    for name, help_ in counter_commands:
+        action(name, help_, lambda a: {"counter": a.counter}).add_argument("--counter", required=True)
     p = action(
         "open",
         "open a counter",
-        lambda a: m.OpenCounter(a.counter, tuple(a.services.split(",")) if a.services else None),
+        lambda a: {"counter": a.counter, **({"services": a.services.split(",")} if a.services else {})},
     )
     p.add_argument("--counter", required=True)
     p.add_argument("--services", help="comma-separated service ids in priority order (default: the config's)")
@@ -283,13 +262,14 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     who.add_argument("--ticket")
     who.add_argument("--counter", help="the ticket being served at this counter")
     p.add_argument("--to", required=True, dest="to_service", metavar="SERVICE")
-    action("hold", "put a ticket on hold", lambda a: m.Hold(a.ticket)).add_argument("--ticket", required=True)
-    action("return", "return a held ticket to its place", lambda a: m.Return(a.ticket)).add_argument(
+    action("hold", "put a ticket on hold", lambda a: {"ticket": a.ticket}).add_argument("--ticket", required=True)
+    action("return", "return a held ticket to its place", lambda a: {"ticket": a.ticket}).add_argument(
         "--ticket", required=True
     )
 
     p = osub.add_parser("show", help="show the queue and counters")
     _journal_arg(p)
+    _socket_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
@@ -302,12 +282,27 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=cmd_export)
 
 
-def _on_counter(make: Callable[[str], m.Command]) -> Callable[[argparse.Namespace], m.Command]:
-    return lambda a: make(a.counter)
+def _transfer(a: argparse.Namespace) -> dict[str, Any]:
+    who = {"ticket": a.ticket} if a.ticket is not None else {"counter": a.counter}
+    return {"to": a.to_service, **who}
 
 
-def _transfer(a: argparse.Namespace) -> m.Command:
-    return m.Transfer(a.to_service, ticket=a.ticket, counter=a.counter)
+def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gateway = sub.add_parser("gateway", help="run the office's gateway")
+    gsub = gateway.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = gsub.add_parser(
+        "run",
+        help="run the devices of the config on their buses and serve office commands on a control socket",
+    )
+    p.add_argument("--config", type=Path, required=True, help="the office config, with [gateway] and [[devices]]")
+    p.add_argument(
+        "--journal",
+        type=Path,
+        help="the journal (default: $COUNTERFLOOR_JOURNAL, then gateway.journal); created if missing",
+    )
+    p.add_argument("--socket", type=Path, help="the control socket (default: gateway.socket, or <journal>.sock)")
+    p.add_argument("--run-for", type=float, metavar="SECONDS", help="stop after this long (tests, demos)")
+    p.set_defaults(func=cmd_gateway_run)
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -326,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(sub)
     _add_office(sub)
+    _add_gateway(sub)
     return parser
 
 
@@ -344,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc), EXIT_USAGE)
     except m.OfficeError as exc:
         _fail(str(exc), EXIT_REFUSED)
-    except JournalError as exc:
+    except (JournalError, GatewayError) as exc:
         _fail(str(exc), EXIT_REFUSED)
     except BrokenPipeError:
         return 0

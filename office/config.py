@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MODES_OPEN = ("office", "evening", "saturday")
 NO_SHOW_POLICIES = ("drop", "requeue_once")
+DEVICE_KINDS = ("dispenser", "counter_pad", "call_display")
+DEVICE_ADDR_MIN, DEVICE_ADDR_MAX = 1, 16  # the bus protocol's addresses (docs/protocol.md)
+DEVICE_MAX_SERVICES = 16  # LAMPS is a 16-bit mask: a button or transfer index is 0..15
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -101,6 +104,34 @@ class Rules:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """How the gateway runs this office ([gateway]); paths are as written in the file.
+
+    `journal`: relative to the config file's directory. `socket`: relative to the journal's
+    directory (default `<journal>.sock`). `port`: the shared bus's serial URL. `cycle_ms`: the
+    shortest bus cycle (a poll of every device). `reply_timeout_ms`: None for the protocol's."""
+
+    journal: str | None = None
+    socket: str | None = None
+    port: str | None = None
+    cycle_ms: int = 50
+    reply_timeout_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device on a bus ([[devices]]). `services`: a dispenser's buttons (or a pad's transfer
+    keys) in order; `counter`: the counter a pad belongs to; `port`: its serial URL (the
+    [gateway] port unless it has its own line)."""
+
+    kind: str
+    addr: int
+    port: str
+    services: tuple[str, ...] = ()
+    counter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OfficeConfig:
     id: str
     name: Text
@@ -114,6 +145,8 @@ class OfficeConfig:
     services: tuple[Service, ...]
     counters: tuple[Counter, ...]
     source: str = "<config>"
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    devices: tuple[Device, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -252,6 +285,8 @@ class _Parser:
             for m in s.periods:
                 if not configured[m] and not any(e.mode == m for e in exceptions):
                     raise self.fail(f"services[{i}].periods", f"offered in {m!r} but hours.{m} is not set")
+        gateway = self.gateway(data.get("gateway", {}))
+        devices = self.devices(data.get("devices", []), gateway, services, counters)
         return OfficeConfig(
             id=office_id,
             name=name,
@@ -266,7 +301,99 @@ class _Parser:
             counters=counters,
             source=self.source,
             raw=data,
+            gateway=gateway,
+            devices=devices,
         )
+
+    def gateway(self, value: Any) -> GatewaySettings:
+        if not isinstance(value, dict):
+            raise self.fail("gateway", "must be a table")
+        known = {"journal", "socket", "port", "cycle_ms", "reply_timeout_ms"}
+        for k in value:
+            if k not in known:
+                raise self.fail(f"gateway.{k}", f"unknown setting; known: {sorted(known)}")
+        paths = {k: self.string(value, f"gateway.{k}", k) for k in ("journal", "socket", "port") if k in value}
+        cycle = value.get("cycle_ms", 50)
+        if not isinstance(cycle, int) or isinstance(cycle, bool) or not 0 <= cycle <= 10_000:
+            raise self.fail("gateway.cycle_ms", f"must be whole milliseconds from 0 to 10000 (got {cycle!r})")
+        reply = value.get("reply_timeout_ms")
+        if reply is not None and (
+            not isinstance(reply, int | float) or isinstance(reply, bool) or not 0 < reply <= 1000
+        ):
+            raise self.fail("gateway.reply_timeout_ms", f"must be milliseconds above 0, at most 1000 (got {reply!r})")
+        return GatewaySettings(
+            journal=paths.get("journal"),
+            socket=paths.get("socket"),
+            port=paths.get("port"),
+            cycle_ms=cycle,
+            reply_timeout_ms=None if reply is None else float(reply),
+        )
+
+    def devices(
+        self,
+        value: Any,
+        gateway: GatewaySettings,
+        services: tuple[Service, ...],
+        counters: tuple[Counter, ...],
+    ) -> tuple[Device, ...]:
+        if not isinstance(value, list):
+            raise self.fail("devices", "must be an array of tables [[devices]]")
+        service_ids = [s.id for s in services]
+        counter_ids = [c.id for c in counters]
+        known = {"kind", "addr", "port", "services", "counter"}
+        out: list[Device] = []
+        seen: dict[tuple[str, int], int] = {}
+        for i, item in enumerate(value):
+            key = f"devices[{i}]"
+            if not isinstance(item, dict):
+                raise self.fail(key, "must be a table")
+            for k in item:
+                if k not in known:
+                    raise self.fail(f"{key}.{k}", f"unknown setting; known: {sorted(known)}")
+            kind = item.get("kind")
+            if kind not in DEVICE_KINDS:
+                raise self.fail(f"{key}.kind", f"unknown kind {kind!r}; kinds are {list(DEVICE_KINDS)}")
+            addr = item.get("addr")
+            if not isinstance(addr, int) or isinstance(addr, bool) or not DEVICE_ADDR_MIN <= addr <= DEVICE_ADDR_MAX:
+                raise self.fail(
+                    f"{key}.addr", f"must be a bus address {DEVICE_ADDR_MIN}-{DEVICE_ADDR_MAX} (got {addr!r})"
+                )
+            port = self.string(item, f"{key}.port", "port") if "port" in item else gateway.port
+            if port is None:
+                raise self.fail(f"{key}.port", "no serial port: set port here or gateway.port for the shared bus")
+            if (port, addr) in seen:
+                raise self.fail(
+                    f"{key}.addr", f"duplicate address {addr} on {port!r} (devices[{seen[port, addr]}] has it)"
+                )
+            seen[port, addr] = i
+            device_services: tuple[str, ...] = ()
+            if "services" in item:
+                if kind == "call_display":
+                    raise self.fail(f"{key}.services", "a call_display has no buttons; remove services")
+                raw = item["services"]
+                if not isinstance(raw, list) or not raw:
+                    raise self.fail(f"{key}.services", "must be a non-empty list of service ids")
+                for s in raw:
+                    if not isinstance(s, str) or s not in service_ids:
+                        raise self.fail(f"{key}.services", f"unknown service {s!r}; services are {sorted(service_ids)}")
+                if len(raw) > DEVICE_MAX_SERVICES:
+                    raise self.fail(f"{key}.services", f"at most {DEVICE_MAX_SERVICES} services (got {len(raw)})")
+                if len(set(raw)) != len(raw):
+                    raise self.fail(f"{key}.services", "lists a service twice")
+                device_services = tuple(raw)
+            elif kind == "dispenser":
+                raise self.fail(f"{key}.services", "a dispenser needs the services its buttons issue, in order")
+            elif kind == "counter_pad":
+                device_services = tuple(service_ids[:DEVICE_MAX_SERVICES])  # transfer targets
+            counter: str | None = None
+            if kind == "counter_pad":
+                counter = self.ident(item, f"{key}.counter", "counter")
+                if counter not in counter_ids:
+                    raise self.fail(f"{key}.counter", f"unknown counter {counter!r}; counters are {counter_ids}")
+            elif "counter" in item:
+                raise self.fail(f"{key}.counter", f"only a counter_pad belongs to a counter, not a {kind}")
+            out.append(Device(kind=kind, addr=addr, port=port, services=device_services, counter=counter))
+        return tuple(out)
 
     def rules(self, value: Any) -> Rules:
         if not isinstance(value, dict):

@@ -348,3 +348,84 @@ def test_mutated_config_parses_or_raises_config_error(example: str, data: st.Dat
         assert all(set(c.services) <= ids for c in config.counters)
         dates = [d for e in config.exceptions for d in e.dates]
         assert all(isinstance(d, dt.date) and not isinstance(d, dt.datetime) for d in dates)
+
+
+# -- [gateway] and [[devices]] ------------------------------------------------------------------------
+_BUS = "sim://bus?dispenser=1&counter_pad=5&call_display=16"
+
+
+def _with_devices(devices: str, gateway: str = f'port = "{_BUS}"') -> str:
+    return (EXAMPLES / "oizumi.toml").read_text(encoding="utf-8").split("\n[gateway]")[0] + (
+        f"\n[gateway]\n{gateway}\n{devices}"
+    )
+
+
+def test_gateway_and_devices_of_the_example(oizumi: Any) -> None:
+    from office.config import Device, GatewaySettings
+
+    assert oizumi.gateway == GatewaySettings(port="sim://bus?dispenser=1&counter_pad=5,6,7,8&call_display=16")
+    assert oizumi.devices[0] == Device("dispenser", 1, oizumi.gateway.port, ("move", "seal", "certificate", "payment"))
+    pad = oizumi.devices[1]
+    assert (pad.kind, pad.addr, pad.counter, pad.services) == ("counter_pad", 5, "1", tuple(oizumi_ids(oizumi)))
+    assert oizumi.devices[-1] == Device("call_display", 16, oizumi.gateway.port)
+
+
+def oizumi_ids(config: Any) -> list[str]:
+    return [s.id for s in config.services]
+
+
+def test_gateway_settings_and_a_device_on_its_own_port() -> None:
+    config = parse_config(
+        _with_devices(
+            '[[devices]]\nkind = "call_display"\naddr = 1\nport = "/dev/ttyUSB1"\n'
+            '[[devices]]\nkind = "dispenser"\naddr = 1\nservices = ["seal"]\n',
+            gateway=f'journal = "j.db"\nsocket = "/run/cf.sock"\nport = "{_BUS}"\ncycle_ms = 0\nreply_timeout_ms = 5',
+        )
+    )
+    assert (config.gateway.journal, config.gateway.socket, config.gateway.cycle_ms) == ("j.db", "/run/cf.sock", 0)
+    assert config.gateway.reply_timeout_ms == 5.0
+    assert [(d.port, d.addr) for d in config.devices] == [("/dev/ttyUSB1", 1), (_BUS, 1)]
+
+
+@pytest.mark.parametrize(
+    ("devices", "gateway", "key", "problem"),
+    [
+        ('[[devices]]\nkind = "printer"\naddr = 1', None, "devices[0].kind", "unknown kind 'printer'"),
+        ('[[devices]]\nkind = "call_display"\naddr = 17', None, "devices[0].addr", "must be a bus address 1-16"),
+        ('[[devices]]\nkind = "call_display"\naddr = true', None, "devices[0].addr", "must be a bus address"),
+        (
+            '[[devices]]\nkind = "call_display"\naddr = 3\n[[devices]]\nkind = "call_display"\naddr = 3',
+            None,
+            "devices[1].addr",
+            "duplicate address 3",
+        ),
+        ('[[devices]]\nkind = "dispenser"\naddr = 1', None, "devices[0].services", "a dispenser needs the services"),
+        (
+            '[[devices]]\nkind = "dispenser"\naddr = 1\nservices = ["passport"]',
+            None,
+            "devices[0].services",
+            "unknown service 'passport'",
+        ),
+        ('[[devices]]\nkind = "counter_pad"\naddr = 5', None, "devices[0].counter", "must be an id"),
+        ('[[devices]]\nkind = "counter_pad"\naddr = 5\ncounter = 9', None, "devices[0].counter", "unknown counter '9'"),
+        (
+            '[[devices]]\nkind = "call_display"\naddr = 5\ncounter = "1"',
+            None,
+            "devices[0].counter",
+            "only a counter_pad",
+        ),
+        ('[[devices]]\nkind = "call_display"\naddr = 5\nvolume = 3', None, "devices[0].volume", "unknown setting"),
+        ('[[devices]]\nkind = "call_display"\naddr = 5', "", "devices[0].port", "no serial port"),
+        ("", "cycle_ms = -1", "gateway.cycle_ms", "whole milliseconds"),
+        ("", "reply_timeout_ms = 0", "gateway.reply_timeout_ms", "above 0"),
+        ("", "journal = 3", "gateway.journal", "non-empty string"),
+        ("", "baud = 9600", "gateway.baud", "unknown setting"),
+        ('devices = "all"', None, "gateway.devices", "unknown setting"),  # TOML: a key after [gateway] is in it
+    ],
+)
+def test_bad_gateway_or_device_names_key_and_problem(devices: str, gateway: str | None, key: str, problem: str) -> None:
+    text = _with_devices(devices) if gateway is None else _with_devices(devices, gateway)
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="gw.toml")
+    assert err.value.key == key and problem in err.value.problem, str(err.value)
+    assert str(err.value).startswith(f"gw.toml: {key}: ")

@@ -1,0 +1,237 @@
+"""The floor manager's control protocol: office commands as JSON lines over a Unix socket.
+
+Owns the request format (one JSON object per line, `{"cmd": "issue", "service": "move"}`), the
+reply format (`{"ok": true, "output": …}` or `{"ok": false, "error": …, "kind": …}`), turning a
+request into an office command, and the text a command's decision or the queue is shown as, so
+that `counterfloor office …` prints the same whether the running gateway or the journal itself
+carried the command out. No I/O here except `ask`, the client side of one request.
+
+Commands (fields besides "cmd"; every command takes an optional "at", ISO 8601, a naive time
+being the office's local time):
+    issue {service}; call|recall|no-show|served|pause|resume|close {counter};
+    open {counter, services?: [ids]}; transfer {ticket | counter, to}; hold|return {ticket};
+    show {json?: bool}; ping.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.journal import new_token
+from office import events as ev
+from office import model as m
+from office.config import OfficeConfig
+from office.state import OfficeState, TicketStatus
+
+MAX_LINE = 64 * 1024  # a request longer than this is refused, not buffered forever
+KIND_REFUSED = "refused"  # the office refused it (exit 1)
+KIND_USAGE = "usage"  # the request itself is wrong (exit 2)
+
+
+class BadRequest(ValueError):
+    """A request that names no known command or lacks a field; nothing was done."""
+
+
+def _field(req: Mapping[str, Any], name: str) -> str:
+    value = req.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{req.get('cmd')}: {name!r} is missing or not a non-empty string")
+    return value
+
+
+def _counter(make: Callable[[str], m.Command]) -> Callable[[Mapping[str, Any]], m.Command]:
+    return lambda r: make(_field(r, "counter"))
+
+
+def _open(r: Mapping[str, Any]) -> m.Command:
+    services = r.get("services")
+    if services is not None and (
+        not isinstance(services, list) or not services or not all(isinstance(s, str) and s for s in services)
+    ):
+        raise BadRequest("open: 'services' must be a non-empty list of service ids")
+    return m.OpenCounter(_field(r, "counter"), tuple(services) if services else None)
+
+
+def _transfer(r: Mapping[str, Any]) -> m.Command:
+    ticket, counter = r.get("ticket"), r.get("counter")
+    if (ticket is None) == (counter is None):
+        raise BadRequest("transfer: give either 'ticket' or 'counter'")
+    return m.Transfer(
+        _field(r, "to"),
+        ticket=_field(r, "ticket") if ticket is not None else None,
+        counter=_field(r, "counter") if counter is not None else None,
+    )
+
+
+COMMANDS: dict[str, Callable[[Mapping[str, Any]], m.Command]] = {
+    "issue": lambda r: m.IssueTicket(_field(r, "service"), new_token()),
+    "call": _counter(m.CallNext),
+    "recall": _counter(m.Recall),
+    "no-show": _counter(m.MarkNoShow),
+    "served": _counter(m.FinishService),
+    "pause": _counter(m.PauseCounter),
+    "resume": _counter(m.ResumeCounter),
+    "close": _counter(m.CloseCounter),
+    "open": _open,
+    "transfer": _transfer,
+    "hold": lambda r: m.Hold(_field(r, "ticket")),
+    "return": lambda r: m.Return(_field(r, "ticket")),
+}
+
+
+def build_command(req: Mapping[str, Any]) -> m.Command:
+    """The office command a request asks for; BadRequest naming what is wrong."""
+    build = COMMANDS.get(str(req.get("cmd")))
+    if build is None:
+        raise BadRequest(f"unknown command {req.get('cmd')!r}; commands are {[*COMMANDS, 'show', 'ping']}")
+    return build(req)
+
+
+def request_time(req: Mapping[str, Any], config: OfficeConfig) -> datetime | None:
+    """The request's "at" as an aware moment (naive: the office's local time), None for now."""
+    at = req.get("at")
+    if at is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(at))
+    except ValueError:
+        raise BadRequest(f"'at' is not an ISO 8601 time like 2027-03-15T09:30+09:00: {at!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=config.tz)
+
+
+# -- what the floor manager sees ------------------------------------------------------------------
+def _hm(t: datetime | None, config: OfficeConfig) -> str:
+    return t.astimezone(config.tz).strftime("%H:%M") if t else "--:--"
+
+
+def describe(decision: m.Decision, config: OfficeConfig) -> str:
+    """A command's outcome as the lines `counterfloor office` prints."""
+    lines: list[str] = []
+    for effect in decision.effects:
+        if isinstance(effect, m.TicketReady):
+            service = config.service(effect.service)
+            wait = effect.wait
+            lines.append(
+                f"{effect.ticket}  {service.name.ja} / {service.name.en}\n"
+                f"  position {effect.position} ({effect.ahead} ahead), estimated wait "
+                f"{wait.low_minutes}–{wait.high_minutes} min, issued {_hm(effect.issued_at, config)}\n"
+                f"  status page: {config.public_base_url}/t/{effect.token}\n"
+            )
+        elif isinstance(effect, m.ShowCall):
+            verb = "recalled" if effect.recall else "called"
+            lines.append(f"{effect.ticket} {verb} to counter {effect.counter}\n")
+        elif isinstance(effect, m.NobodyWaiting):
+            lines.append(f"counter {effect.counter}: nobody waiting for {', '.join(effect.services)}\n")
+    for event in decision.events:
+        if isinstance(event, ev.Served):
+            lines.append(f"{event.ticket} served at counter {event.counter}\n")
+        elif isinstance(event, ev.NoShow):
+            fate = "back in the queue (last place)" if event.requeued else "dropped"
+            lines.append(f"{event.ticket} marked no-show at counter {event.counter}: {fate}\n")
+        elif isinstance(event, ev.Transferred):
+            lines.append(f"{event.ticket} transferred {event.from_service} → {event.to_service}, keeping its place\n")
+        elif isinstance(event, ev.Held):
+            lines.append(f"{event.ticket} on hold\n")
+        elif isinstance(event, ev.Returned):
+            lines.append(f"{event.ticket} back in the queue at its original place\n")
+        elif isinstance(event, ev.CounterOpened):
+            lines.append(f"counter {event.counter} open, calling {' > '.join(event.services)}\n")
+        elif isinstance(event, ev.CounterPaused | ev.CounterResumed | ev.CounterClosed):
+            lines.append(f"counter {event.counter} {event.TYPE.removeprefix('counter_')}\n")
+    return "".join(lines)
+
+
+def refusal(decision: m.Decision) -> dict[str, str] | None:
+    """The first IssueRefused of a decision as {"reason", "message"}, or None."""
+    for effect in decision.effects:
+        if isinstance(effect, m.IssueRefused):
+            return {"reason": effect.reason, "message": effect.message}
+    return None
+
+
+def queue_table(state: OfficeState, config: OfficeConfig) -> str:
+    """The queue as a readable table for the floor manager."""
+    lines = [
+        f"{config.name.ja} / {config.name.en} ({config.id})",
+        f"business day {state.day or '—'}, last event #{state.last_seq} at {_hm(state.last_ts, config)}",
+        "",
+        f"{'service':<32} {'waiting':>7}  next",
+    ]
+    for s in config.services:
+        waiting = state.waiting(s.id)
+        shown = " ".join(waiting[:6]) + (" …" if len(waiting) > 6 else "")
+        lines.append(f"{s.prefix} {s.id:<30} {len(waiting):>7}  {shown}")
+    held = [t.id for t in state.tickets.values() if t.status is TicketStatus.HELD]
+    if held:
+        lines.append(f"on hold: {' '.join(held)}")
+    lines += ["", f"{'counter':<8} {'status':<7} {'serving':<8} {'since':<6} calls"]
+    for c in config.counters:
+        live = state.counters.get(c.id)
+        status = live.status.value if live else "closed"
+        current = live.current if live and live.current else ""
+        since = _hm(state.tickets[current].called_at, config) if current else ""
+        services = live.services if live and live.services else c.services
+        lines.append(f"{c.id:<8} {status:<7} {current:<8} {since:<6} {' > '.join(services)}")
+    counts: dict[str, int] = {}
+    for t in state.tickets.values():
+        counts[t.status.value] = counts.get(t.status.value, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no tickets yet"
+    lines += ["", f"today: {len(state.tickets)} tickets ({summary})"]
+    return "\n".join(lines) + "\n"
+
+
+def queue_json(state: OfficeState, config: OfficeConfig) -> dict[str, Any]:
+    return {
+        "office": config.id,
+        "day": state.day.isoformat() if state.day else None,
+        "last_seq": state.last_seq,
+        "services": {s.id: state.waiting(s.id) for s in config.services},
+        "held": [t.id for t in state.tickets.values() if t.status is TicketStatus.HELD],
+        "counters": {
+            cid: {"status": c.status.value, "serving": c.current, "services": list(c.services)}
+            for cid, c in state.counters.items()
+        },
+        "tickets": {t.id: t.status.value for t in state.tickets.values()},
+    }
+
+
+def show_output(state: OfficeState, config: OfficeConfig, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(queue_json(state, config), ensure_ascii=False, indent=2) + "\n"
+    return queue_table(state, config)
+
+
+# -- the client ---------------------------------------------------------------------------------------
+class GatewayAbsent(Exception):
+    """No gateway listens on the socket (no file, or nobody accepting): use the journal directly."""
+
+
+def ask(path: Path, request: Mapping[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Send one request to the gateway at `path` and return its reply.
+
+    GatewayAbsent when nobody listens; OSError for a gateway that stops answering midway."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
+            raise GatewayAbsent(str(exc)) from None
+        sock.sendall(json.dumps(request, ensure_ascii=False).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"the gateway at {path} closed the connection without answering")
+            data += chunk
+    finally:
+        sock.close()
+    reply = json.loads(data)
+    if not isinstance(reply, dict):
+        raise ConnectionError(f"the gateway at {path} sent a reply that is not an object")
+    return reply

@@ -1,0 +1,374 @@
+"""The running gateway: the journal, the buses of the configured devices, and the control socket,
+wired together in one process and one thread.
+
+Owns the process's loop: step each bus (gateway.bus.SyncDriver on the real monotonic clock), serve
+the control socket (gateway.control) between exchanges, refresh the dispensers' lamps from the
+calendar every minute, and hand out printed tickets. Every write goes through the one
+TicketJournal this process holds (its SQLite connection lives in this thread, hence one thread:
+a bus exchange and a socket request never interleave). It must not decide anything about the
+queue (office.model) or a device's session (gateway.device_link).
+
+Printing: PrintTicket effects are appended as JSON lines to `<journal>.prints.jsonl`; the ESC/POS
+printer transport (hal) is a later issue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from gateway import control
+from gateway.bus import BusMaster, MonotonicClock, SyncDriver, offered_services
+from gateway.device_link import (
+    CommandFailed,
+    DeviceLink,
+    DeviceSpec,
+    LinkEffect,
+    OfficeOutcome,
+    PrintTicket,
+    StateChanged,
+)
+from gateway.journal import JournalError, TicketJournal, new_token, utc_now
+from hal.codec import KIND_BY_NAME, REPLY_TIMEOUT_S, P
+from hal.serial_link import open_link
+from office import events as ev
+from office import model as m
+from office.config import OfficeConfig
+
+LAMP_REFRESH_S = 60.0
+_log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    """The gateway cannot start as configured; the message names what is wrong."""
+
+
+def journal_path(config: OfficeConfig, given: Path | None) -> Path:
+    """--journal, else $COUNTERFLOOR_JOURNAL, else gateway.journal (relative to the config file)."""
+    if given is not None:
+        return given
+    env = os.environ.get("COUNTERFLOOR_JOURNAL")
+    if env:
+        return Path(env)
+    if config.gateway.journal:
+        return Path(config.source).parent / config.gateway.journal
+    raise GatewayError(f"{config.source}: no journal: give --journal, set $COUNTERFLOOR_JOURNAL or gateway.journal")
+
+
+def socket_path(journal: Path, configured: str | None, given: Path | None = None) -> Path:
+    """--socket, else $COUNTERFLOOR_SOCKET, else gateway.socket (relative to the journal's
+    directory), else `<journal>.sock`. The gateway and the CLI both decide it so."""
+    if given is not None:
+        return given
+    env = os.environ.get("COUNTERFLOOR_SOCKET")
+    if env:
+        return Path(env)
+    if configured:
+        return journal.parent / configured
+    return journal.with_name(journal.name + ".sock")
+
+
+# -- the control socket ------------------------------------------------------------------------------
+class ControlServer:
+    """A Unix stream socket of JSON-line requests, served without blocking (`serve`)."""
+
+    def __init__(self, path: Path, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self.path = path
+        self.handle = handle
+        if path.exists() or path.is_symlink():
+            # Its journal's writer lock is ours, so a socket left here is a dead gateway's.
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                raise GatewayError(f"{path} exists and is not a socket; refusing to replace it")
+            path.unlink()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.bind(str(path))
+        except OSError as exc:
+            self.sock.close()
+            raise GatewayError(f"cannot listen on {path}: {exc}") from None
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+        self.clients: dict[socket.socket, bytearray] = {}
+
+    def serve(self, timeout: float = 0.0) -> int:
+        """Accept connections and answer every complete request line; requests answered."""
+        answered = 0
+        readable, _, _ = select.select([self.sock, *self.clients], [], [], timeout)
+        for s in readable:
+            if s is self.sock:
+                try:
+                    conn, _ = self.sock.accept()
+                except BlockingIOError:
+                    continue
+                conn.settimeout(1.0)  # a reply is small; a client that will not read is dropped
+                self.clients[conn] = bytearray()
+                continue
+            answered += self._read(s)
+        return answered
+
+    def _read(self, conn: socket.socket) -> int:
+        buf = self.clients[conn]
+        try:
+            chunk = conn.recv(65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(conn)
+            return 0
+        buf += chunk
+        answered = 0
+        while b"\n" in buf:
+            line, _, rest = bytes(buf).partition(b"\n")
+            buf[:] = rest
+            if not self._reply(conn, self._answer(line)):
+                return answered
+            answered += 1
+        if len(buf) > control.MAX_LINE:
+            self._reply(conn, {"ok": False, "kind": control.KIND_USAGE, "error": "request line too long"})
+            self._drop(conn)
+        return answered
+
+    def _answer(self, line: bytes) -> dict[str, Any]:
+        try:
+            req = json.loads(line)
+        except ValueError:
+            return {"ok": False, "kind": control.KIND_USAGE, "error": "not a JSON object on one line"}
+        if not isinstance(req, dict):
+            return {"ok": False, "kind": control.KIND_USAGE, "error": "not a JSON object on one line"}
+        return self.handle(req)
+
+    def _reply(self, conn: socket.socket, reply: dict[str, Any]) -> bool:
+        try:
+            conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+            return True
+        except OSError:
+            self._drop(conn)
+            return False
+
+    def _drop(self, conn: socket.socket) -> None:
+        self.clients.pop(conn, None)
+        conn.close()
+
+    def close(self) -> None:
+        for conn in list(self.clients):
+            self._drop(conn)
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+# -- the gateway -------------------------------------------------------------------------------------
+@dataclass
+class Bus:
+    url: str
+    port: Any
+    master: BusMaster
+    driver: SyncDriver
+
+
+@dataclass
+class Gateway:
+    """One office's gateway process (see the module docstring). `start` opens everything,
+    `run` loops until stopped, `close` releases everything (idempotent)."""
+
+    config: OfficeConfig
+    config_text: str
+    journal_file: Path
+    socket_file: Path
+    out: TextIO
+    clock: MonotonicClock = field(default_factory=MonotonicClock)
+    wall: Callable[[], datetime] = utc_now  # the journal's and the calendar's clock (tests fix it)
+    journal: TicketJournal | None = None
+    server: ControlServer | None = None
+    buses: list[Bus] = field(default_factory=list)
+    stopping: bool = False
+    prints: Path = field(init=False)
+    _next_lamps: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.prints = self.journal_file.with_name(self.journal_file.name + ".prints.jsonl")
+
+    # -- starting and stopping ----------------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        cfg = self.config
+        if self.journal_file.exists():
+            self.journal = TicketJournal.open(self.journal_file, (cfg, self.config_text), clock=self.wall)
+        else:
+            self.journal = TicketJournal.create(self.journal_file, cfg, self.config_text, clock=self.wall)
+        by_port: dict[str, list[DeviceLink]] = {}
+        for d in cfg.devices:
+            spec = DeviceSpec(d.addr, KIND_BY_NAME[d.kind], d.services, d.counter)
+            by_port.setdefault(d.port, []).append(DeviceLink(spec, new_token, counter_label=self._label))
+        reply_timeout = (cfg.gateway.reply_timeout_ms or REPLY_TIMEOUT_S * 1000) / 1000
+        for url, links in by_port.items():
+            try:
+                port: Any = open_link(url, timeout=0)
+            except (ValueError, OSError) as exc:  # serial.SerialException is an OSError
+                raise GatewayError(f"{cfg.source}: cannot open bus port {url!r}: {exc}") from None
+            master = BusMaster(links, self._execute, reply_timeout=reply_timeout, min_cycle=cfg.gateway.cycle_ms / 1000)
+            self.buses.append(Bus(url, port, master, SyncDriver(master, port, self.clock)))
+        self.server = ControlServer(self.socket_file, self.handle)
+        self._refresh_lamps()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for bus in self.buses:
+            bus.port.close()
+        self.buses.clear()
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self, run_for: float | None = None) -> None:
+        deadline = None if run_for is None else self.clock.now() + run_for
+        while not self.stopping and (deadline is None or self.clock.now() < deadline):
+            self.step()
+
+    def step(self) -> None:
+        """One turn of the loop: one exchange (or wait) per bus, then the socket, then the lamps."""
+        for bus in self.buses:
+            for effect in bus.driver.step():
+                self._effect(effect)
+        assert self.server is not None
+        # Without devices nothing else waits, so the socket does, up to a cycle.
+        self.server.serve(timeout=0.0 if self.buses else max(self.config.gateway.cycle_ms / 1000, 0.01))
+        if self.clock.now() >= self._next_lamps:
+            self._refresh_lamps()
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def _refresh_lamps(self) -> None:
+        self._next_lamps = self.clock.now() + LAMP_REFRESH_S
+        offered = offered_services(self.config, self.wall())
+        for bus in self.buses:
+            bus.master.set_offered(offered, self.clock.now())
+
+    def _label(self, counter: str) -> str:
+        try:
+            return self.config.counter(counter).name.ja
+        except KeyError:
+            return counter
+
+    # -- office commands -------------------------------------------------------------------------
+    def _execute(self, command: m.Command) -> m.Decision:
+        assert self.journal is not None
+        return self.journal.execute(command, self.wall())
+
+    def _effect(self, effect: LinkEffect) -> None:
+        if isinstance(effect, PrintTicket):
+            t = effect.ticket
+            job = {
+                "addr": effect.addr,
+                "ticket": t.ticket,
+                "service": t.service,
+                "token": t.token,
+                "position": t.position,
+                "ahead": t.ahead,
+                "wait": [t.wait.low_minutes, t.wait.high_minutes],
+                "issued_at": ev.format_ts(t.issued_at),
+                "url": f"{self.config.public_base_url}/t/{t.token}",
+            }
+            with open(self.prints, "a", encoding="utf-8") as f:
+                f.write(json.dumps(job, ensure_ascii=False) + "\n")
+            _log.info("print %s at dispenser %d", t.ticket, effect.addr)
+        elif isinstance(effect, StateChanged):
+            _log.info("device %d: %s -> %s (%s)", effect.addr, effect.old.value, effect.new.value, effect.why)
+        elif isinstance(effect, CommandFailed):
+            _log.warning("device %d: %s failed: %s", effect.addr, effect.name, effect.reason)
+
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One control request (gateway.control) -> its reply. Never raises."""
+        journal = self.journal
+        assert journal is not None
+        config = journal.office.config
+        cmd = req.get("cmd")
+        try:
+            if cmd == "ping":
+                return {"ok": True, "office": config.id, "pid": os.getpid()}
+            if cmd == "show":
+                state = journal.office.state
+                return {
+                    "ok": True,
+                    "output": control.show_output(state, config, bool(req.get("json"))),
+                    "state": control.queue_json(state, config),
+                }
+            command = control.build_command(req)
+            decision = journal.execute(command, control.request_time(req, config))
+        except control.BadRequest as exc:
+            return {"ok": False, "kind": control.KIND_USAGE, "error": str(exc)}
+        except m.OfficeError as exc:
+            return {"ok": False, "kind": control.KIND_REFUSED, "code": exc.code, "error": str(exc)}
+        except JournalError as exc:
+            return {"ok": False, "kind": control.KIND_REFUSED, "error": str(exc)}
+        except Exception as exc:  # the gateway must keep serving the floor
+            _log.exception("control request %r failed", req)
+            return {"ok": False, "kind": control.KIND_REFUSED, "error": f"gateway error: {type(exc).__name__}: {exc}"}
+        self._show(decision)
+        return {
+            "ok": True,
+            "output": control.describe(decision, config),
+            "refused": control.refusal(decision),
+            "events": [ev.public_record(e, config.id) for e in decision.events],
+        }
+
+    def _show(self, decision: m.Decision) -> None:
+        """A call made from the control socket goes to the displays and pads, as one from a pad."""
+        now = self.clock.now()
+        for effect in decision.effects:
+            if isinstance(effect, m.ShowCall | m.NobodyWaiting):
+                for kind in (P.KIND_CALL_DISPLAY, P.KIND_COUNTER_PAD):
+                    for bus in self.buses:
+                        for link in bus.master.links:
+                            if link.spec.kind == kind:
+                                link.handle(OfficeOutcome(effect), now)
+
+
+def run_gateway(
+    config: OfficeConfig,
+    config_text: str,
+    journal: Path,
+    sock: Path,
+    out: TextIO,
+    run_for: float | None = None,
+) -> None:
+    """Start the gateway, print `ready …`, run until SIGTERM/SIGINT or `run_for`, then close."""
+    gw = Gateway(config, config_text, journal, sock, out)
+    previous = {s: signal.signal(s, gw.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        gw.start()
+        devices = sum(len(b.master.links) for b in gw.buses)
+        out.write(f"ready office={config.id} journal={journal} socket={sock} devices={devices} buses={len(gw.buses)}\n")
+        out.flush()
+        started = time.monotonic()
+        gw.run(run_for)
+        cycles = sum(b.master.cycles for b in gw.buses)
+        out.write(f"stopped after {time.monotonic() - started:.1f} s, {cycles} bus cycles\n")
+        out.flush()
+    finally:
+        gw.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
