@@ -260,7 +260,7 @@ class OfficeState:
                 number=row[2],
                 issued_seq=row[3],
                 issued_at=at(row[4] / 1000, tz),
-                token_hash=hashlib.sha256(row[5].encode("ascii")).hexdigest(),
+                token_hash=hashlib.sha256(row[5].encode("utf-8")).hexdigest(),
                 token=row[5],
                 status=TicketStatus(row[6]),
                 order=row[7],

@@ -907,6 +907,14 @@ def test_snapshot_round_trip(small: OfficeConfig) -> None:
     assert OfficeState.from_snapshot(data) == live  # and can be read twice
 
 
+def test_snapshot_keeps_a_token_that_is_not_ascii(small: OfficeConfig) -> None:
+    floor = Floor(small)
+    floor.run(IssueTicket("a", "整理券-1"))
+    restored = OfficeState.from_snapshot(json.loads(json.dumps(floor.state.to_snapshot())))
+    assert restored == floor.state
+    assert restored.tickets["A-001"].token_hash == hashlib.sha256("整理券-1".encode()).hexdigest()
+
+
 def test_snapshot_of_an_empty_state(small: OfficeConfig) -> None:
     assert OfficeState.from_snapshot(json.loads(json.dumps(OfficeState().to_snapshot()))) == OfficeState()
 
