@@ -196,6 +196,13 @@ class _Parser:
         return ConfigError(self.source, key, problem)
 
     # -- primitives ------------------------------------------------------------------------
+    def known(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+        """A key this version does not know is a typo or a setting that would be ignored."""
+        for k in table:
+            if k not in allowed:
+                where = f"{prefix}.{k}" if prefix else k
+                raise self.fail(where, f"unknown setting; known: {sorted(allowed)}")
+
     def table(self, data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
         value = data.get(name)
         if not isinstance(value, dict):
@@ -220,6 +227,7 @@ class _Parser:
         value = data.get(name)
         if not isinstance(value, dict):
             raise self.fail(key, "missing" if value is None else "must be a table { ja = …, en = … }")
+        self.known(value, key, {"ja", "en"})
         return Text(ja=self.string(value, f"{key}.ja", "ja"), en=self.string(value, f"{key}.en", "en"))
 
     def clock(self, value: Any, key: str) -> time:
@@ -230,6 +238,7 @@ class _Parser:
     def hours(self, value: Any, key: str) -> Hours:
         if not isinstance(value, dict):
             raise self.fail(key, 'must be a table { from = "HH:MM", to = "HH:MM" }')
+        self.known(value, key, {"from", "to"})
         start = self.clock(value.get("from"), f"{key}.from")
         end = self.clock(value.get("to"), f"{key}.to")
         if end <= start:
@@ -253,6 +262,7 @@ class _Parser:
     # -- sections ------------------------------------------------------------------------
     def office(self, data: Mapping[str, Any]) -> OfficeConfig:
         office = self.table(data, "office", "office")
+        self.known(office, "office", {"id", "name", "timezone", "public_base_url"})
         office_id = self.ident(office, "office.id", "id")
         name = self.text(office, "office.name", "name")
         tz = self.string(office, "office.timezone", "timezone")
@@ -266,6 +276,7 @@ class _Parser:
             raise self.fail("office.public_base_url", f"must be an http(s) URL (got {url!r})")
 
         hours = self.table(data, "hours", "hours")
+        self.known(hours, "hours", {"weekday", "evening", "saturday"})
         weekday = self.hours(hours.get("weekday"), "hours.weekday")
         evening = self.hours(hours["evening"], "hours.evening") if "evening" in hours else None
         if evening is not None and evening.start < weekday.end:
@@ -287,6 +298,8 @@ class _Parser:
                     raise self.fail(f"services[{i}].periods", f"offered in {m!r} but hours.{m} is not set")
         gateway = self.gateway(data.get("gateway", {}))
         devices = self.devices(data.get("devices", []), gateway, services, counters)
+        # Last: a missing required table is reported as missing, not its misspelling as unknown.
+        self.known(data, "", {"office", "hours", "rules", "calendar", "services", "counters", "gateway", "devices"})
         return OfficeConfig(
             id=office_id,
             name=name,
@@ -425,6 +438,7 @@ class _Parser:
     def exceptions(self, value: Any) -> tuple[CalendarException, ...]:
         if not isinstance(value, dict):
             raise self.fail("calendar", "must be a table")
+        self.known(value, "calendar", {"exceptions"})
         items = value.get("exceptions", [])
         if not isinstance(items, list):
             raise self.fail("calendar.exceptions", "must be an array of tables")
@@ -434,6 +448,7 @@ class _Parser:
             key = f"calendar.exceptions[{i}]"
             if not isinstance(item, dict):
                 raise self.fail(key, "must be a table")
+            self.known(item, key, {"date", "dates", "closed", "mode", "hours", "reason"})
             raw_dates = item.get("dates", [item["date"]] if "date" in item else None)
             if not isinstance(raw_dates, list) or not raw_dates:
                 raise self.fail(key, "needs date = YYYY-MM-DD or dates = [ … ]")
@@ -471,6 +486,7 @@ class _Parser:
             key = f"services[{i}]"
             if not isinstance(item, dict):
                 raise self.fail(key, "must be a table")
+            self.known(item, key, {"id", "prefix", "name", "numbers", "periods", "typical_minutes"})
             sid = self.ident(item, f"{key}.id", "id")
             if sid in ids:
                 raise self.fail(f"{key}.id", f"duplicate service id {sid!r}")
@@ -517,6 +533,7 @@ class _Parser:
             key = f"counters[{i}]"
             if not isinstance(item, dict):
                 raise self.fail(key, "must be a table")
+            self.known(item, key, {"id", "name", "services", "shifts"})
             cid = self.ident(item, f"{key}.id", "id")
             if cid in ids:
                 raise self.fail(f"{key}.id", f"duplicate counter id {cid!r}")
@@ -540,6 +557,7 @@ class _Parser:
                 skey = f"{key}.shifts[{j}]"
                 if not isinstance(sh, dict):
                     raise self.fail(skey, "must be a table")
+                self.known(sh, skey, {"periods", "from", "to"})
                 start = self.clock(sh.get("from"), f"{skey}.from")
                 end = self.clock(sh["to"], f"{skey}.to") if "to" in sh else None
                 if end is not None and end <= start:

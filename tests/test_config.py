@@ -429,3 +429,34 @@ def test_bad_gateway_or_device_names_key_and_problem(devices: str, gateway: str 
         parse_config(text, source="gw.toml")
     assert err.value.key == key and problem in err.value.problem, str(err.value)
     assert str(err.value).startswith(f"gw.toml: {key}: ")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        (
+            'saturday = { from = "09:00", to = "17:00" }',
+            'saturdays = { from = "09:00", to = "17:00" }',
+            "hours.saturdays",
+        ),
+        ('timezone = "Asia/Tokyo"', 'timezone = "Asia/Tokyo"\ntimezon = "UTC"', "office.timezon"),
+        ("typical_minutes = 20", "typical_minute = 20", "services[0].typical_minute"),
+        (
+            '{ periods = ["office"], from = "08:30", to = "11:30" }',
+            '{ periods = ["office"], from = "08:30", until = "11:30" }',
+            "counters[0].shifts[0].until",
+        ),
+        (
+            'name = { ja = "1番窓口", en = "Counter 1" }',
+            'name = { ja = "1番窓口", english = "Counter 1" }',
+            "counters[0].name.english",
+        ),
+        ("[rules]", "[rule]", "rule"),
+    ],
+)
+def test_a_misspelt_key_is_an_error_not_ignored(old: str, new: str, key: str) -> None:
+    text = (EXAMPLES / "nerima.toml").read_text()
+    assert old in text
+    with pytest.raises(ConfigError) as err:
+        parse_config(text.replace(old, new, 1), source="nerima.toml")
+    assert err.value.key == key and "unknown setting" in str(err.value)
