@@ -3,6 +3,7 @@
     uv run python -m bench.run                 # the full run: whole rush day, 3 rounds, 500 kills
     uv run python -m bench.run --quick         # while developing: part of the day, 1 round, 20 kills
     uv run python -m bench.run --only recovery --only memory
+    uv run python -m bench.run --only latency --only codec --only heap --only fuzz   # the devices
     uv run python -m bench.run --kills 1000 --dir /var/tmp/cf-bench
 
 Timing goals are reported here, never asserted in tests. Each ratio is against a baseline
@@ -23,10 +24,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench import crash, memory, recovery, throughput
+from bench import crash, devices, memory, recovery, throughput
 from bench.common import Result, rush_steps
 
-BENCHES = ("throughput", "recovery", "memory", "crash")
+BENCHES = ("throughput", "recovery", "memory", "crash", "latency", "codec", "heap", "fuzz")
+DEVICE_BENCHES = ("latency", "codec", "heap", "fuzz")  # bench/devices.py
 
 
 def machine(workdir: Path) -> list[str]:
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20270329, help="seed of the crash run")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per throughput figure (default 3)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per recovery figure (default 15)")
+    parser.add_argument("--calls", type=int, default=None, help="calls timed in the latency run (default 1900)")
+    parser.add_argument("--fuzz-runs", type=int, default=None, help="inputs for the decoder fuzzer (default 200000)")
     parser.add_argument("--dir", type=Path, default=None, help="where the benchmark's files go")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     args = parser.parse_args(argv)
@@ -74,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     kills = args.kills if args.kills is not None else (20 if args.quick else 500)
     rounds = args.rounds or (1 if args.quick else 3)
     repeats = args.repeats or (5 if args.quick else 15)
+    # Counter 1 serves move and seal, 999 numbers each a day: 1,900 calls fit in one day.
+    calls = args.calls or (200 if args.quick else 1900)
+    fuzz_runs = args.fuzz_runs or (20_000 if args.quick else 200_000)
 
     started = time.perf_counter()
     steps = list(rush_steps())
@@ -97,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         if "crash" in only:
             results += crash.run(workdir, kills, args.seed, log)
             print("crash run done", flush=True)
+        wanted = tuple(b for b in DEVICE_BENCHES if b in only)
+        if wanted:
+            results += devices.run(workdir, calls, 40 if args.quick else 200, fuzz_runs, log, wanted)
+            print("devices done", flush=True)
     command = "uv run python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     report = [
         *header,

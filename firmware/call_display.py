@@ -59,7 +59,12 @@ class CallDisplay(BusDevice):
         return self._ack(frame)
 
     def _recent(self, frame, now):
+        # docs/protocol.md: RECENT resyncs the display and its first entry is the current call,
+        # shown quietly (no chime, no blink); an empty list leaves the call as it is.
         self.recent = [tuple(e) for e in frame.entries]
+        if self.recent and self.recent[0] != self.call:
+            self.call = self.recent[0]
+            self._blink_since = None
         self._changed(now)
         return self._ack(frame)
 

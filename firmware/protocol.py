@@ -560,7 +560,8 @@ class Call(Frame):
 
 
 class Recent(Frame):
-    """Call display: the recent calls, newest first, as (ticket, counter) pairs; 0..8 of them."""
+    """Call display: the recent calls, newest first, as (ticket, counter) pairs; 0..8 of them.
+    Sent to resync a display: the first entry is its current call, shown without a chime."""
 
     TYPE = 0x31
     NAME = "RECENT"

@@ -291,6 +291,7 @@ class DeviceLink:
         # What the device should show, by slot, in the order to send it.
         self._desired: dict[str, Outgoing] = {}
         self.recent: list[tuple[str, str]] = []  # call display: newest first
+        self.current: tuple[str, str] | None = None  # call display: the call it should show
         self.text: tuple[str, ...] = ()  # the message lines it should show
         self.failures = 0
         self.retries = 0
@@ -551,14 +552,25 @@ class DeviceLink:
     def _show_call(self, call: ShowCall) -> None:
         label = clip_utf8(self._label(call.counter), P.MAX_COUNTER) or call.counter[: P.MAX_COUNTER]
         flags = P.CALL_RECALL if call.recall else P.CALL_NEW
+        self.current = (call.ticket, label)
         if not call.recall:
-            self.recent = [(call.ticket, label), *self.recent][: P.MAX_RECENT]
+            self.recent = [self.current, *self.recent][: P.MAX_RECENT]
         self._send(Outgoing("CALL", lambda a, s: P.Call(a, s, flags, call.ticket, label)))
         if self._can(P.CAP_RECENT):
             # Part of the display's state for a resync only: CALL NEW puts itself on the list.
+            # Resent, RECENT restores the current call too (its first entry, shown without a
+            # chime: docs/protocol.md), so a display that rebooted or missed calls while
+            # offline shows the call again, announced once at most and listed once.
             self._desired["recent"] = Outgoing(
-                "RECENT", lambda a, s: P.Recent(a, s, fit_recent(self.recent)), bulk=True, slot="recent"
+                "RECENT", lambda a, s: P.Recent(a, s, fit_recent(self.resync_recent())), bulk=True, slot="recent"
             )
+
+    def resync_recent(self) -> list[tuple[str, str]]:
+        """The RECENT list that resyncs a call display: the current call first (even a recall of
+        an older ticket, which then is not repeated), then the other recent calls, newest first."""
+        if self.current is None:
+            return list(self.recent)
+        return [self.current, *(e for e in self.recent if e != self.current)][: P.MAX_RECENT]
 
     def _set_lamps(self, services: frozenset[str]) -> list[LinkEffect]:
         if self.spec.kind != P.KIND_DISPENSER or not self._can(P.CAP_LAMPS):

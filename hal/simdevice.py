@@ -56,6 +56,7 @@ class SimDevice:
     lamps: int = 0
     text: tuple[str, ...] = ()
     recent: tuple[tuple[str, str], ...] = ()
+    call: tuple[str, str] | None = None  # the current call (ticket, counter)
     chimes: int = 0
     out_of_service: bool = False
     requests: int = 0  # requests addressed to it and acted on (not duplicates)
@@ -83,6 +84,7 @@ class SimDevice:
         self.lamps = 0
         self.text = ()
         self.recent = ()
+        self.call = None
 
     def reboot(self, cause: int = P.RESET_WATCHDOG) -> None:
         """A reset: RAM is gone (queued events, a half-received frame, what it showed)."""
@@ -155,14 +157,18 @@ class SimDevice:
             self.status_lamp = (req.colour, req.blink)
         elif t == P.Call.TYPE:
             self.calls.append((req.flags, req.ticket, req.counter))
+            self.call = (req.ticket, req.counter)
             if req.flags == P.CALL_NEW:
                 self.recent = ((req.ticket, req.counter), *self.recent)[: P.MAX_RECENT]
         elif t == P.Recent.TYPE:
             self.recent = tuple(req.entries)
+            if self.recent:  # its first entry is the current call, restored without a chime
+                self.call = self.recent[0]
         elif t == P.Chime.TYPE:
             self.chimes += 1
         elif t == P.Clear.TYPE:
             self.recent = ()
+            self.call = None
         return P.Ack(self.addr, req.seq)
 
 

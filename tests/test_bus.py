@@ -152,6 +152,7 @@ def test_a_device_rebooting_mid_message_is_back_online_within_two_cycles_and_not
     # The CALL's retry reached the rebooted display once; its list is restored either way.
     assert display.calls.count((P.CALL_NEW, "A-001", "1番窓口")) <= 1
     assert display.recent == (("A-001", "1番窓口"),)
+    assert display.call == ("A-001", "1番窓口")  # the current call too, restored by the RECENT
     assert floor.state(1) == "online" and floor.state(5) == "online"
 
 
@@ -272,3 +273,28 @@ def test_a_press_that_cannot_be_stored_is_not_acknowledged_and_comes_again(nerim
 def test_offered_services_come_from_the_calendar(nerima: OfficeConfig) -> None:
     assert offered_services(nerima, tokyo(2027, 3, 15, 18, 0)) == {"move", "certificate", "payment"}
     assert offered_services(nerima, tokyo(2027, 3, 14, 10, 0)) == frozenset()  # a Sunday
+
+
+def test_a_display_offline_while_calls_are_made_shows_the_newest_call_again_without_a_chime(
+    nerima: OfficeConfig,
+) -> None:
+    floor = started(nerima)
+    for button in (0, 0):
+        floor.dispenser.press(button)
+        floor.cycles(1)
+    floor.pad.key(P.KEY_CALL_NEXT)
+    floor.cycles(2)
+    display = floor.display
+    assert display.call == ("A-001", "1番窓口") and len(display.calls) == 1
+    real_receive = display.receive
+    display.receive = lambda data: b""  # type: ignore[method-assign]  # the cable is pulled
+    floor.cycles(3)
+    assert floor.state(16) == "offline"
+    floor.pad.key(P.KEY_CALL_NEXT)  # called while the display is away: its CALL is never sent
+    floor.cycles(2)
+    display.receive = real_receive  # type: ignore[method-assign]
+    floor.cycles(3)
+    assert floor.state(16) == "online"
+    assert display.call == ("A-002", "1番窓口")
+    assert display.recent == (("A-002", "1番窓口"), ("A-001", "1番窓口"))
+    assert len(display.calls) == 1 and display.chimes == 0  # restored, not announced

@@ -316,3 +316,41 @@ def test_any_sequence_of_events_keeps_one_request_in_flight_and_never_raises(ste
         assert isinstance(link.state, LinkState)
         if link.state is LinkState.OFFLINE:
             assert not link.wants(now) and not link.wants(now, bulk=True)
+
+
+def test_a_display_seen_again_after_being_offline_gets_its_current_call_back_quietly() -> None:
+    """A CALL is one-off: it is not resent. The resync's RECENT carries the current call first,
+    which the display shows without a chime (docs/protocol.md, RECENT)."""
+    link = online()
+    link.handle(OfficeOutcome(ShowCall("A-101", "1", recall=False)), 0.0)
+    frame = sent(link.handle(CommandSlot(), 0.0))
+    link.handle(Replied(P.Ack(16, frame.seq)), 0.0)
+    for t in (0.1, 0.2):  # two polls unanswered: offline
+        sent(link.handle(PollSlot(), t))
+        link.handle(NoReply(), t)
+    assert link.state is LinkState.OFFLINE
+    link.handle(OfficeOutcome(ShowCall("B-002", "2", recall=False)), 0.3)  # called while it is away
+    assert not link.wants(0.3)
+    poll = sent(link.handle(PollSlot(), 0.4))
+    link.handle(Replied(P.Ack(16, poll.seq)), 0.4)  # back, without a reboot
+    assert link.state is LinkState.IDENTIFIED
+    assert not link.wants(0.4)  # no CALL goes again: it would chime a second time
+    frame = sent(link.handle(CommandSlot(bulk=True), 0.4))
+    assert frame.NAME == "RECENT"
+    assert [tuple(e) for e in frame.entries] == [("B-002", "2"), ("A-101", "1")]  # current first, once
+    link.handle(Replied(P.Ack(16, frame.seq)), 0.4)
+    assert link.state is LinkState.ONLINE
+
+
+def test_after_a_recall_the_resync_list_puts_the_recalled_ticket_first_and_once() -> None:
+    link = online()
+    for ticket, recall in (("A-101", False), ("B-002", False), ("A-101", True)):
+        link.handle(OfficeOutcome(ShowCall(ticket, "1", recall=recall)), 0.0)
+    assert link.recent == [("B-002", "1"), ("A-101", "1")]
+    assert link.resync_recent() == [("A-101", "1"), ("B-002", "1")]
+    poll = sent(link.handle(PollSlot(), 0.0))
+    link.handle(Replied(hello(16, poll.seq, P.KIND_CALL_DISPLAY)), 0.0)  # a HELLO to a POLL: it rebooted
+    sent(link.handle(CommandSlot(), 0.0))  # IDENTIFY at once
+    link.handle(Replied(hello(16, link.seq, P.KIND_CALL_DISPLAY)), 0.0)
+    frame = sent(link.handle(CommandSlot(bulk=True), 0.0))
+    assert frame.to_bytes() == P.Recent(16, frame.seq, [("A-101", "1"), ("B-002", "1")]).to_bytes()

@@ -49,12 +49,23 @@ for _ in range(20):
     saw_dark = saw_dark or dev.panel.lines == [""]
 check(not saw_dark, "no blink after BLINK_FOR_MS")
 
+# RECENT resyncs: its first entry becomes the current call, quietly (no chime, no blink), and
+# is listed once; an empty RECENT empties the list and keeps the call.
+n = len(chime.played)
+gw.send(p.Recent, [("C007", "2"), ("B023", "5")])
+gw.step(1)
+equal(len(chime.played), n, "RECENT does not chime")
+check(not dev.blinking(clock.now()), "RECENT does not blink")
+equal(dev.panel.lines, ["C007 → 2", "B023 → 5"], "RECENT's first entry is the current call, listed once")
+gw.send(p.Recent, [])
+equal(dev.panel.lines, ["C007 → 2"], "an empty RECENT keeps the call")
+
 # RECALL: recall chime, no blink. RECENT, CHIME, SHOW_TEXT.
 gw.send(p.Call, p.CALL_RECALL, "A101", "12番窓口")
 gw.step(1)
 equal(chime.played[-1], (p.TONE_RECALL, 1), "recall chime")
 check(not dev.blinking(clock.now()), "recall does not blink")
-gw.send(p.Recent, [("B022", "3"), ("A100", "12番窓口")])
+gw.send(p.Recent, [("A101", "12番窓口"), ("B022", "3"), ("A100", "12番窓口")])  # the recall first
 gw.send(p.Chime, p.TONE_ATTENTION, 3)
 gw.send(p.ShowText, ["お呼び出し中", "Now calling"])
 gw.step(1)
