@@ -15,7 +15,7 @@ import time
 PICO = sys.platform == "rp2"
 
 # Pin numbers on the Pico, per device kind. Buttons and keys are active low with pull-ups.
-PICO_PINS = {
+PICO_PINS = {  # type: dict
     "uart_id": 0,
     "uart_tx": 0,
     "uart_rx": 1,
@@ -96,7 +96,7 @@ class StdinPin(FakePin):
     test drives from another process with lines on stdin, "down NAME" (pressed, level 0) or
     "up NAME"; each is answered with "pin NAME down|up" on stdout once applied."""
 
-    pins = {}
+    pins = {}  # type: dict
     _poll = None
 
     def __init__(self, name, value=1):
@@ -118,7 +118,7 @@ class StdinPin(FakePin):
         while cls._poll and cls._poll.poll(0):
             line = sys.stdin.readline()
             if not line:  # end of input: nothing more will come
-                cls._poll = False
+                cls._poll = False  # type: ignore[assignment]  # False: stdin closed, never poll again
                 return
             words = line.split()
             if len(words) == 2 and words[0] in ("down", "up") and words[1] in cls.pins:

@@ -73,7 +73,7 @@ class BusDevice:
 
     KIND = 0
     CAPS = 0
-    HANDLERS = {}
+    HANDLERS = {}  # type: dict
     VERSION = (1, 0, 0)
 
     def __init__(self, addr, uart, now, reset_cause=p.RESET_UNKNOWN, capacity=8):

@@ -295,7 +295,7 @@ class Frame:
 
     TYPE = -1
     NAME = "FRAME"
-    FIELDS = ()
+    FIELDS = ()  # type: tuple[str, ...]
 
     def __init__(self, addr, seq):
         self.addr = _int("addr", addr, ADDR_MIN, ADDR_MAX)
@@ -320,7 +320,7 @@ class Frame:
 
     def fields(self):
         """The payload fields as a dict, in FIELDS order."""
-        d = {}
+        d = {}  # type: dict
         for name in self.FIELDS:
             d[name] = getattr(self, name)
         return d
@@ -886,7 +886,7 @@ class Decoder:
         self.malformed = 0  # CRC good, but address or payload not allowed for the type
 
     def feed(self, data):
-        out = []
+        out = []  # type: list
         buf = self._buf
         for b in data:
             if b == 0:
