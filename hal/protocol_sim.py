@@ -5,13 +5,20 @@
     sim://call_display?addr=16
     sim://bus?dispenser=1&counter_pad=5,6&call_display=16        several devices on one line
     ...&seed=7&corrupt=0.001&drop=0.0005                           seeded faults on the wire
-    ...&backend=python                                             the device implementation
+    ...&backend=auto|python|micropython                            the device implementation
 
 pyserial finds this module because hal.serial_link adds "hal" to
 serial.protocol_handler_packages. Replies are produced synchronously while `write` runs, so a
 read right after a write sees the whole reply (or nothing: a lost reply never arrives later).
-`backend=python` (the default) is hal.simdevice; a MicroPython-firmware backend will plug in
-through `BACKENDS` with the same DeviceBackend interface.
+Backends (`BACKENDS`, each behind the DeviceBackend interface):
+
+- `python`: hal.simdevice, pure-Python devices; the port's `bus` is their SimBus.
+- `micropython`: the real firmware, one MicroPython Unix-port process per device
+  (hal.firmware_sim); the port's `firmware` is their FirmwareBus (boards, HIL stdin hook).
+- `auto` (the default): `micropython` when hal.firmware_sim.find_micropython() finds the
+  binary, else `python`.
+
+A backend with a `close()` is closed with the port.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 import serial
 from serial import SerialBase
 
+from hal import firmware_sim
 from hal.codec import KIND_BY_NAME
 from hal.simdevice import DeviceBackend, FaultyBackend, FaultyLine, SimBus, SimDevice
 
@@ -38,7 +46,26 @@ def _python_backend(devices: list[tuple[str, int]]) -> tuple[DeviceBackend, SimB
     return bus, bus
 
 
+def _micropython_backend(devices: list[tuple[str, int]]) -> tuple[DeviceBackend, SimBus | None]:
+    binary = firmware_sim.find_micropython()
+    if binary is None:
+        raise serial.SerialException(
+            f"backend=micropython: no MicroPython Unix port found (${firmware_sim.ENV_BINARY}, "
+            "next to the Python interpreter, or on PATH)"
+        )
+    return firmware_sim.FirmwareBus(devices, binary), None
+
+
 BACKENDS["python"] = _python_backend
+BACKENDS["micropython"] = _micropython_backend
+AUTO = "auto"
+
+
+def resolve_backend(name: str) -> str:
+    """`auto` -> `micropython` if its binary is found, else `python`; other names unchanged."""
+    if name != AUTO:
+        return name
+    return "micropython" if firmware_sim.find_micropython() is not None else "python"
 
 
 def parse_sim_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, float]]:
@@ -65,9 +92,9 @@ def parse_sim_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, float
         devices.append((target, _addr(url, query.pop("addr"))))
     else:
         raise ValueError(f"{url!r}: unknown device {target!r} (one of {', '.join(KIND_BY_NAME)} or bus)")
-    backend = query.pop("backend", "python")
-    if backend not in BACKENDS:
-        raise ValueError(f"{url!r}: unknown backend {backend!r} (backends: {', '.join(BACKENDS)})")
+    backend = query.pop("backend", AUTO)
+    if backend != AUTO and backend not in BACKENDS:
+        raise ValueError(f"{url!r}: unknown backend {backend!r} (backends: {', '.join([AUTO, *BACKENDS])})")
     faults: dict[str, float] = {}
     for key in ("seed", "corrupt", "drop"):
         if key in query:
@@ -97,6 +124,9 @@ class Serial(SerialBase):
         self._rx = bytearray()
         self.backend: DeviceBackend | None = None
         self.bus: SimBus | None = None  # the simulated devices, when the backend exposes them
+        self.firmware: firmware_sim.FirmwareBus | None = None  # the firmware processes (micropython)
+        self.backend_name = ""  # the backend chosen (`auto` resolved)
+        self._device_backend: DeviceBackend | None = None  # the backend before any FaultyBackend
         self.line: FaultyLine | None = None
         super().__init__(*args, **kwargs)
 
@@ -104,7 +134,11 @@ class Serial(SerialBase):
         if self.is_open:
             raise serial.SerialException("port already open")
         devices, backend, faults = parse_sim_url(str(self.portstr))
-        self.backend, self.bus = BACKENDS[backend](devices)
+        self.backend_name = resolve_backend(backend)
+        self.backend, self.bus = BACKENDS[self.backend_name](devices)
+        self._device_backend = self.backend
+        if isinstance(self.backend, firmware_sim.FirmwareBus):
+            self.firmware = self.backend
         if faults:
             self.line = FaultyLine(int(faults.get("seed", 0)), faults.get("corrupt", 0.0), faults.get("drop", 0.0))
             self.backend = FaultyBackend(self.backend, self.line)
@@ -114,6 +148,10 @@ class Serial(SerialBase):
     def close(self) -> None:
         self.is_open = False
         self.backend = None
+        inner, self._device_backend = self._device_backend, None
+        close = getattr(inner, "close", None)
+        if callable(close):
+            close()  # e.g. stops the firmware processes
 
     def _reconfigure_port(self) -> None:
         pass  # baud rate and framing mean nothing to a simulation

@@ -104,4 +104,4 @@ class Floor:
 def make_floor(cfg: OfficeConfig, wall0: datetime, url: str | None = None, **kw: Any) -> Floor:
     office = Office(cfg)
     office.execute(OpenCounter("1"), wall0)
-    return Floor(office, wall0, url or "sim://bus?dispenser=1&counter_pad=5&call_display=16", **kw)
+    return Floor(office, wall0, url or "sim://bus?dispenser=1&counter_pad=5&call_display=16&backend=python", **kw)

@@ -103,7 +103,7 @@ def test_nobody_waiting_and_an_office_error_show_on_the_pad(nerima: OfficeConfig
 def test_a_pulled_cable_makes_every_device_offline_after_two_cycles_and_replugging_restores_them(
     nerima: OfficeConfig,
 ) -> None:
-    floor = started(nerima, url="sim://bus?dispenser=1&counter_pad=5&call_display=16&seed=1")
+    floor = started(nerima, url="sim://bus?dispenser=1&counter_pad=5&call_display=16&seed=1&backend=python")
     line = floor.port.line
     assert line is not None
     line.pulled = True
@@ -208,7 +208,7 @@ def test_back_off_polls_the_other_devices_and_keeps_the_busy_one_quiet(nerima: O
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_noisy_line_loses_nothing_and_doubles_nothing(nerima: OfficeConfig, seed: int) -> None:
     """Seeded faults: 1 byte in 1000 corrupted and 1 in 2000 dropped, both directions."""
-    url = f"sim://bus?dispenser=1&counter_pad=5&call_display=16&seed={seed}&corrupt=0.001&drop=0.0005"
+    url = f"sim://bus?dispenser=1&counter_pad=5&call_display=16&seed={seed}&corrupt=0.001&drop=0.0005&backend=python"
     floor = started(nerima, url=url, min_cycle=0.02)
     presses = 0
     keys = 0

@@ -198,7 +198,12 @@ def test_a_config_error_names_file_and_key(tmp_path: Path, config: Path) -> None
     assert not (tmp_path / "journal.db").exists()
 
 
-def test_in_process_a_button_press_prints_and_a_socket_call_reaches_the_display(tmp_path: Path) -> None:
+def test_in_process_a_button_press_prints_and_a_socket_call_reaches_the_display(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pure-Python simulated devices: this test reads their state directly (the real firmware
+    # behind sim:// is covered by tests/test_sim_micropython.py).
+    monkeypatch.setenv("COUNTERFLOOR_MICROPYTHON", "")
     """The same wiring in this process on a fixed wall clock (Monday 10:00 in Tokyo): the lamps
     come from the calendar, a press on the simulated dispenser becomes a print job, and a call
     made over the control socket is shown by the simulated call display."""

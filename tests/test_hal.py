@@ -39,7 +39,7 @@ def test_a_sim_url_starts_a_device_that_says_hello(kind: str, code: int) -> None
 
 
 def test_a_sim_bus_answers_only_for_the_addressed_device() -> None:
-    port = open_link("sim://bus?dispenser=1&counter_pad=5,6&call_display=16")
+    port = open_link("sim://bus?dispenser=1&counter_pad=5,6&call_display=16&backend=python")
     assert sorted(port.bus.devices) == [1, 5, 6, 16]
     port.write(POLL_GOLDEN)
     (hello,) = replies(port.read(100))
@@ -55,7 +55,7 @@ def test_a_sim_bus_answers_only_for_the_addressed_device() -> None:
         ("sim://dispenser?addr=one", "not a number"),
         ("sim://bus", "needs devices"),
         ("sim://bus?dispenser=1&counter_pad=1", "two devices at address 1"),
-        ("sim://dispenser?addr=1&backend=micropython", "unknown backend"),
+        ("sim://dispenser?addr=1&backend=toaster", "unknown backend"),
         ("sim://dispenser?addr=1&colour=red", "unknown option"),
         ("sim://dispenser?addr=1&corrupt=lots", "corrupt must be a number"),
     ],
@@ -66,7 +66,7 @@ def test_a_bad_sim_url_names_the_problem(url: str, problem: str) -> None:
 
 
 def test_sim_url_fault_options_parse() -> None:
-    devices, backend, faults = parse_sim_url("sim://counter_pad?addr=5&seed=3&corrupt=0.001&drop=0.01")
+    devices, backend, faults = parse_sim_url("sim://counter_pad?addr=5&seed=3&corrupt=0.001&drop=0.01&backend=python")
     assert (devices, backend, faults) == ([("counter_pad", 5)], "python", {"seed": 3, "corrupt": 0.001, "drop": 0.01})
 
 
