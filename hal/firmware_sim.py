@@ -89,6 +89,28 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def start_board(
+    binary: Path, kind: str, addr: int, serial: str, flash: Path, *, die_with_parent: bool = True
+) -> subprocess.Popen[str]:
+    """Start one board's firmware (`firmware/main.py`) in MicroPython on a serial path, with its
+    flash in `flash` and the stdin press hook on; text lines on stdin and stdout."""
+    flash.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, COUNTERFLOOR_FLASH=str(flash), COUNTERFLOOR_HIL="1")
+    argv = [str(binary), "-X", f"heapsize={HEAPSIZE}", str(FIRMWARE / "main.py")]
+    argv += ["--serial", serial, "--kind", kind, "--addr", str(addr)]
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=flash,
+        bufsize=1,
+        preexec_fn=_die_with_parent if die_with_parent and _PRCTL is not None else None,
+    )
+
+
 class FirmwareBoard:
     """One board firmware process on its hub line; a reader thread keeps what it prints."""
 
@@ -100,21 +122,7 @@ class FirmwareBoard:
         self.output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
         self.printed = 0  # lines printed so far (output keeps the last few)
         self._changed = threading.Condition()
-        flash.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, COUNTERFLOOR_FLASH=str(flash), COUNTERFLOOR_HIL="1")
-        argv = [str(binary), "-X", f"heapsize={HEAPSIZE}", str(FIRMWARE / "main.py")]
-        argv += ["--serial", line.path, "--kind", kind, "--addr", str(addr)]
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=flash,
-            bufsize=1,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
-        )
+        self.proc = start_board(binary, kind, addr, line.path, flash)
         self._reader = threading.Thread(target=self._read, name=f"board-{kind}-{addr}", daemon=True)
         self._reader.start()
 

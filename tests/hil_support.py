@@ -15,7 +15,6 @@ its flash file (display_state.json), as it would be after a power cut.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import select
 import subprocess
@@ -33,13 +32,13 @@ from gateway.device_link import DeviceLink, DeviceSpec, LinkEffect, LinkState, P
 from gateway.journal import TicketJournal
 from hal.bus_hub import BusHub, DeviceLine
 from hal.codec import P
+from hal.firmware_sim import start_board
 from hal.serial_link import open_link
 from office import events as ev
 from office.config import OfficeConfig
 from office.model import Command, Decision, OpenCounter
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE = ROOT / "firmware"
 MICROPYTHON = Path(sys.executable).parent / "micropython"
 REPLY_GRACE_S = 0.12  # real seconds a reply may take to start arriving (once per exchange)
 BOOT_TIMEOUT_S = 10.0
@@ -105,20 +104,8 @@ class Board:
         self.boots = 0
 
     def start(self) -> None:
-        self.flash.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, COUNTERFLOOR_FLASH=str(self.flash), COUNTERFLOOR_HIL="1")
-        argv = [str(MICROPYTHON), "-X", "heapsize=192K", str(FIRMWARE / "main.py")]
-        argv += ["--serial", self.line.path, "--kind", self.kind, "--addr", str(self.addr)]
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=self.flash,
-            bufsize=1,
-        )
+        # Restarted from other places than where it began (reboot tests): no parent-death tie.
+        self.proc = start_board(MICROPYTHON, self.kind, self.addr, self.line.path, self.flash, die_with_parent=False)
         self.boots += 1
         threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True).start()
 
