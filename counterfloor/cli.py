@@ -22,7 +22,6 @@ from gateway.service import GatewayError, journal_path, run_gateway, socket_path
 from office import events as ev
 from office import model as m
 from office.config import ConfigError, OfficeConfig, load_config
-from office.state import OfficeState
 
 __all__ = ["main", "queue_json", "queue_table"]
 
@@ -172,13 +171,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     # A writer's lock is not needed to look: recover the state read-only.
     with JournalReader(args.journal) as reader:
         config = reader.config()
-        state = OfficeState()
-        days = reader.days()
-        if days:
-            events = list(reader.events(date.fromisoformat(days[-1])))
-            state = OfficeState(last_seq=events[0].seq - 1)
-            for event in events:
-                state.apply(event)
+        state = reader.state()
     out.write(control.show_output(state, config, bool(args.json)))
     return 0
 

@@ -9,7 +9,6 @@ snapshot. One writer per file (an exclusive lock beside it); readers may look at
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import logging
@@ -74,23 +73,6 @@ def _encode_json(value: Any) -> str:
     """Compact UTF-8 JSON, as `json.dumps(..., ensure_ascii=False, separators=(",", ":"))`
     writes it, at a fraction of the cost: the journal encodes every event on the write path."""
     return orjson.dumps(value).decode()
-
-
-_BODY_FIELDS: dict[type[ev.Event], tuple[str, ...] | None] = {}
-
-
-def _body(event: ev.Event) -> dict[str, Any]:
-    """`event.body()` without `dataclasses.fields()` on every call (it costs more than the
-    SQLite insert); an event class that overrides `body` is asked itself."""
-    cls = type(event)
-    try:
-        names = _BODY_FIELDS[cls]
-    except KeyError:
-        plain = cls.body is ev.Event.body
-        names = _BODY_FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls)[2:]) if plain else None
-    if names is None:
-        return event.body()
-    return {name: getattr(event, name) for name in names}
 
 
 # -- file identity, checked from the header before SQLite touches the file ------------------------
@@ -234,6 +216,11 @@ class JournalReader:
 
     def config(self) -> OfficeConfig:
         return parse_config(self.meta["config"], source=f"{self.path} (stored config)")
+
+    def state(self) -> OfficeState:
+        """The current business day's state, recovered as the writer recovers it (newest usable
+        snapshot plus the events after it), without taking the writer's lock."""
+        return TicketJournal._recover(self.conn)[0]
 
     def days(self) -> list[str]:
         return [d for (d,) in self.conn.execute("SELECT DISTINCT day FROM events ORDER BY day")]
@@ -437,7 +424,7 @@ class TicketJournal:
                 day,
                 stamp_text if e.ts is stamp else ev.format_ts(e.ts),
                 e.TYPE,
-                _encode_json(_body(e)),
+                _encode_json(e.body()),
             )
             for e in events
         ]
