@@ -119,29 +119,13 @@ class CapacityEstimator:
         local = now if now.tzinfo is self._tz else now.astimezone(self._tz)
         t = local.hour * 60.0 + local.minute + local.second / 60.0
         work = (ahead + 0.5) * self._typical[service]
-        steps = self.rates(local.date(), service)
+        self._today(local.date())  # the day's shifts, which unplanned_rate reads
         extra = self.unplanned_rate(state, service, t) if state is not None else 0.0
         if not extra:
             return self.table(local.date(), service).wait(t, work)
-        extra_until = self._closes
-        i = bisect.bisect_right(steps, (t, _UNBOUNDED)) - 1
-        clock = t
-        while True:
-            step_end = steps[i + 1][0] if i + 1 < len(steps) else _UNBOUNDED
-            rate = steps[i][1]
-            end = step_end
-            if clock < extra_until:
-                rate += extra
-                end = min(end, extra_until)
-            if rate > 0.0:
-                if work <= rate * (end - clock):
-                    return clock + work / rate - t
-                work -= rate * (end - clock)
-            if end == _UNBOUNDED:
-                return _UNBOUNDED  # no capacity left today
-            clock = end
-            if end == step_end:
-                i += 1
+        # Unplanned counters add their rate from now until closing: a one-off table.
+        steps = _plus_rate(self.rates(local.date(), service), extra, t, self._closes)
+        return _Capacity(steps).wait(t, work)
 
     def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
         minutes = self.wait_minutes(service, ahead, now, state)
@@ -175,6 +159,16 @@ class _Capacity:
         if cum[k] == target:
             return times[k] - t
         return times[k - 1] + (target - cum[k - 1]) / rates[k - 1] - t
+
+
+def _plus_rate(steps: list[tuple[float, float]], extra: float, start: float, end: float) -> list[tuple[float, float]]:
+    """The steps with `extra` added over [start, end)."""
+    points = sorted({t for t, _ in steps} | {start, end})
+    out = []
+    for p in points:
+        rate = steps[bisect.bisect_right(steps, (p, _UNBOUNDED)) - 1][1]
+        out.append((p, rate + extra if start <= p < end else rate))
+    return out
 
 
 def _minutes(t: time) -> float:

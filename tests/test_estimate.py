@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime
+from datetime import time as dt_time
 
 import pytest
 from hypothesis import given
@@ -42,3 +43,24 @@ def test_table_matches_the_walk(nerima: OfficeConfig, service: str, t: float, wo
         assert math.isinf(got)
     else:
         assert got == pytest.approx(want, rel=1e-9, abs=1e-6)
+
+
+@given(minute=st.integers(8 * 60 + 30, 9 * 60 + 59), ahead=st.integers(0, 80))
+def test_an_unplanned_open_counter_adds_its_rate_until_closing(nerima: OfficeConfig, minute: int, ahead: int) -> None:
+    """Counter 12 is planned from 10:00; opened earlier it adds a full rate for 'move' (its first
+    service) from now until 19:00, on top of the planned steps."""
+    from office.state import CounterState, CounterStatus, OfficeState
+
+    state = OfficeState()
+    state.counters["12"] = CounterState("12", CounterStatus.OPEN, ("move", "certificate", "insurance"))
+    estimator = CapacityEstimator(nerima)
+    now = datetime.combine(DAY, dt_time(minute // 60, minute % 60), tzinfo=nerima.tz)
+    work = (ahead + 0.5) * nerima.service("move").typical_minutes
+    planned = estimator.rates(DAY, "move")
+    closes = 19 * 60.0
+    cuts = sorted({p for p, _ in planned} | {float(minute), closes})
+    with_extra = [
+        (p, dict(planned).get(p, [r for q, r in planned if q <= p][-1]) + (1.0 if p < closes else 0.0)) for p in cuts
+    ]
+    assert estimator.wait_minutes("move", ahead, now, state) == pytest.approx(walk(with_extra, minute, work), rel=1e-9)
+    assert estimator.wait_minutes("move", ahead, now, state) < estimator.wait_minutes("move", ahead, now)
