@@ -4,7 +4,11 @@
     uv run python -m bench.run --quick         # while developing: part of the day, 1 round, 20 kills
     uv run python -m bench.run --only recovery --only memory
     uv run python -m bench.run --only latency --only codec --only heap --only fuzz   # the devices
+    uv run python -m bench.run --only tickets    # ticket render + encode time, bytes per ticket
     uv run python -m bench.run --kills 1000 --dir /var/tmp/cf-bench
+    uv run python -m bench.run --only printing                               # press → first print byte
+    uv run python -m bench.run --only signage                                # board render, call update
+    uv run python -m bench.run --only signs                                  # the gateway's signs: loop cost
 
 Timing goals are reported here, never asserted in tests. Each ratio is against a baseline
 measured in the same run. Files go to a temporary directory under --dir (default: the system
@@ -24,10 +28,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench import crash, devices, memory, recovery, throughput
+from bench import crash, devices, memory, printing, recovery, signage, signs, throughput, tickets
 from bench.common import Result, rush_steps
 
-BENCHES = ("throughput", "recovery", "memory", "crash", "latency", "codec", "heap", "fuzz")
+BENCHES = (
+    *("throughput", "recovery", "memory", "crash", "latency", "codec", "heap", "fuzz", "tickets", "printing"),
+    "signage",
+    "signs",
+)
 DEVICE_BENCHES = ("latency", "codec", "heap", "fuzz")  # bench/devices.py
 
 
@@ -108,6 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         if wanted:
             results += devices.run(workdir, calls, 40 if args.quick else 200, fuzz_runs, log, wanted)
             print("devices done", flush=True)
+        if "tickets" in only:
+            results += tickets.run(30 if args.quick else 150, log)
+            print("tickets done", flush=True)
+        if "printing" in only:
+            results += printing.run(workdir, 40 if args.quick else 200, log)
+            print("printing done", flush=True)
+        if "signage" in only:
+            results += signage.run(workdir, log, 20 if args.quick else 4)
+            print("signage done", flush=True)
+        if "signs" in only:
+            results += signs.run(workdir, log, 40 if args.quick else 10)
+            print("signs done", flush=True)
     command = "uv run python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     report = [
         *header,

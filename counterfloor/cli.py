@@ -176,6 +176,25 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_reprint(args: argparse.Namespace, out: TextIO) -> int:
+    request: dict[str, Any] = {"cmd": "reprint", "ticket": args.ticket}
+    if args.printer:
+        request["printer"] = args.printer
+    reply = _ask_gateway(args, request)
+    if reply is None:
+        raise CliError("reprint needs the running gateway (it drives the printers); start `counterfloor gateway run`")
+    out.write(str(reply.get("output", "")))
+    return 0
+
+
+def cmd_printer_status(args: argparse.Namespace, out: TextIO) -> int:
+    reply = _ask_gateway(args, {"cmd": "status", "json": bool(args.json)})
+    if reply is None:
+        raise CliError("printer status needs the running gateway (it polls the printers)")
+    out.write(str(reply.get("output", "")))
+    return 0
+
+
 def cmd_gateway_run(args: argparse.Namespace, out: TextIO) -> int:
     config, text = _load(args.config)
     if args.run_for is not None and args.run_for <= 0:
@@ -260,6 +279,13 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--ticket", required=True
     )
 
+    p = osub.add_parser("reprint", help="print a ticket again on the running gateway's printer (same QR code)")
+    _journal_arg(p)
+    _socket_arg(p)
+    p.add_argument("--ticket", required=True, help="the ticket, e.g. B-023")
+    p.add_argument("--printer", metavar="ID", help="a [[printers]] id (default: a printer of its service's dispenser)")
+    p.set_defaults(func=cmd_reprint)
+
     p = osub.add_parser("show", help="show the queue and counters")
     _journal_arg(p)
     _socket_arg(p)
@@ -306,6 +332,88 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=lambda args, out: demo.run(args))
 
 
+def _add_calendar(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import calendar_cli
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            return calendar_cli.run(args, out)
+        except calendar_cli.CalendarUsageError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+
+    p = sub.add_parser("calendar", help="the office's days: open periods, services, why closed (docs/calendar.md)")
+    calendar_cli.add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_ticket(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import ticket_cli
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            return ticket_cli.run(args, out)
+        except ticket_cli.TicketUsageError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+
+    p = sub.add_parser("ticket", help="write one sample ticket's exact ESC/POS bytes (docs/printing.md)")
+    ticket_cli.add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_printer(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import printer_cli, ticket_cli
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            return printer_cli.run(args, out)
+        except ticket_cli.TicketUsageError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        except printer_cli.PrinterTestFailed as exc:
+            raise CliError(str(exc)) from None
+
+    p = sub.add_parser("printer", help="ticket printers (docs/operations.md)")
+    psub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = psub.add_parser("test", help="print a test ticket on a printer, reporting its status first")
+    printer_cli.add_arguments(t)
+    t.set_defaults(func=run)
+    t = psub.add_parser("status", help="the running gateway's printers: state, paper, cover, dispensers")
+    _journal_arg(t)
+    _socket_arg(t)
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=cmd_printer_status)
+
+
+def _add_callout(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import callout_cli
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            return callout_cli.run(args, out)
+        except callout_cli.CalloutUsageError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+
+    p = sub.add_parser("callout", help="write the spoken call-out of one call to a WAV file (docs/callout.md)")
+    callout_cli.add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_signage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import signage_cli
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            out.write(signage_cli.render(args))
+        except signage_cli.SignageArgError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        return 0
+
+    p = sub.add_parser("signage", help="waiting-room boards and call displays (docs/signage.md)")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    r = ssub.add_parser("render", help="render the board at a moment of a seeded simulated day to a PNG file")
+    signage_cli.add_arguments(r)
+    r.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="counterfloor",
@@ -315,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_office(sub)
     _add_gateway(sub)
+    _add_calendar(sub)
+    _add_callout(sub)
+    _add_ticket(sub)
+    _add_printer(sub)
+    _add_signage(sub)
     return parser
 
 

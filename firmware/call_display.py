@@ -9,13 +9,14 @@ Owns the call display's behaviour only: outputs come from board.py, the bus logi
 
 import time
 
+from micropython import const
+
 import protocol as p
-from device import BusDevice, load_json, save_json
+from device import BusDevice
 from display import TextPanel
 
-ARROW = " → "
 BLINK_FOR_MS = 6000  # a NEW call blinks this long
-BLINK_MS = 500  # half period
+_BLINK_MS = const(500)  # half period
 
 
 class CallDisplay(BusDevice):
@@ -29,16 +30,18 @@ class CallDisplay(BusDevice):
         p.ShowText.TYPE: "_show_text",
     }
 
+    # Defaults as class attributes: an instance holds only what differs (a board's heap is small).
+    call = None  # (ticket, counter)
+    saves = 0
+    _blink_since = None
+
     def __init__(self, addr, uart, chime, now, reset_cause=p.RESET_UNKNOWN, state_path=None):
         BusDevice.__init__(self, addr, uart, now, reset_cause)
         self.chime = chime
         self.state_path = state_path
         self.panel = TextPanel(256, 128)
-        self.call = None  # (ticket, counter)
         self.recent = []  # [(ticket, counter)], newest first
         self.message = []
-        self.saves = 0
-        self._blink_since = None
         self._chimes = []  # (tone, repeat) waiting to be played after the reply
         self._restore()
         self._draw(now)
@@ -55,7 +58,7 @@ class CallDisplay(BusDevice):
             self._chimes.append((p.TONE_CALL, 1))
         else:
             self._chimes.append((p.TONE_RECALL, 1))
-        self._changed(now)
+        self._draw(now, True)
         return self._ack(frame)
 
     def _recent(self, frame, now):
@@ -65,7 +68,7 @@ class CallDisplay(BusDevice):
         if self.recent and self.recent[0] != self.call:
             self.call = self.recent[0]
             self._blink_since = None
-        self._changed(now)
+        self._draw(now, True)
         return self._ack(frame)
 
     def _chime(self, frame, now):
@@ -76,12 +79,12 @@ class CallDisplay(BusDevice):
         self.call = None
         self.recent = []
         self._blink_since = None
-        self._changed(now)
+        self._draw(now, True)
         return self._ack(frame)
 
     def _show_text(self, frame, now):
         self.message = list(frame.lines)
-        self._changed(now)
+        self._draw(now, True)
         return self._ack(frame)
 
     # --- Drawing, chimes, persistence
@@ -97,39 +100,42 @@ class CallDisplay(BusDevice):
                 self._blink_since = None
             self._draw(now)
 
-    def blinking(self, now):
-        return self._blink_since is not None and time.ticks_diff(now, self._blink_since) < BLINK_FOR_MS
-
     def lines(self, now):
         """The text shown now: the call line (blank in a blink's dark phase), the recent list
         (without the current call at its head), then the message lines."""
         out = []
         if self.call is not None:
-            lit = not self.blinking(now) or (time.ticks_diff(now, self._blink_since) // BLINK_MS) % 2 == 0
-            out.append(self.call[0] + ARROW + self.call[1] if lit else "")
+            # _check ends a blink (_blink_since None) once BLINK_FOR_MS is over
+            lit = self._blink_since is None or (time.ticks_diff(now, self._blink_since) // _BLINK_MS) % 2 == 0
+            out.append(self.call[0] + " → " + self.call[1] if lit else "")
         recent = self.recent
         if recent and recent[0] == self.call:
             recent = recent[1:]  # the current call heads the list: drawn once, as the call
         for ticket, counter in recent:
-            out.append(ticket + ARROW + counter)
+            out.append(ticket + " → " + counter)
         return out + self.message
 
-    def _draw(self, now):
+    def _draw(self, now, save=False):
         lines = self.lines(now)
         if lines != self.panel.lines:
             self.panel.show(lines)
-
-    def _changed(self, now):
-        self._draw(now)
-        self._save()
+        if save:  # the content changed: kept on flash
+            self._save()
 
     def _save(self):
         if not self.state_path:
             return
         state = {"call": list(self.call) if self.call else None, "recent": [list(e) for e in self.recent]}
         state["message"] = self.message
+        import json
+        import os
+
+        # Replaced atomically: written aside, then renamed.
+        tmp = self.state_path + ".tmp"
         try:
-            save_json(self.state_path, state)
+            with open(tmp, "w") as f:
+                json.dump(state, f)
+            os.rename(tmp, self.state_path)
             self.saves += 1
         except OSError as e:  # a full or failing flash must not stop the display
             print("call display: cannot save:", repr(e))
@@ -137,7 +143,13 @@ class CallDisplay(BusDevice):
     def _restore(self):
         if not self.state_path:
             return
-        state = load_json(self.state_path)
+        import json
+
+        try:
+            with open(self.state_path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):  # missing or not JSON: ignored
+            return
         if not isinstance(state, dict):
             return
         try:  # check through the codec, so restored content is content the bus could carry

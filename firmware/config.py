@@ -5,16 +5,6 @@ Keys: kind (dispenser | counter_pad | call_display), addr (1..16), and optionall
 (call display), watchdog_ms (1000..8000). load() names what is wrong with a bad file; it never
 writes the file."""
 
-KINDS = ("dispenser", "counter_pad", "call_display")
-RANGES = {
-    "addr": (1, 16),
-    "debounce_ms": (5, 500),
-    "services": (1, 6),
-    "transfer_to": (0, 15),
-    "watchdog_ms": (1000, 8000),
-}
-DEFAULT_WATCHDOG_MS = 5000
-
 
 class ConfigError(ValueError):
     pass
@@ -24,14 +14,23 @@ def check(cfg, where="config"):
     """`cfg` if it is a valid configuration, else ConfigError naming the field."""
     if not isinstance(cfg, dict):
         raise ConfigError("%s: must be a JSON object" % where)
-    if cfg.get("kind") not in KINDS:
-        raise ConfigError("%s: kind must be one of %s, got %r" % (where, ", ".join(KINDS), cfg.get("kind")))
+    # The tables are local, not module attributes: a board keeps every module-level name interned.
+    kinds = ("dispenser", "counter_pad", "call_display")
+    ranges = {
+        "addr": (1, 16),
+        "debounce_ms": (5, 500),
+        "services": (1, 6),
+        "transfer_to": (0, 15),
+        "watchdog_ms": (1000, 8000),
+    }
+    if cfg.get("kind") not in kinds:
+        raise ConfigError("%s: kind must be one of %s, got %r" % (where, ", ".join(kinds), cfg.get("kind")))
     if "addr" not in cfg:
         raise ConfigError("%s: addr is missing" % where)
-    for key in RANGES:
+    for key in ranges:
         if key in cfg:
             v = cfg[key]
-            lo, hi = RANGES[key]
+            lo, hi = ranges[key]
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ConfigError("%s: %s must be an integer %d..%d, got %r" % (where, key, lo, hi, v))
     if "state_file" in cfg and not isinstance(cfg["state_file"], str):

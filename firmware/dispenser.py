@@ -8,7 +8,8 @@ Owns the dispenser's behaviour only: pins come from board.py, the bus logic from
 import time
 
 import protocol as p
-from device import BusDevice, Button
+from button import Button
+from device import BusDevice
 from display import TextPanel
 
 UNAVAILABLE = ("ただいま発券できません", "Tickets unavailable")
@@ -27,16 +28,18 @@ class Dispenser(BusDevice):
             raise ValueError("a dispenser needs 1..16 buttons and as many lamps")
         self.buttons = [Button(pin, debounce_ms) for pin in button_pins]
         self.lamps = lamp_pins
-        self.mask = 0  # services offered, per the last LAMPS
         self.message = []  # the gateway's lines (SHOW_TEXT)
         self.panel = TextPanel()
-        self.refused = 0  # presses that made no event
-        self._busy_until = None
         self._refresh(now)
+
+    # State that starts the same, as class attributes: an instance holds it once it changes.
+    mask = 0  # services offered, per the last LAMPS
+    refused = 0  # presses that made no event
+    _busy_until = None
 
     def _lamps(self, frame, now):
         if frame.mask >> len(self.buttons):
-            return self._nak(frame, p.NAK_OUT_OF_RANGE)
+            return p.Nak(self.addr, frame.seq, p.NAK_OUT_OF_RANGE)
         self.mask = frame.mask
         self._refresh(now)
         return self._ack(frame)
@@ -91,8 +94,8 @@ def make(config, uart, now, reset_cause):
     """The dispenser described by `config` (see main.py), on the board's pins."""
     import board
 
-    pins = board.PICO_PINS["dispenser"]
-    n = config.get("services", len(pins["buttons"]))
-    buttons = [board.input_pin(pins["buttons"][i], "button%d" % i) for i in range(n)]
-    lamps = [board.output_pin(pins["lamps"][i], "lamp%d" % i) for i in range(n)]
+    button_pins, lamp_pins = board.pins("dispenser")
+    n = config.get("services", len(button_pins))
+    buttons = [board.input_pin(button_pins[i], "button%d" % i) for i in range(n)]
+    lamps = [board.output_pin(lamp_pins[i], "lamp%d" % i) for i in range(n)]
     return Dispenser(config["addr"], uart, buttons, lamps, now, reset_cause, config.get("debounce_ms", 30))

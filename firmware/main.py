@@ -1,5 +1,5 @@
-"""The board's entry point: read config.json, load the device kind's module from the active slot
-(slots.py), open the bus UART and run the asyncio loop (device.serve) forever.
+"""The board's entry point: boot (slots.start: config.json, the device kind's module from the
+active slot, the bus UART, the device), then the asyncio loop (device.run) forever.
 
 On the Pico it runs at boot with no arguments. On the MicroPython Unix port (tests and the
 hardware-in-the-loop run against the gateway over pty pairs):
@@ -10,84 +10,42 @@ hardware-in-the-loop run against the gateway over pty pairs):
 --serial falls back to $COUNTERFLOOR_SERIAL; the flash directory (config.json, saved display
 content, slot marker) is $COUNTERFLOOR_FLASH or the working directory. --kind/--addr override the
 file's values; without a config file they are enough. Prints "ready KIND addr=N" once listening.
+Kept this short on purpose: the Pico compiles it from source and holds its code while it runs.
 """
 
+import gc
 import sys
 
-import board
-import slots
-
-USAGE = "usage: main.py [--serial PATH] [--config FILE] [--kind KIND] [--addr N] [--run-ms MS]"
-
-
-def parse_args(argv):
-    opts = {}
-    i = 0
-    while i < len(argv):
-        key = argv[i]
-        if key not in ("--serial", "--config", "--kind", "--addr", "--run-ms") or i + 1 >= len(argv):
-            raise SystemExit(USAGE + "\nbad argument: %r" % key)
-        value = argv[i + 1]
-        if key in ("--addr", "--run-ms"):
-            try:
-                value = int(value)
-            except ValueError:
-                raise SystemExit("%s must be an integer, got %r" % (key, value))
-        opts[key[2:].replace("-", "_")] = value
-        i += 2
-    return opts
+# board first: it lives on, and takes the memory this file was just compiled in, which the
+# interpreter may still point to (the GC scans the stack conservatively): what such a stale
+# pointer pins is then something the board keeps anyway, not the loader dropped below.
+import board  # noqa: F401
 
 
-def read_config(opts):
-    import json
-    import os
+def boot():
+    # The boot and the unload run in this function, whose frames are gone before the loop starts.
+    # Written at the top level, a word left on the C stack in the loop's frames pointed at the
+    # dropped slots module in some heap layouts (the GC scans the stack conservatively), and kept
+    # it and its constants, ~1.9 KB (docs/firmware.md, "Memory").
+    import slots
 
-    path = opts.get("config") or board.path_join(board.flash_dir(), "config.json")
-    cfg = {}
-    try:
-        with open(path) as f:
-            cfg = json.load(f)
-    except OSError:
-        if "config" in opts:
-            raise SystemExit("%s: cannot be read" % path)
-    except ValueError:
-        raise SystemExit("%s: is not valid JSON" % path)
-    if not isinstance(cfg, dict):
-        raise SystemExit("%s: must be a JSON object" % path)
-    for key in ("kind", "addr"):
-        if key in opts:
-            cfg[key] = opts[key]
-    if "serial" not in opts and os.getenv("COUNTERFLOOR_SERIAL"):
-        opts["serial"] = os.getenv("COUNTERFLOOR_SERIAL")
-    return cfg, path
+    dev, clock, run_ms = slots.start(sys.argv[1:])
+    wdt = slots.wdt
+    # Booted: the loader and the configuration check are not needed again. Their globals are
+    # emptied, and the entries set to None before they are deleted (a dict keeps a deleted
+    # entry's value until the slot is reused), so that nothing left over keeps their code.
+    for name in ("slots", "config"):
+        sys.modules[name].__dict__.clear()
+        sys.modules[name] = None  # type: ignore[assignment]
+        del sys.modules[name]
+    return dev, clock, wdt, run_ms
 
 
-def main(argv=None):
-    import asyncio
+dev, clock, wdt, run_ms = boot()
+boot = None  # type: ignore[assignment]  # as above: a deleted entry's value stays until reused
+del boot
+gc.collect()  # the loop starts with the boot's garbage gone
 
-    opts = parse_args(sys.argv[1:] if argv is None else argv)
-    cfg, path = read_config(opts)
-    cause = slots.boot()
-    kind = cfg.get("kind")
-    if kind not in ("dispenser", "counter_pad", "call_display"):
-        raise SystemExit("%s: kind must be dispenser, counter_pad or call_display, got %r" % (path, kind))
-    module = slots.load(kind)
-    import config
-    import device
+import device  # noqa: E402 -- after the boot, which put the active slot on sys.path
 
-    try:
-        config.check(cfg, path)
-    except config.ConfigError as e:
-        raise SystemExit(str(e))
-    uart = board.bus_uart(opts.get("serial"))
-    clock = board.real_clock()
-    dev = module.make(cfg, uart, clock(), cause)
-    print("ready %s addr=%d slot=%s" % (kind, dev.addr, slots.active))
-    try:
-        asyncio.run(device.serve(dev, clock, slots.wdt, run_ms=opts.get("run_ms")))
-    finally:
-        dev.deinit()
-        uart.deinit()
-
-
-main()
+device.run(dev, clock, wdt, run_ms)

@@ -1,134 +1,202 @@
 """The counterfloor bus protocol, version 1: every frame between the gateway and the devices.
 
 Owns the byte layout of each message (docs/protocol.md is its spec, with test vectors), the COBS
-framing and CRC-16, the streaming Decoder, and the small pure helpers both ends need for sequence
-numbers and retries (DuplicateFilter, EventQueue, EventTracker, retry_delay_ms). Touches no
-hardware, no clock, no I/O and imports nothing: the devices import it as `protocol` under
+framing and CRC-16, the streaming Decoder, and the small pure helpers for sequence numbers and
+retries: the device's here (DuplicateFilter, EventQueue), the gateway's in protocol_gateway.py
+(EventTracker, next_seq, next_ev, retry_delay_ms, and the rest of what only the gateway and tests
+use), reached as this module's attributes all the same but never loaded by a board. Touches no
+hardware, no clock, no I/O and imports nothing of ours: the devices import it as `protocol` under
 MicroPython, the gateway as `firmware.protocol` under CPython.
 
 Written in the subset both interpreters run: no dataclasses, typing, f-strings or keyword
-arguments to int.to_bytes; bytes, bytearray and memoryview only. Frames are small classes that
-are treated as immutable: build a new one rather than changing a field.
+arguments to int.to_bytes; bytes, bytearray and memoryview only.
+
+Table-driven, to keep a board's heap small (docs/firmware.md, "Memory"): the public constants
+and the message types are two text tables below, read on first use (module __getattr__), so a
+board holds only what it uses. A message type (Poll, Call …) is a Message object made from one
+line of the table: type code, NAME, field names with their layout (a code and a range). One
+generic constructor checks the fields, one encoder and one parser walk the layout (3 bytes a
+field: code, lo, hi). Frames are treated as immutable: build a new one rather than changing a
+field. Field codes, as `name:CODElo-hi=default` in the table:
+    B  u8, lo..hi                    H  u16, lo..0xFFFF           I  u32, lo..0xFFFFFFFF
+    V  version: 3 bytes, a tuple     X  exactly lo bytes          R  the rest: lo..hi bytes
+    T  text: length byte + lo..hi bytes of UTF-8                  A  lo printable ASCII characters
+    L  up to lo lines of text, each 0..hi bytes (count byte first)
+    P  up to lo (ticket, counter) pairs of text (count byte first)
 """
 
-PROTOCOL_VERSION = 1
+try:
+    from micropython import const
 
-# Sizes. A raw frame is header + payload + CRC, before COBS. On the wire it is
-# 0x00, COBS(raw frame), 0x00.
-HEADER_LEN = 3  # address, type, sequence number
-CRC_LEN = 2
-MIN_FRAME = HEADER_LEN + CRC_LEN
-MAX_FRAME = 128
-MAX_PAYLOAD = MAX_FRAME - HEADER_LEN - CRC_LEN  # 123
-MAX_ENCODED = MAX_FRAME + 1 + MAX_FRAME // 254  # COBS adds one byte per started 254-byte block
-MAX_WIRE = MAX_ENCODED + 2  # with both delimiters
+    _HOST = False
+except ImportError:  # CPython (the gateway)
 
-ADDR_MIN = 1
-ADDR_MAX = 16
+    def const(x):  # type: ignore[misc]
+        return x
 
-# Timing (docs/protocol.md, "Timing"). The gateway alone uses these; they are here so both
-# sides and the latency arithmetic read the same numbers.
-BAUD = 115200
-BITS_PER_BYTE = 10  # start + 8 data + stop
-TURNAROUND_US = 1000  # a device starts its reply within this after a request's last byte
-REPLY_TIMEOUT_US = 2500  # no complete reply this long after the request's last byte: missed
-MAX_RETRIES = 3  # a command is sent at most 1 + MAX_RETRIES times
-BACKOFF_MS = 10  # before retry n the gateway waits BACKOFF_MS * 2 ** (n - 1)
-OFFLINE_AFTER_MISSED_POLLS = 2
+    _HOST = True
 
-# Device kinds (HELLO).
-KIND_DISPENSER = 1
-KIND_COUNTER_PAD = 2
-KIND_CALL_DISPLAY = 3
-KINDS = (KIND_DISPENSER, KIND_COUNTER_PAD, KIND_CALL_DISPLAY)
 
-# Capability bits (HELLO); unknown bits are carried, and ignored by receivers.
-CAP_TEXT = 0x0001  # shows SHOW_TEXT
-CAP_CHIME = 0x0002  # has a speaker for CHIME and calls
-CAP_RECENT = 0x0004  # shows the RECENT list
-CAP_NUMBER = 0x0008  # 4-character DISPLAY_NUMBER
-CAP_STATUS_LAMP = 0x0010
-CAP_LAMPS = 0x0020  # service-button lamps
-CAP_FW_UPDATE = 0x0040  # accepts FW_BEGIN / FW_CHUNK / FW_END / FW_COMMIT
+# Used inside this module: compiled into the code under MicroPython, not module attributes.
+_HEADER_LEN = const(3)  # address, type, sequence number
+_CRC_LEN = const(2)
+_MIN_FRAME = const(5)
+_MAX_FRAME = const(128)
+_MAX_PAYLOAD = const(123)  # MAX_FRAME - header - CRC
+_MAX_ENCODED = const(129)  # COBS adds one byte per started 254-byte block
+_ADDR_MIN = const(1)
+_ADDR_MAX = const(16)
+_MAX_TICKET = const(8)  # bytes of UTF-8
+_MAX_COUNTER = const(16)
+_KEY_TRANSFER = const(5)
 
-# Reset causes (HELLO).
-RESET_UNKNOWN = 0
-RESET_POWER_ON = 1
-RESET_PIN = 2
-RESET_WATCHDOG = 3
-RESET_SOFT = 4
-RESET_FW_UPDATE = 5
-RESET_CAUSE_MAX = 5
-
-# Counter pad keys (KEY).
-KEY_CALL_NEXT = 1
-KEY_DONE = 2
-KEY_RECALL = 3
-KEY_NO_SHOW = 4
-KEY_TRANSFER = 5  # arg: the target service index
-KEY_PAUSE = 6
-KEY_MAX = 6
-
-# NAK reasons.
-NAK_UNSUPPORTED = 1  # this device kind does not handle that message type
-NAK_OUT_OF_RANGE = 2  # a value this device cannot use (service index, text too wide); info: which field
-NAK_BUSY = 3  # cannot act now: retry after back-off
-NAK_FW_SEQUENCE = 4  # firmware message out of order; info: the offset the device expects next
-NAK_FW_VERIFY = 5  # FW_END: size or SHA-256 does not match FW_BEGIN
-NAK_FW_TOO_LARGE = 6  # FW_BEGIN: the image does not fit; info: the largest size that does
-NAK_REASON_MAX = 6
-
-# CALL flags: exactly one of NEW and RECALL; the other bits are reserved and zero.
-CALL_NEW = 0x01
-CALL_RECALL = 0x02
-
-# STATUS_LAMP colours.
-LAMP_OFF = 0
-LAMP_GREEN = 1
-LAMP_AMBER = 2
-LAMP_RED = 3
-
-# CHIME tones.
-TONE_CALL = 0
-TONE_RECALL = 1
-TONE_ATTENTION = 2
-
-MAX_SERVICES = 16  # LAMPS is a 16-bit mask; BUTTON_PRESS and KEY_TRANSFER carry an index 0..15
-MAX_TICKET = 8  # bytes of UTF-8
-MAX_COUNTER = 16
-MAX_LINES = 4
-MAX_LINE = 60
-MAX_RECENT = 8
-MAX_CHUNK = 112
-SHA256_LEN = 32
+# The public constants, as `name=value` words (docs/protocol.md states each one). A name becomes
+# a module attribute the first time it is read (module __getattr__ below), so a board holds only
+# the names it uses; the gateway reads them the same way.
+#   sizes: a raw frame is header + payload + CRC, before COBS; on the wire 0x00, COBS(raw), 0x00.
+#   timing (docs/protocol.md, "Timing"): the gateway alone uses these; here so both sides and the
+#     latency arithmetic read the same numbers. A command is sent at most 1 + MAX_RETRIES times,
+#     retry n after BACKOFF_MS * 2 ** (n - 1); a device starts its reply within TURNAROUND_US and
+#     a reply not complete REPLY_TIMEOUT_US after the request's last byte is missed.
+#   CAP_*: capability bits in HELLO; unknown bits are carried, and ignored by receivers.
+#   NAK_*: UNSUPPORTED: this kind does not handle that type; OUT_OF_RANGE: a value this device
+#     cannot use; BUSY: retry after back-off; FW_SEQUENCE: FW_CHUNK / FW_END not at the offset
+#     expected (info: that offset); FW_VERIFY: size or SHA-256 wrong, or the bundle malformed (the
+#     transfer is aborted); FW_TOO_LARGE: (info: the largest size that fits); FW_NO_TRANSFER: no
+#     transfer under way, or FW_COMMIT before it was verified.
+#   CALL flags: exactly one of NEW and RECALL. KEY_TRANSFER's arg is the target service index.
+#   MAX_SERVICES: LAMPS is a 16-bit mask; BUTTON_PRESS and KEY_TRANSFER carry an index 0..15.
+_CONSTANTS = """
+PROTOCOL_VERSION=1 HEADER_LEN=3 CRC_LEN=2 MIN_FRAME=5 MAX_FRAME=128 MAX_PAYLOAD=123 MAX_ENCODED=129
+MAX_WIRE=131 ADDR_MIN=1 ADDR_MAX=16
+BAUD=115200 BITS_PER_BYTE=10 TURNAROUND_US=1000 REPLY_TIMEOUT_US=2500 MAX_RETRIES=3 BACKOFF_MS=10
+OFFLINE_AFTER_MISSED_POLLS=2
+KIND_DISPENSER=1 KIND_COUNTER_PAD=2 KIND_CALL_DISPLAY=3
+CAP_TEXT=0x01 CAP_CHIME=0x02 CAP_RECENT=0x04 CAP_NUMBER=0x08 CAP_STATUS_LAMP=0x10 CAP_LAMPS=0x20
+CAP_FW_UPDATE=0x40
+RESET_UNKNOWN=0 RESET_POWER_ON=1 RESET_PIN=2 RESET_WATCHDOG=3 RESET_SOFT=4 RESET_FW_UPDATE=5 RESET_CAUSE_MAX=5
+KEY_CALL_NEXT=1 KEY_DONE=2 KEY_RECALL=3 KEY_NO_SHOW=4 KEY_TRANSFER=5 KEY_PAUSE=6 KEY_MAX=6
+NAK_UNSUPPORTED=1 NAK_OUT_OF_RANGE=2 NAK_BUSY=3 NAK_FW_SEQUENCE=4 NAK_FW_VERIFY=5 NAK_FW_TOO_LARGE=6
+NAK_FW_NO_TRANSFER=7 NAK_REASON_MAX=7
+FW_IDLE=0 FW_RECEIVING=1 FW_VERIFIED=2
+CALL_NEW=1 CALL_RECALL=2
+LAMP_OFF=0 LAMP_GREEN=1 LAMP_AMBER=2 LAMP_RED=3
+TONE_CALL=0 TONE_RECALL=1 TONE_ATTENTION=2
+MAX_SERVICES=16 MAX_TICKET=8 MAX_COUNTER=16 MAX_LINES=4 MAX_LINE=60 MAX_RECENT=8 MAX_CHUNK=112 SHA256_LEN=32
+"""
 
 
 class ProtocolError(ValueError):
     """A frame or a field that the protocol does not allow; the message names what is wrong."""
 
 
+# The error messages, one a line with its % fields, found by line number (the _E_* constants,
+# compiled away) or, for the Decoder's counters, by the counter's name at the start of the line.
+# One string rather than thirty: each string constant is an object of its own on a board's heap.
+_E_INT = const(0)
+_E_STR = const(1)
+_E_UTF8 = const(2)
+_E_TEXTLEN = const(3)
+_E_CONTROL = const(4)
+_E_LIST = const(5)
+_E_MOST = const(6)
+_E_BYTES = const(7)
+_E_BYTESLEN = const(8)
+_E_VERSION = const(9)
+_E_ASCII = const(10)
+_E_ENTRY = const(11)
+_E_EXPECTED = const(12)
+_E_VALUES = const(13)
+_E_MISSING = const(14)
+_E_NOFIELD = const(15)
+_E_PAYLOAD = const(16)
+_E_RAW = const(17)
+_E_NOFRAME = const(18)
+_E_ENCODED = const(19)
+_E_COBS = const(20)
+_E_PRINTABLE = const(21)
+_E_SHORT = const(22)
+_E_EXTRA = const(23)
+_E_BADTEXT = const(24)
+_SAYS = """
+%s must be an integer %d..%d, got %r
+%s must be a str, got %r
+%s is not encodable as UTF-8
+%s must be %d..%d bytes of UTF-8, got %d
+%s contains a control character
+%s must be a list of %s, got %r
+at most %d %s, got %d
+%s must be %d bytes, got %r
+%s must be %d..%d bytes, got %r
+%s must be (major, minor, patch), got %r
+%s must be %d ASCII characters, got %r
+an entry must be (ticket, counter), got %r
+expected %s, got %s
+%s has %d fields, got %d values
+%s: %s is missing
+%s has no field %s
+%s payload is %d bytes, at most %d fit
+%s (%d bytes: %s)
+no frame: empty or only delimiters
+frame too long: %d encoded bytes, at most %d
+not a single valid COBS frame: %s
+%s must be %d printable ASCII characters
+payload too short
+%d unexpected payload bytes
+%s is not %d..%d bytes of printable UTF-8
+too_short frame too short
+too_long frame too long
+bad_crc bad CRC
+unknown_type unknown message type
+"""
+
+
+def _say(key):
+    if isinstance(key, int):
+        return _SAYS.split("\n")[key + 1]
+    i = _SAYS.find("\n" + key + " ") + len(key) + 2
+    return _SAYS[i : _SAYS.find("\n", i)]
+
+
+def _fail(key, *args):
+    """Raises ProtocolError with message `key` (an _E_* line number or a counter's name) of _SAYS,
+    its % fields filled from `args`."""
+    raise ProtocolError(_say(key) % args)
+
+
 # --- CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, not reflected, xorout 0; "123456789" -> 0x29B1
 
 
 def _crc_table():
-    table = []
-    for i in range(256):
-        c = i << 8
-        for _ in range(8):
+    # A nibble table (16 entries, 32 bytes): a byte table would be 512 bytes of a board's heap,
+    # for a CRC about 1.5 times as fast.
+    from array import array
+
+    table = array("H", bytes(32))
+    for i in range(16):
+        c = i << 12
+        for _ in range(4):
             c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-        table.append(c & 0xFFFF)
+        table[i] = c & 0xFFFF
     return table
 
 
 _CRC_TABLE = _crc_table()
+_crc_table = None  # type: ignore[assignment]  # run once: a board need not keep its code
 
 
-def crc16(data, crc=0xFFFF):
+def _crc16(data, crc=0xFFFF):
     """CRC-16/CCITT-FALSE of `data` (bytes-like); pass a previous result as `crc` to continue."""
     table = _CRC_TABLE
     for b in data:
-        crc = ((crc << 8) & 0xFF00) ^ table[((crc >> 8) ^ b) & 0xFF]
+        crc = ((crc << 4) & 0xFFFF) ^ table[((crc >> 12) ^ (b >> 4)) & 0x0F]
+        crc = ((crc << 4) & 0xFFFF) ^ table[((crc >> 12) ^ b) & 0x0F]
     return crc
+
+
+# The nibble-table code on a board; on the gateway protocol_gateway makes it CPython's
+# binascii.crc_hqx, this very CRC in C.
+crc16 = _crc16
 
 
 # --- COBS (Cheshire & Baker): removes every 0x00 so that 0x00 can delimit frames
@@ -181,12 +249,12 @@ def cobs_decode(data):
     return bytes(out)
 
 
-# --- Field checks shared by constructors (building a frame) and parsers (reading one)
+# --- Field checks shared by the constructor (building a frame) and the parser (reading one)
 
 
 def _int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, int) or value < lo or value > hi:
-        raise ProtocolError("%s must be an integer %d..%d, got %r" % (name, lo, hi, value))
+        _fail(_E_INT, name, lo, hi, value)
     return value
 
 
@@ -202,6 +270,7 @@ def _utf8_ok(b):
                 return False
             i += 1
             continue
+        # (continuation bytes after the lead, range of the first of them)
         if 0xC2 <= c <= 0xDF:
             k, lo, hi = 1, 0x80, 0xBF
         elif c == 0xE0:
@@ -228,102 +297,185 @@ def _utf8_ok(b):
 
 
 def _text(name, value, lo, hi):
-    """The UTF-8 bytes of `value`, checked: a str of lo..hi bytes, printable, valid."""
+    """`value` checked: a str of lo..hi bytes of UTF-8, printable, valid."""
     if not isinstance(value, str):
-        raise ProtocolError("%s must be a str, got %r" % (name, value))
+        _fail(_E_STR, name, value)
     try:
         b = value.encode("utf-8")
     except UnicodeError:
-        raise ProtocolError("%s is not encodable as UTF-8" % name)
+        _fail(_E_UTF8, name)
     if len(b) < lo or len(b) > hi:
-        raise ProtocolError("%s must be %d..%d bytes of UTF-8, got %d" % (name, lo, hi, len(b)))
+        _fail(_E_TEXTLEN, name, lo, hi, len(b))
     if not _utf8_ok(b):
-        raise ProtocolError("%s contains a control character" % name)
-    return b
+        _fail(_E_CONTROL, name)
+    return value
 
 
-def _lp(b):
-    """Length-prefixed bytes: one length byte, then the bytes."""
-    return bytes((len(b),)) + b
+def _list(name, value, most, of):
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        _fail(_E_LIST, name, of, value)
+    if len(value) > most:
+        _fail(_E_MOST, most, name, len(value))
+    return value
 
 
-class _Reader:
-    """Reads a payload field by field; raises ProtocolError when it runs short."""
-
-    def __init__(self, data, start, end):
-        self.data = data
-        self.i = start
-        self.end = end
-
-    def take(self, k):
-        if self.i + k > self.end:
-            raise ProtocolError("payload too short")
-        v = bytes(self.data[self.i : self.i + k])
-        self.i += k
+def _field(name, code, lo, hi, v):
+    """`v` checked against one field of the layout; the value the frame keeps."""
+    if code == 0x42:  # B
+        return _int(name, v, lo, hi)
+    if code == 0x48:  # H
+        return _int(name, v, lo, 0xFFFF)
+    if code == 0x49:  # I
+        return _int(name, v, lo, 0xFFFFFFFF)
+    if code == 0x54:  # T
+        return _text(name, v, lo, hi)
+    if code == 0x58 or code == 0x52:  # X, R
+        if not isinstance(v, (bytes, bytearray)) or not lo <= len(v) <= (lo if code == 0x58 else hi):
+            if code == 0x58:
+                _fail(_E_BYTES, name, lo, v)
+            _fail(_E_BYTESLEN, name, lo, hi, v)
+        return bytes(v)
+    if code == 0x56:  # V
+        if not isinstance(v, (list, tuple)) or len(v) != 3:
+            _fail(_E_VERSION, name, v)
+        for part in v:
+            _int(name + " part", part, 0, 255)
+        return tuple(v)
+    if code == 0x41:  # A
+        _text(name, v, lo, lo)
+        for c in v.encode("utf-8"):  # bytes: a str's characters would each be interned
+            if c > 0x7E:
+                _fail(_E_ASCII, name, lo, v)
         return v
+    if code == 0x4C:  # L
+        for line in _list(name, v, lo, "str"):
+            _text("line", line, 0, hi)
+        return tuple(v)
+    # P
+    out = []
+    for e in _list(name, v, lo, "(ticket, counter)"):
+        if not isinstance(e, (list, tuple)) or len(e) != 2:
+            _fail(_E_ENTRY, e)
+        out.append((_text("ticket", e[0], 1, _MAX_TICKET), _text("counter", e[1], 1, _MAX_COUNTER)))
+    return tuple(out)
 
-    def u8(self):
-        if self.i >= self.end:
-            raise ProtocolError("payload too short")
-        self.i += 1
-        return self.data[self.i - 1]
 
-    def u16(self):
-        return int.from_bytes(self.take(2), "big")
-
-    def u32(self):
-        return int.from_bytes(self.take(4), "big")
-
-    def text(self, name, lo, hi):
-        b = self.take(self.u8())
-        if len(b) < lo or len(b) > hi or not _utf8_ok(b):
-            raise ProtocolError("%s is not %d..%d bytes of printable UTF-8" % (name, lo, hi))
-        return b.decode("utf-8")
-
-    def done(self):
-        if self.i != self.end:
-            raise ProtocolError("%d unexpected payload bytes" % (self.end - self.i))
+def _put_text(out, s):
+    b = s.encode("utf-8")
+    out.append(len(b))
+    out.extend(b)
 
 
 # --- Frames
 
 
-class Frame:
-    """One message. Subclasses set TYPE, NAME and FIELDS (payload order; also the constructor's
-    arguments after addr and seq) and override payload() and _parse(); constructors check every
-    field so that a frame that exists can always be encoded."""
+class Message:
+    """One message type of the table (Poll, Call …): calling it builds a frame of that type, e.g.
+    Call(addr, seq, flags, ticket, counter); the fields after addr and seq go in FIELDS order,
+    positional or by name, and trailing ones may have DEFAULTS. Made by _message() from the table.
+    from_bytes(data) (the frame, which must be of this type) is protocol_gateway's.
+    Message types are objects, not classes: a class per type costs a board more heap (a type
+    object and a dict each: ~600 bytes for CALL on the 64-bit Unix port, ~380 as an object)."""
 
-    TYPE = -1
-    NAME = "FRAME"
-    FIELDS = ()  # type: tuple[str, ...]
+    # As class attributes, kept by a type only when it has them (a board's heap is small).
+    FIELDS = ()  # payload fields, in order
+    LAYOUT = b""  # 3 bytes a field: code, lo, hi (module docstring)
+    DEFAULTS = ()  # for the last len(DEFAULTS) fields
 
-    def __init__(self, addr, seq):
-        self.addr = _int("addr", addr, ADDR_MIN, ADDR_MAX)
-        self.seq = _int("seq", seq, 0, 255)
-
-    def payload(self):
-        return b""
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq)
-
-    def _check_size(self):
-        n = len(self.payload())
-        if n > MAX_PAYLOAD:
-            raise ProtocolError("%s payload is %d bytes, at most %d fit" % (self.NAME, n, MAX_PAYLOAD))
+    def __init__(self, code, fields, layout, defaults):
+        self.TYPE = code
+        if fields:
+            self.FIELDS = fields
+            self.LAYOUT = layout
+        if defaults:
+            self.DEFAULTS = defaults
 
     @property
-    def is_reply(self):
-        """True for device -> gateway messages (type 0x80 and up)."""
-        return self.TYPE >= 0x80
+    def NAME(self):
+        """The type's name in the table, e.g. SHOW_TEXT: read from the table when asked (errors,
+        the gateway), not a string each type keeps."""
+        return _spec("%02X" % self.TYPE, 0)[1]
 
-    def fields(self):
-        """The payload fields as a dict, in FIELDS order."""
-        d = {}  # type: dict
-        for name in self.FIELDS:
-            d[name] = getattr(self, name)
-        return d
+    def __call__(self, addr, seq, *args, **kw):
+        return Frame(self, addr, seq, args, kw)
+
+class Frame:
+    """One message: `addr`, `seq`, the payload fields as attributes, and its type's TYPE, NAME,
+    FIELDS (read from its Message). Built by calling a Message, which checks every field, so that
+    a frame that exists can always be encoded; treated as immutable. What only the gateway and
+    tests use — Frame.from_bytes(data), Frame.from_raw(raw), ==, repr(), fields(), is_reply — is in
+    protocol_gateway.py, which adds it to this class when it is imported (at once on CPython,
+    on first use of a gateway name under MicroPython): a board never holds it."""
+
+    def __init__(self, message, addr, seq, args=(), kw=None):
+        self._m = message
+        self.TYPE = message.TYPE  # read on every request: kept here, not looked up
+        self.addr = _int("addr", addr, _ADDR_MIN, _ADDR_MAX)
+        self.seq = _int("seq", seq, 0, 255)
+        names = message.FIELDS
+        n = len(names)
+        if len(args) > n:
+            _fail(_E_VALUES, message.NAME, n, len(args))
+        layout = message.LAYOUT
+        defaults = message.DEFAULTS
+        first_default = n - len(defaults)
+        for i in range(n):
+            name = names[i]
+            if i < len(args):
+                v = args[i]
+            elif kw and name in kw:
+                v = kw.pop(name)
+            elif i >= first_default:
+                v = defaults[i - first_default]
+            else:
+                _fail(_E_MISSING, message.NAME, name)
+            setattr(self, name, _field(name, layout[3 * i], layout[3 * i + 1], layout[3 * i + 2], v))
+        if kw:
+            _fail(_E_NOFIELD, message.NAME, ", ".join(kw))
+        if self.TYPE == 0xA0 and self.key != _KEY_TRANSFER:  # KEY: an arg for TRANSFER only
+            _int("arg", self.arg, 0, 0)
+        # Lists (L, P): the whole must fit one frame. (A range byte equal to 76 or 80 only makes
+        # this check run where it is not needed; MicroPython has no step slices to skip them.)
+        if 0x4C in layout or 0x50 in layout:
+            size = len(self.payload())
+            if size > _MAX_PAYLOAD:
+                _fail(_E_PAYLOAD, message.NAME, size, _MAX_PAYLOAD)
+
+    def __getattr__(self, name):
+        # Only for what the instance lacks: NAME, FIELDS, LAYOUT, DEFAULTS of its message.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._m, name)
+
+    def payload(self):
+        out = bytearray()
+        layout = self._m.LAYOUT
+        names = self._m.FIELDS
+        for i in range(len(names)):
+            code = layout[3 * i]
+            v = getattr(self, names[i])
+            if code == 0x42:
+                out.append(v)
+            elif code == 0x48:
+                out.extend(v.to_bytes(2, "big"))
+            elif code == 0x49:
+                out.extend(v.to_bytes(4, "big"))
+            elif code == 0x54:
+                _put_text(out, v)
+            elif code == 0x4C:
+                out.append(len(v))
+                for line in v:
+                    _put_text(out, line)
+            elif code == 0x50:
+                out.append(len(v))
+                for ticket, counter in v:
+                    _put_text(out, ticket)
+                    _put_text(out, counter)
+            elif code == 0x41:
+                out.extend(v.encode("utf-8"))
+            else:  # V, X, R
+                out.extend(bytes(v))
+        return bytes(out)
 
     def to_raw(self):
         """Header + payload + CRC, before COBS."""
@@ -334,556 +486,249 @@ class Frame:
         """The frame as sent on the wire: 0x00, COBS(raw frame), 0x00."""
         return b"\x00" + cobs_encode(self.to_raw()) + b"\x00"
 
-    @classmethod
-    def from_raw(cls, raw):
-        """The frame in `raw` (header + payload + CRC); ProtocolError naming what is wrong."""
-        err = _raw_error(raw)
-        if err:
-            raise ProtocolError(_ERROR_TEXT[err] + " (%d bytes: %s)" % (len(raw), bytes(raw).hex()))
-        frame = _parse_raw(raw)
-        if not isinstance(frame, cls):
-            raise ProtocolError("expected %s, got %s" % (cls.NAME, frame.NAME))
-        return frame
-
-    @classmethod
-    def from_bytes(cls, data):
-        """The one frame in `data` as it was on the wire (the delimiters are optional)."""
-        data = bytes(data)
-        start = 0
-        end = len(data)
-        while start < end and data[start] == 0:
-            start += 1
-        while end > start and data[end - 1] == 0:
-            end -= 1
-        if start == end:
-            raise ProtocolError("no frame: empty or only delimiters")
-        if end - start > MAX_ENCODED:
-            raise ProtocolError("frame too long: %d encoded bytes, at most %d" % (end - start, MAX_ENCODED))
-        raw = cobs_decode(data[start:end])
-        if raw is None:
-            raise ProtocolError("not a single valid COBS frame: %s" % data.hex())
-        return cls.from_raw(raw)
-
-    def __eq__(self, other):
-        return (
-            type(self) is type(other)
-            and self.addr == other.addr
-            and self.seq == other.seq
-            and self._values() == other._values()
-        )
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def _values(self):
-        return tuple([getattr(self, name) for name in self.FIELDS])
-
-    def __repr__(self):
-        parts = ["addr=%d" % self.addr, "seq=%d" % self.seq]
-        for name in self.FIELDS:
-            parts.append("%s=%r" % (name, getattr(self, name)))
-        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
-
-
-# Requests: gateway -> device, types 0x01..0x7F.
-
-
-class Poll(Frame):
-    """Asks for the device's oldest unacknowledged event. `ack`: the number of the last event the
-    gateway has accepted from this device (0: none since its HELLO)."""
-
-    TYPE = 0x01
-    NAME = "POLL"
-    FIELDS = ("ack",)
-
-    def __init__(self, addr, seq, ack=0):
-        Frame.__init__(self, addr, seq)
-        self.ack = _int("ack", ack, 0, 255)
-
-    def payload(self):
-        return bytes((self.ack,))
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq, r.u8())
-
-
-class Identify(Frame):
-    """Asks for HELLO; starts a fresh session (the device forgets its last request)."""
-
-    TYPE = 0x02
-    NAME = "IDENTIFY"
-
-
-class OutOfService(Frame):
-    """on=1: stop taking input and show the out-of-service state; on=0: back in service."""
-
-    TYPE = 0x03
-    NAME = "OUT_OF_SERVICE"
-    FIELDS = ("on",)
-
-    def __init__(self, addr, seq, on):
-        Frame.__init__(self, addr, seq)
-        self.on = _int("on", on, 0, 1)
-
-    def payload(self):
-        return bytes((self.on,))
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq, r.u8())
-
-
-class ShowText(Frame):
-    """Replaces the message lines (0..4, e.g. Japanese then English); no lines clears them."""
-
-    TYPE = 0x04
-    NAME = "SHOW_TEXT"
-    FIELDS = ("lines",)
-
-    def __init__(self, addr, seq, lines):
-        Frame.__init__(self, addr, seq)
-        if isinstance(lines, str) or not isinstance(lines, (list, tuple)):
-            raise ProtocolError("lines must be a list of str, got %r" % (lines,))
-        if len(lines) > MAX_LINES:
-            raise ProtocolError("at most %d lines, got %d" % (MAX_LINES, len(lines)))
-        for line in lines:
-            _text("line", line, 0, MAX_LINE)
-        self.lines = tuple(lines)
-        self._check_size()
-
-    def payload(self):
-        out = bytes((len(self.lines),))
-        for line in self.lines:
-            out += _lp(line.encode("utf-8"))
-        return out
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        n = r.u8()
-        if n > MAX_LINES:
-            raise ProtocolError("at most %d lines, got %d" % (MAX_LINES, n))
-        return cls(addr, seq, [r.text("line", 0, MAX_LINE) for _ in range(n)])
-
-
-class Lamps(Frame):
-    """Dispenser: bit i lit = service i offered (its button works)."""
-
-    TYPE = 0x10
-    NAME = "LAMPS"
-    FIELDS = ("mask",)
-
-    def __init__(self, addr, seq, mask):
-        Frame.__init__(self, addr, seq)
-        self.mask = _int("mask", mask, 0, 0xFFFF)
-
-    def payload(self):
-        return self.mask.to_bytes(2, "big")
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq, r.u16())
-
-
-class DisplayNumber(Frame):
-    """Counter pad: the 4-character display, e.g. "B023"; "    " blanks it."""
-
-    TYPE = 0x20
-    NAME = "DISPLAY_NUMBER"
-    FIELDS = ("text",)
-
-    def __init__(self, addr, seq, text):
-        Frame.__init__(self, addr, seq)
-        b = _text("text", text, 4, 4)
-        for c in b:
-            if c > 0x7E:
-                raise ProtocolError("text must be 4 ASCII characters, got %r" % (text,))
-        self.text = text
-
-    def payload(self):
-        return self.text.encode("utf-8")
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        b = r.take(4)
-        if not _utf8_ok(b):
-            raise ProtocolError("text must be 4 printable ASCII characters")
-        return cls(addr, seq, b.decode("utf-8"))
-
-
-class StatusLamp(Frame):
-    """Counter pad: the status lamp's colour (LAMP_*) and blink (0 steady, 1 blinking)."""
-
-    TYPE = 0x21
-    NAME = "STATUS_LAMP"
-    FIELDS = ("colour", "blink")
-
-    def __init__(self, addr, seq, colour, blink=0):
-        Frame.__init__(self, addr, seq)
-        self.colour = _int("colour", colour, LAMP_OFF, LAMP_RED)
-        self.blink = _int("blink", blink, 0, 1)
-
-    def payload(self):
-        return bytes((self.colour, self.blink))
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq, r.u8(), r.u8())
-
-
-class Call(Frame):
-    """Call display: show `ticket` called to `counter`. flags: CALL_NEW (a first call: chime,
-    top of the list) or CALL_RECALL (called again)."""
-
-    TYPE = 0x30
-    NAME = "CALL"
-    FIELDS = ("flags", "ticket", "counter")
-
-    def __init__(self, addr, seq, flags, ticket, counter):
-        Frame.__init__(self, addr, seq)
-        if flags not in (CALL_NEW, CALL_RECALL) or isinstance(flags, bool):
-            raise ProtocolError("flags must be CALL_NEW (1) or CALL_RECALL (2), got %r" % (flags,))
-        self.flags = flags
-        _text("ticket", ticket, 1, MAX_TICKET)
-        _text("counter", counter, 1, MAX_COUNTER)
-        self.ticket = ticket
-        self.counter = counter
-
-    def payload(self):
-        return bytes((self.flags,)) + _lp(self.ticket.encode("utf-8")) + _lp(self.counter.encode("utf-8"))
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        flags = r.u8()
-        ticket = r.text("ticket", 1, MAX_TICKET)
-        return cls(addr, seq, flags, ticket, r.text("counter", 1, MAX_COUNTER))
-
-
-class Recent(Frame):
-    """Call display: the recent calls, newest first, as (ticket, counter) pairs; 0..8 of them.
-    Sent to resync a display: the first entry is its current call, shown without a chime."""
-
-    TYPE = 0x31
-    NAME = "RECENT"
-    FIELDS = ("entries",)
-
-    def __init__(self, addr, seq, entries):
-        Frame.__init__(self, addr, seq)
-        if not isinstance(entries, (list, tuple)):
-            raise ProtocolError("entries must be a list of (ticket, counter), got %r" % (entries,))
-        if len(entries) > MAX_RECENT:
-            raise ProtocolError("at most %d entries, got %d" % (MAX_RECENT, len(entries)))
-        out = []
-        for entry in entries:
-            if not isinstance(entry, (list, tuple)) or len(entry) != 2:
-                raise ProtocolError("an entry must be (ticket, counter), got %r" % (entry,))
-            _text("ticket", entry[0], 1, MAX_TICKET)
-            _text("counter", entry[1], 1, MAX_COUNTER)
-            out.append((entry[0], entry[1]))
-        self.entries = tuple(out)
-        self._check_size()
-
-    def payload(self):
-        out = bytes((len(self.entries),))
-        for ticket, counter in self.entries:
-            out += _lp(ticket.encode("utf-8")) + _lp(counter.encode("utf-8"))
-        return out
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        n = r.u8()
-        if n > MAX_RECENT:
-            raise ProtocolError("at most %d entries, got %d" % (MAX_RECENT, n))
-        entries = []
-        for _ in range(n):
-            ticket = r.text("ticket", 1, MAX_TICKET)
-            entries.append((ticket, r.text("counter", 1, MAX_COUNTER)))
-        return cls(addr, seq, entries)
-
-
-class Chime(Frame):
-    """Call display: play `tone` (TONE_*) `repeat` times (1..3)."""
-
-    TYPE = 0x32
-    NAME = "CHIME"
-    FIELDS = ("tone", "repeat")
-
-    def __init__(self, addr, seq, tone, repeat=1):
-        Frame.__init__(self, addr, seq)
-        self.tone = _int("tone", tone, TONE_CALL, TONE_ATTENTION)
-        self.repeat = _int("repeat", repeat, 1, 3)
-
-    def payload(self):
-        return bytes((self.tone, self.repeat))
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq, r.u8(), r.u8())
-
-
-class Clear(Frame):
-    """Call display: blank the current call and the recent list."""
-
-    TYPE = 0x33
-    NAME = "CLEAR"
-
-
-class FwBegin(Frame):
-    """Starts (or restarts) a firmware bundle transfer of `size` bytes whose SHA-256 is `sha256`;
-    `version` is the bundle's (major, minor, patch)."""
-
-    TYPE = 0x40
-    NAME = "FW_BEGIN"
-    FIELDS = ("size", "sha256", "version")
-
-    def __init__(self, addr, seq, size, sha256, version):
-        Frame.__init__(self, addr, seq)
-        self.size = _int("size", size, 1, 0xFFFFFFFF)
-        if not isinstance(sha256, (bytes, bytearray)) or len(sha256) != SHA256_LEN:
-            raise ProtocolError("sha256 must be %d bytes, got %r" % (SHA256_LEN, sha256))
-        self.sha256 = bytes(sha256)
-        self.version = _version(version)
-
-    def payload(self):
-        return self.size.to_bytes(4, "big") + self.sha256 + bytes(self.version)
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        size = r.u32()
-        sha = r.take(SHA256_LEN)
-        return cls(addr, seq, size, sha, tuple(r.take(3)))
-
-
-class FwChunk(Frame):
-    """`data` (1..112 bytes) of the bundle at byte `offset`; chunks go in order, one at a time."""
-
-    TYPE = 0x41
-    NAME = "FW_CHUNK"
-    FIELDS = ("offset", "data")
-
-    def __init__(self, addr, seq, offset, data):
-        Frame.__init__(self, addr, seq)
-        self.offset = _int("offset", offset, 0, 0xFFFFFFFF)
-        if not isinstance(data, (bytes, bytearray)) or not 1 <= len(data) <= MAX_CHUNK:
-            raise ProtocolError("data must be 1..%d bytes, got %r" % (MAX_CHUNK, data))
-        self.data = bytes(data)
-
-    def payload(self):
-        return self.offset.to_bytes(4, "big") + self.data
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        offset = r.u32()
-        return cls(addr, seq, offset, r.take(r.end - r.i))
-
-
-class FwEnd(Frame):
-    """All chunks sent: the device checks size and SHA-256 (ACK, or NAK FW_VERIFY)."""
-
-    TYPE = 0x42
-    NAME = "FW_END"
-
-
-class FwCommit(Frame):
-    """Install the verified bundle: the device ACKs, then restarts into it."""
-
-    TYPE = 0x43
-    NAME = "FW_COMMIT"
-
-
-# Replies: device -> gateway, types 0x80..0xFF. A reply echoes the seq of its request.
-
-
-class Ack(Frame):
-    """Done (a command), or nothing to report (a POLL)."""
-
-    TYPE = 0x80
-    NAME = "ACK"
-
-
-class Nak(Frame):
-    """Refused: `reason` (NAK_*) and `info` (meaning per reason, else 0)."""
-
-    TYPE = 0x81
-    NAME = "NAK"
-    FIELDS = ("reason", "info")
-
-    def __init__(self, addr, seq, reason, info=0):
-        Frame.__init__(self, addr, seq)
-        self.reason = _int("reason", reason, 1, NAK_REASON_MAX)
-        self.info = _int("info", info, 0, 0xFFFFFFFF)
-
-    def payload(self):
-        return bytes((self.reason,)) + self.info.to_bytes(4, "big")
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq, r.u8(), r.u32())
-
-
-class Hello(Frame):
-    """Who the device is: the answer to IDENTIFY, and to every POLL after a reset until IDENTIFY."""
-
-    TYPE = 0x82
-    NAME = "HELLO"
-    FIELDS = ("proto", "kind", "version", "caps", "reset_cause")
-
-    def __init__(self, addr, seq, proto, kind, version, caps, reset_cause):
-        Frame.__init__(self, addr, seq)
-        self.proto = _int("proto", proto, 1, 255)
-        if kind not in KINDS or isinstance(kind, bool):
-            raise ProtocolError("kind must be one of %r, got %r" % (KINDS, kind))
-        self.kind = kind
-        self.version = _version(version)
-        self.caps = _int("caps", caps, 0, 0xFFFF)
-        self.reset_cause = _int("reset_cause", reset_cause, 0, RESET_CAUSE_MAX)
-
-    def payload(self):
-        return (
-            bytes((self.proto, self.kind))
-            + bytes(self.version)
-            + self.caps.to_bytes(2, "big")
-            + bytes((self.reset_cause,))
-        )
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        proto = r.u8()
-        kind = r.u8()
-        version = tuple(r.take(3))
-        return cls(addr, seq, proto, kind, version, r.u16(), r.u8())
-
-
-class ButtonPress(Frame):
-    """Dispenser event `ev` (1..255): the button of service index `service` was pressed."""
-
-    TYPE = 0x90
-    NAME = "BUTTON_PRESS"
-    FIELDS = ("ev", "service")
-
-    def __init__(self, addr, seq, ev, service):
-        Frame.__init__(self, addr, seq)
-        self.ev = _int("ev", ev, 1, 255)
-        self.service = _int("service", service, 0, MAX_SERVICES - 1)
-
-    def payload(self):
-        return bytes((self.ev, self.service))
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq, r.u8(), r.u8())
-
-
-class Key(Frame):
-    """Counter pad event `ev` (1..255): `key` (KEY_*) pressed; `arg` is the target service index
-    for KEY_TRANSFER and 0 for the others."""
-
-    TYPE = 0xA0
-    NAME = "KEY"
-    FIELDS = ("ev", "key", "arg")
-
-    def __init__(self, addr, seq, ev, key, arg=0):
-        Frame.__init__(self, addr, seq)
-        self.ev = _int("ev", ev, 1, 255)
-        self.key = _int("key", key, 1, KEY_MAX)
-        if key == KEY_TRANSFER:
-            self.arg = _int("arg", arg, 0, MAX_SERVICES - 1)
+# The message table (docs/protocol.md, "Messages"): type code (hex), NAME (its Python name is the
+# same in CamelCase: OUT_OF_SERVICE is OutOfService), then the
+# payload fields in order as name:layout, e.g. `ack:B0-255=0` (u8 0..255, default 0). Requests
+# are 0x01..0x7F (gateway -> device), replies 0x80..0xFF (a reply echoes its request's seq).
+# A type's Message is made the first time it is used (by name, or by a frame of that type
+# arriving), so a board holds only the message types it handles.
+#   POLL: the oldest unacknowledged event, please; ack = the last event the gateway accepted.
+#   IDENTIFY: HELLO, please; starts a fresh session. SHOW_TEXT: 0..4 lines; none clears them.
+#   LAMPS: dispenser, bit i lit = service i offered. DISPLAY_NUMBER: counter pad; "    " blanks.
+#   CALL: show ticket called to counter; flags CALL_NEW (chime, top of the list) or CALL_RECALL.
+#   RECENT: newest first; the first entry is the current call. KEY: arg 0 unless KEY_TRANSFER.
+#   FW_*: the firmware transfer (docs/protocol.md, "Firmware transfer"); FW_STATUS answers it
+#   with the transfer's state (FW_IDLE / FW_RECEIVING / FW_VERIFIED) and the next offset expected.
+_MESSAGES = """
+01 POLL ack:B0-255=0
+02 IDENTIFY
+03 OUT_OF_SERVICE on:B0-1
+04 SHOW_TEXT lines:L4-60
+10 LAMPS mask:H0
+20 DISPLAY_NUMBER text:A4
+21 STATUS_LAMP colour:B0-3 blink:B0-1=0
+30 CALL flags:B1-2 ticket:T1-8 counter:T1-16
+31 RECENT entries:P8
+32 CHIME tone:B0-2 repeat:B1-3=1
+33 CLEAR
+40 FW_BEGIN size:I1 sha256:X32 version:V
+41 FW_CHUNK offset:I0 data:R1-112
+42 FW_END
+43 FW_COMMIT
+44 FW_ABORT
+80 ACK
+81 NAK reason:B1-7 info:I0=0
+82 HELLO proto:B1-255 kind:B1-3 version:V caps:H0 reset_cause:B0-5
+83 FW_STATUS state:B0-2 offset:I0
+90 BUTTON_PRESS ev:B1-255 service:B0-15
+A0 KEY ev:B1-255 key:B1-6 arg:B0-15=0
+"""
+
+_TYPES = {}  # type: dict  # type code -> Message, as made
+
+
+def _spec(key, column):
+    """The words of the message table's line whose `column` (0 code, 1 NAME) is `key`. Found
+    with find(), not by splitting the table: a list of every line is garbage a stale pointer
+    could keep (the GC scans the stack conservatively), ~2 KB of a board's heap."""
+    if column == 0:
+        i = _MESSAGES.find("\n" + key + " ")
+    else:  # a NAME is followed by its fields or ends the line
+        i = _MESSAGES.find(" " + key + " ")
+        if i < 0:
+            i = _MESSAGES.find(" " + key + "\n")
+    if i < 0:
+        return None
+    start = _MESSAGES.rfind("\n", 0, i + 1) + 1
+    return _MESSAGES[start : _MESSAGES.find("\n", i + 1)].split()
+
+
+def _upper_name(name):
+    """OutOfService -> OUT_OF_SERVICE: a message's NAME from its Python name. Walks the bytes:
+    MicroPython interns every one-character str taken from a str (indexing, iterating), and a
+    board's interned names are heap it never gets back."""
+    out = bytearray()
+    for c in name.encode("utf-8"):
+        if 0x41 <= c <= 0x5A and out:
+            out.append(0x5F)
+        out.append(c - 0x20 if 0x61 <= c <= 0x7A else c)
+    return bytes(out).decode("utf-8")
+
+
+def _message(code):
+    """The Message of type `code`, made from the table on first use; None for an unknown type."""
+    m = _TYPES.get(code)
+    if m is None:
+        words = _spec("%02X" % code, 0)
+        if words is None:
+            return None
+        names = []
+        layout = bytearray()
+        defaults = []
+        for field in words[2:]:
+            name, _, spec = field.partition(":")
+            spec, _, default = spec.partition("=")
+            lo, _, hi = spec[1:].partition("-")
+            # Every field name becomes an interned attribute name of the frames anyway; interned
+            # now (getattr), the same name taken again is that interned string, not a heap copy.
+            getattr(Message, name, None)
+            names.append(field.partition(":")[0])
+            layout.append(spec.encode("utf-8")[0])  # not spec[0]: see _upper_name
+            layout.append(int(lo) if lo else 0)
+            layout.append(int(hi) if hi else 0)
+            if default:
+                defaults.append(int(default))
+        m = Message(code, tuple(names), bytes(layout), tuple(defaults))
+        _TYPES[code] = m
+    return m
+
+
+def _constant(name):
+    """The value of constant `name` in the table, or None. Found with find(): see _spec."""
+    key = name + "="
+    i = _CONSTANTS.find(" " + key)
+    if i < 0:
+        i = _CONSTANTS.find("\n" + key)
+    if i < 0:
+        return None
+    i += len(key) + 1
+    end = _CONSTANTS.find(" ", i)
+    line_end = _CONSTANTS.find("\n", i)
+    if end < 0 or 0 <= line_end < end:
+        end = line_end
+    return int(_CONSTANTS[i:end], 0)
+
+
+def __getattr__(name):
+    """A constant, a message type (Poll, Call …), or one of the gateway's helpers and tables
+    (EventTracker, next_seq, next_ev, retry_delay_ms, KINDS, TYPES, BY_NAME, FRAME_CLASSES, in
+    protocol_gateway.py, imported here, which completes Frame, Message and Decoder with the
+    gateway's methods; a board does not have it): found on first use, then kept as a module
+    attribute."""
+    value = _constant(name)  # type: object
+    if value is None:
+        words = _spec(_upper_name(name), 1) if "A" <= name[:1] <= "Z" and name[1:2].islower() else None
+        if words is not None:
+            value = _message(int(words[0], 16))
         else:
-            self.arg = _int("arg", arg, 0, 0)
-
-    def payload(self):
-        return bytes((self.ev, self.key, self.arg))
-
-    @classmethod
-    def _parse(cls, addr, seq, r):
-        return cls(addr, seq, r.u8(), r.u8(), r.u8())
-
-
-def _version(v):
-    if not isinstance(v, (list, tuple)) or len(v) != 3:
-        raise ProtocolError("version must be (major, minor, patch), got %r" % (v,))
-    for part in v:
-        _int("version part", part, 0, 255)
-    return tuple(v)
-
-
-FRAME_CLASSES = (
-    Poll,
-    Identify,
-    OutOfService,
-    ShowText,
-    Lamps,
-    DisplayNumber,
-    StatusLamp,
-    Call,
-    Recent,
-    Chime,
-    Clear,
-    FwBegin,
-    FwChunk,
-    FwEnd,
-    FwCommit,
-    Ack,
-    Nak,
-    Hello,
-    ButtonPress,
-    Key,
-)
-TYPES = {}  # type code -> class
-BY_NAME = {}  # NAME -> class
-for _cls in FRAME_CLASSES:
-    TYPES[_cls.TYPE] = _cls
-    BY_NAME[_cls.NAME] = _cls
-
-
-_ERROR_TEXT = {
-    "too_short": "frame too short",
-    "too_long": "frame too long",
-    "bad_crc": "bad CRC",
-    "unknown_type": "unknown message type",
-}
+            try:
+                import protocol_gateway as gw  # beside this module (a board, a check script)
+            except ImportError:
+                try:  # the gateway: firmware is a package there
+                    gw = __import__("firmware.protocol_gateway", None, None, ("EventTracker",))
+                except ImportError:
+                    gw = None  # type: ignore[assignment]  # a board: no gateway side
+            if gw is None or name.startswith("_") or not hasattr(gw, name):
+                raise AttributeError("module 'protocol' has no attribute '%s'" % name)
+            value = getattr(gw, name)
+    globals()[name] = value
+    return value
 
 
 def _raw_error(raw):
     """The Decoder counter that `raw` belongs to if its framing is wrong, else None."""
     n = len(raw)
-    if n < MIN_FRAME:
+    if n < _MIN_FRAME:
         return "too_short"
-    if n > MAX_FRAME:
+    if n > _MAX_FRAME:
         return "too_long"
     if crc16(memoryview(raw)[: n - 2]) != (raw[n - 2] << 8) | raw[n - 1]:
         return "bad_crc"
-    if raw[1] not in TYPES:
+    if _message(raw[1]) is None:
         return "unknown_type"
     return None
 
 
 def _parse_raw(raw):
     """The frame in a raw frame that passed _raw_error; ProtocolError if its content is wrong."""
-    cls = TYPES[raw[1]]
-    r = _Reader(raw, HEADER_LEN, len(raw) - CRC_LEN)
-    frame = cls._parse(raw[0], raw[2], r)
-    r.done()
-    return frame
+    m = _message(raw[1])
+    layout = m.LAYOUT
+    addr, seq = raw[0], raw[2]
+    end = len(raw) - _CRC_LEN
+    raw = raw[:end]  # a field that runs into the CRC is too short: IndexError below
+    i = _HEADER_LEN
+    vals = []
+    try:
+        for f in range(0, len(layout), 3):
+            code = layout[f]
+            if code == 0x42:
+                v = raw[i]
+                i += 1
+            elif code == 0x48:
+                v = (raw[i] << 8) | raw[i + 1]
+                i += 2
+            elif code == 0x49:
+                v = int.from_bytes(raw[i : i + 4], "big")
+                i += 4
+            elif code == 0x56:
+                v = (raw[i], raw[i + 1], raw[i + 2])
+                i += 3
+            elif code == 0x58 or code == 0x41:
+                v = bytes(raw[i : i + layout[f + 1]])
+                i += layout[f + 1]
+                if code == 0x41:
+                    if not _utf8_ok(v):
+                        _fail(_E_PRINTABLE, m.FIELDS[f // 3], len(v))
+                    v = v.decode("utf-8")
+            elif code == 0x52:
+                v = bytes(raw[i:end])
+                i = end
+            elif code == 0x54:
+                v, i = _get_text(raw, i, m.FIELDS[f // 3], layout[f + 1], layout[f + 2])
+            else:  # L, P: a count, then texts or pairs of texts
+                n = raw[i]
+                i += 1
+                if n > layout[f + 1]:
+                    _fail(_E_MOST, layout[f + 1], m.FIELDS[f // 3], n)
+                v = []
+                for _ in range(n):
+                    if code == 0x4C:
+                        s, i = _get_text(raw, i, "line", 0, layout[f + 2])
+                        v.append(s)
+                    else:
+                        t, i = _get_text(raw, i, "ticket", 1, _MAX_TICKET)
+                        c, i = _get_text(raw, i, "counter", 1, _MAX_COUNTER)
+                        v.append((t, c))
+            if i > end:
+                raise IndexError
+            vals.append(v)
+    except IndexError:
+        _fail(_E_SHORT)
+    if i != end:
+        _fail(_E_EXTRA, end - i)
+    return m(addr, seq, *vals)
+
+
+def _get_text(raw, i, name, lo, hi):
+    k = raw[i]
+    b = bytes(raw[i + 1 : i + 1 + k])
+    if len(b) != k:
+        raise IndexError
+    if k < lo or k > hi or not _utf8_ok(b):
+        _fail(_E_BADTEXT, name, lo, hi)
+    return b.decode("utf-8"), i + 1 + k
 
 
 class Decoder:
     """Turns received bytes into frames. feed() takes any bytes-like chunk (one byte or many) and
     returns the complete valid frames in it, in order. Never raises on what it is fed: a bad
     candidate frame is dropped and counted, and decoding resumes at the next 0x00. The buffer is
-    fixed (MAX_ENCODED bytes); a longer run without a delimiter is dropped as too long."""
+    fixed (MAX_ENCODED bytes); a longer run without a delimiter is dropped as too long. The
+    `dropped` total and counters() are protocol_gateway's (see Frame)."""
+
+    # The counters start as class attributes: an instance holds one only once it counts.
+    frames = 0  # valid frames returned
+    bad_cobs = 0
+    bad_crc = 0
+    too_long = 0
+    too_short = 0
+    unknown_type = 0
+    malformed = 0  # CRC good, but address or payload not allowed for the type
+    _n = 0  # bytes of the frame being received
+    _skipping = False  # in a run too long for one frame, until the next 0x00
 
     def __init__(self):
-        self._buf = bytearray(MAX_ENCODED)
-        self._n = 0
-        self._skipping = False
-        self.frames = 0  # valid frames returned
-        self.bad_cobs = 0
-        self.bad_crc = 0
-        self.too_long = 0
-        self.too_short = 0
-        self.unknown_type = 0
-        self.malformed = 0  # CRC good, but address or payload not allowed for the type
+        self._buf = bytearray(_MAX_ENCODED)
 
     def feed(self, data):
         out = []  # type: list
@@ -896,7 +741,7 @@ class Decoder:
                 self._skipping = False
             elif self._skipping:
                 pass
-            elif self._n < MAX_ENCODED:
+            elif self._n < _MAX_ENCODED:
                 buf[self._n] = b
                 self._n += 1
             else:
@@ -926,40 +771,7 @@ class Decoder:
         self._n = 0
         self._skipping = False
 
-    @property
-    def dropped(self):
-        """How many candidate frames were dropped, for any reason."""
-        return self.bad_cobs + self.bad_crc + self.too_long + self.too_short + self.unknown_type + self.malformed
-
-    def counters(self):
-        return {
-            "frames": self.frames,
-            "bad_cobs": self.bad_cobs,
-            "bad_crc": self.bad_crc,
-            "too_long": self.too_long,
-            "too_short": self.too_short,
-            "unknown_type": self.unknown_type,
-            "malformed": self.malformed,
-        }
-
-
 # --- Sequence numbers and retries
-
-
-def next_seq(seq):
-    """The gateway's next request seq to one device: 0..255, wrapping."""
-    return (seq + 1) & 0xFF
-
-
-def next_ev(ev):
-    """A device's next event number: 1..255, wrapping past 0 (0 means "none" in POLL.ack)."""
-    return ev % 255 + 1
-
-
-def retry_delay_ms(attempt):
-    """How long the gateway waits before retry `attempt` (1..MAX_RETRIES) of a command."""
-    _int("attempt", attempt, 1, MAX_RETRIES)
-    return BACKOFF_MS << (attempt - 1)
 
 
 class DuplicateFilter:
@@ -974,8 +786,10 @@ class DuplicateFilter:
         send(reply)
     """
 
-    def __init__(self):
-        self.reset()
+    _seq = -1
+    _type = -1
+    _reply = None
+    repeats = 0
 
     def reset(self):
         self._seq = -1
@@ -985,7 +799,7 @@ class DuplicateFilter:
 
     def replay(self, request):
         """The reply bytes to send again if `request` is a retry, else None."""
-        if request.TYPE == Identify.TYPE:
+        if request.TYPE == 0x02:  # IDENTIFY
             self._seq = -1
             self._type = -1
             self._reply = None
@@ -1008,12 +822,15 @@ class EventQueue:
     number, so an event is delivered even when a reply is lost. Bounded: push() refuses (returns
     0) when `capacity` events are waiting."""
 
+    capacity = 8
+    _ev = 0
+    overflows = 0
+
     def __init__(self, addr, capacity=8):
-        self.addr = _int("addr", addr, ADDR_MIN, ADDR_MAX)
-        self.capacity = capacity
-        self._items = []
-        self._ev = 0
-        self.overflows = 0
+        self.addr = _int("addr", addr, _ADDR_MIN, _ADDR_MAX)
+        if capacity != 8:
+            self.capacity = capacity
+        self._items = []  # type: list
 
     def __len__(self):
         return len(self._items)
@@ -1024,7 +841,7 @@ class EventQueue:
         if len(self._items) >= self.capacity:
             self.overflows += 1
             return 0
-        ev = next_ev(self._ev)
+        ev = self._ev % 255 + 1  # 1..255, wrapping past 0 (0 means "none" in POLL.ack): next_ev
         cls(self.addr, 0, ev, *args)
         self._ev = ev
         self._items.append((ev, cls, args))
@@ -1038,22 +855,8 @@ class EventQueue:
         if self._items:
             ev, cls, args = self._items[0]
             return cls(self.addr, poll.seq, ev, *args)
-        return Ack(self.addr, poll.seq)
+        return _message(0x80)(self.addr, poll.seq)  # ACK
 
 
-class EventTracker:
-    """Gateway side, one per device: accepts each event number once, and holds the number that
-    the next POLL acknowledges. reset() when the device says HELLO (it numbers afresh)."""
-
-    def __init__(self):
-        self.ack = 0
-
-    def reset(self):
-        self.ack = 0
-
-    def accept(self, ev):
-        """True if event number `ev` is new (act on it), False if it is a repeat."""
-        if ev == self.ack:
-            return False
-        self.ack = ev
-        return True
+if _HOST:  # the gateway always has its side: Frame.from_bytes and the rest (see Frame)
+    __getattr__("EventTracker")

@@ -3,26 +3,34 @@ slots.py, board.py, config.json) at its root and two application slots, a/ and b
 complete copy of the application modules (protocol, device, display, config and the device
 kinds). The file `slot` names the active one. load() imports the entry module from the active
 slot; if that import fails it tries the other slot, makes it active (so the next boot does not
-try the broken one first) and says so. Without a `slot` file the modules are imported from the
+try the broken one first) and says so. The slot's `version` file (written by FW_COMMIT) becomes
+`version`, what HELLO reports. Without a `slot` file the modules are imported from the
 path as it is (the Unix port in tests).
 
 boot() (called from boot.py, or from main.py if boot.py did not run) works out the reset cause —
 a FW_COMMIT leaves the marker file `fw_committed`, which makes it RESET_FW_UPDATE — and starts the
-watchdog. It touches no pins besides the watchdog."""
+watchdog. It touches no pins besides the watchdog.
+
+start(argv) is main.py's boot: the command line (Unix port) and config.json, boot(), the kind's
+module from the active slot, the configuration check, the bus UART and the device. main.py then
+drops this module and config from sys.modules: a running board holds neither (docs/firmware.md,
+"Memory")."""
 
 import sys
 
+from micropython import const
+
 import board
 
-SLOTS = ("a", "b")
-MARKER = "slot"
-FW_COMMITTED = "fw_committed"
-RESET_FW_UPDATE = 5  # protocol.RESET_FW_UPDATE
+# Names and values are literals or private constants here, not module attributes: every
+# module-level name is an interned string, which a board keeps after this module is dropped.
+_RESET_FW_UPDATE = const(5)  # protocol.RESET_FW_UPDATE
 
 reset_cause = None
 wdt = None
 active = None  # the slot the application was imported from, or None
 fell_back = False
+version = None  # (major, minor, patch) from the active slot's `version` file (FW_COMMIT writes it)
 
 
 def _read(path):
@@ -33,11 +41,6 @@ def _read(path):
         return None
 
 
-def _write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def boot(watchdog_ms=5000, root=None):
     global reset_cause, wdt
     if reset_cause is not None:
@@ -45,9 +48,9 @@ def boot(watchdog_ms=5000, root=None):
     import os
 
     root = board.flash_dir() if root is None else root
-    marker = board.path_join(root, FW_COMMITTED)
+    marker = board.path_join(root, "fw_committed")
     if _read(marker) is not None:
-        reset_cause = RESET_FW_UPDATE
+        reset_cause = _RESET_FW_UPDATE
         os.remove(marker)
     else:
         reset_cause = board.reset_cause()
@@ -74,23 +77,105 @@ def _try(slot_dir, name):
 def load(name, root=None):
     """Import module `name` from the active slot, falling back to the other one. Returns the
     module; raises ImportError if neither slot has a working copy."""
-    global active, fell_back
+    global active, fell_back, version
     root = board.flash_dir() if root is None else root
-    marker = board.path_join(root, MARKER)
+    marker = board.path_join(root, "slot")
     first = _read(marker)
     if first is None:
         active = None
         return __import__(name)
-    if first not in SLOTS:
+    if first not in ("a", "b"):
         print("slots: %s names no slot (%r): using a" % (marker, first))
         first = "a"
-    for slot in (first, SLOTS[1 - SLOTS.index(first)]):
+    for slot in (first, "b" if first == "a" else "a"):
         module = _try(board.path_join(root, slot), name)
         if module is not None:
             active = slot
+            text = _read(board.path_join(board.path_join(root, slot), "version"))
+            try:
+                parts = tuple([int(x) for x in text.split(".")]) if text else ()
+            except ValueError:
+                parts = ()
+            version = parts if len(parts) == 3 else None
             if slot != first:
                 fell_back = True
                 print("slots: fell back to slot %s" % slot)
-                _write(marker, slot)
+                with open(marker, "w") as f:
+                    f.write(slot)
             return module
     raise ImportError("no slot has a working %s" % name)
+
+
+# --- main.py's boot (the running board drops this module afterwards)
+
+
+def parse_args(argv):
+    opts = {}
+    i = 0
+    while i < len(argv):
+        key = argv[i]
+        if key not in ("--serial", "--config", "--kind", "--addr", "--run-ms") or i + 1 >= len(argv):
+            raise SystemExit(
+                "usage: main.py [--serial PATH] [--config FILE] [--kind KIND] [--addr N] [--run-ms MS]\n"
+                "bad argument: %r" % key
+            )
+        value = argv[i + 1]
+        if key in ("--addr", "--run-ms"):
+            try:
+                value = int(value)
+            except ValueError:
+                raise SystemExit("%s must be an integer, got %r" % (key, value))
+        opts[key[2:].replace("-", "_")] = value
+        i += 2
+    return opts
+
+
+def read_config(opts):
+    import json
+    import os
+
+    path = opts.get("config") or board.path_join(board.flash_dir(), "config.json")
+    cfg = {}
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except OSError:
+        if "config" in opts:
+            raise SystemExit("%s: cannot be read" % path)
+    except ValueError:
+        raise SystemExit("%s: is not valid JSON" % path)
+    if not isinstance(cfg, dict):
+        raise SystemExit("%s: must be a JSON object" % path)
+    for key in ("kind", "addr"):
+        if key in opts:
+            cfg[key] = opts[key]
+    if "serial" not in opts and os.getenv("COUNTERFLOOR_SERIAL"):
+        opts["serial"] = os.getenv("COUNTERFLOOR_SERIAL")
+    return cfg, path
+
+
+def start(argv):
+    """Boot as main.py does: returns (device, clock, run_ms) with the device answering on the bus
+    UART; the watchdog is `wdt`. Bad arguments or configuration end the program naming the
+    problem."""
+    opts = parse_args(argv)
+    cfg, path = read_config(opts)
+    cause = boot()
+    kind = cfg.get("kind")
+    if kind not in ("dispenser", "counter_pad", "call_display"):
+        raise SystemExit("%s: kind must be dispenser, counter_pad or call_display, got %r" % (path, kind))
+    module = load(kind)
+    import config
+
+    try:
+        config.check(cfg, path)
+    except config.ConfigError as e:
+        raise SystemExit(str(e))
+    clock = board.real_clock()
+    dev = module.make(cfg, board.bus_uart(opts.get("serial")), clock(), cause)
+    dev.fw_active = active
+    dev.restart = board.reset
+    if version:
+        dev.VERSION = version
+    print("ready %s addr=%d slot=%s" % (kind, dev.addr, active))
+    return dev, clock, opts.get("run_ms")

@@ -10,7 +10,8 @@ Commands (fields besides "cmd"; every command takes an optional "at", ISO 8601, 
 being the office's local time):
     issue {service}; call|recall|no-show|served|pause|resume|close {counter};
     open {counter, services?: [ids]}; transfer {ticket | counter, to}; hold|return {ticket};
-    show {json?: bool}; ping.
+    show {json?: bool}; ping; status {json?: bool} (gateway only: the devices' state, e.g. printers);
+    reprint {ticket, printer?} (gateway only: it drives the printers; the same token and QR code).
 """
 
 from __future__ import annotations
@@ -88,8 +89,17 @@ def build_command(req: Mapping[str, Any]) -> m.Command:
     """The office command a request asks for; BadRequest naming what is wrong."""
     build = COMMANDS.get(str(req.get("cmd")))
     if build is None:
-        raise BadRequest(f"unknown command {req.get('cmd')!r}; commands are {[*COMMANDS, 'show', 'ping']}")
+        known = [*COMMANDS, "reprint", "show", "status", "ping"]
+        raise BadRequest(f"unknown command {req.get('cmd')!r}; commands are {known}")
     return build(req)
+
+
+def reprint_request(req: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(ticket, printer or None) of a reprint request; BadRequest naming what is wrong."""
+    printer = req.get("printer")
+    if printer is not None and (not isinstance(printer, str) or not printer):
+        raise BadRequest("reprint: 'printer' must be a printer id")
+    return _field(req, "ticket"), printer
 
 
 def request_time(req: Mapping[str, Any], config: OfficeConfig) -> datetime | None:
@@ -169,6 +179,9 @@ def queue_table(state: OfficeState, config: OfficeConfig) -> str:
     held = [t.id for t in state.tickets.values() if t.status is TicketStatus.HELD]
     if held:
         lines.append(f"on hold: {' '.join(held)}")
+    if state.unprinted:
+        shown_unprinted = " ".join(f"{tid} ({why})" for tid, why in state.unprinted.items())
+        lines.append(f"unprinted (reprint with `office reprint --ticket …`): {shown_unprinted}")
     lines += ["", f"{'counter':<8} {'status':<7} {'serving':<8} {'since':<6} calls"]
     for c in config.counters:
         live = state.counters.get(c.id)
@@ -192,6 +205,7 @@ def queue_json(state: OfficeState, config: OfficeConfig) -> dict[str, Any]:
         "last_seq": state.last_seq,
         "services": {s.id: state.waiting(s.id) for s in config.services},
         "held": [t.id for t in state.tickets.values() if t.status is TicketStatus.HELD],
+        "unprinted": dict(state.unprinted),
         "counters": {
             cid: {"status": c.status.value, "serving": c.current, "services": list(c.services)}
             for cid, c in state.counters.items()

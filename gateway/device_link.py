@@ -14,6 +14,7 @@ States (see docs/protocol.md, "Sessions, hello and offline"):
     ONLINE      --a poll unanswered, or a command failed after its retries--> DEGRADED
     DEGRADED    --a valid reply-->                ONLINE (IDENTIFIED first if state must be resent)
     any         --two consecutive polls unanswered--> OFFLINE (queued commands dropped)
+    any         --PortLost (the bus's serial port is gone)--> OFFLINE at once (the same)
     OFFLINE     --a valid reply-->                IDENTIFIED (state resent) or CONNECTING (never identified)
     any         --HELLO to a POLL (it restarted)--> CONNECTING (IDENTIFY goes out at once)
 """
@@ -36,6 +37,7 @@ from office.model import (
     NobodyWaiting,
     PauseCounter,
     Recall,
+    Reprint,
     ShowCall,
     TicketReady,
     Transfer,
@@ -152,12 +154,45 @@ class ExecuteFailed:
 
 @dataclass(frozen=True, slots=True)
 class SetLamps:
-    """Dispenser: these services are offered now."""
+    """Dispenser: these services are offered now. `lines`: what the panel says about the mode
+    (gateway.mode_words: why it is closed, when it opens; () when open), None to leave it."""
 
     services: frozenset[str]
+    lines: tuple[str, ...] | None = None
 
 
-LinkEvent = PollSlot | CommandSlot | Replied | NoReply | OfficeOutcome | CommandRejected | ExecuteFailed | SetLamps
+@dataclass(frozen=True, slots=True)
+class PortLost:
+    """The bus's serial port is gone (adapter unplugged, pty closed): nothing reaches the device
+    until the bus reopens it, so it is offline now, not after two more unanswered polls."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetPrinter:
+    """Dispenser: what its ticket printer allows now (gateway.printing decides). `lines`: what
+    the panel shows. `stopped`: the printer cannot print: every lamp goes dark and a press is
+    refused (no ticket). `reprint`: (service, ticket) of a ticket whose print failed: the next
+    press of that service's button reprints it instead of issuing another. Default: normal."""
+
+    lines: tuple[str, ...] = ()
+    stopped: bool = False
+    reprint: tuple[str, str] | None = None
+
+
+LinkEvent = (
+    PollSlot
+    | CommandSlot
+    | Replied
+    | NoReply
+    | OfficeOutcome
+    | CommandRejected
+    | ExecuteFailed
+    | SetLamps
+    | PortLost
+    | SetPrinter
+)
 
 
 # -- effects --------------------------------------------------------------------------------------
@@ -295,6 +330,12 @@ class DeviceLink:
         self.text: tuple[str, ...] = ()  # the message lines it should show
         self.failures = 0
         self.retries = 0
+        # Dispenser and its printer (SetPrinter): the services offered, whether presses are
+        # refused, and the (service, ticket) the next press reprints.
+        self._offered: frozenset[str] = frozenset()
+        self.printer_stopped = False
+        self.reprint: tuple[str, str] | None = None
+        self._mode_text: tuple[str, ...] = ()  # the closed-office words last asked for (SetLamps)
 
     # -- questions the scheduler asks ------------------------------------------------------------
     @property
@@ -337,10 +378,17 @@ class DeviceLink:
         if isinstance(event, CommandRejected):
             return self._rejected(event)
         if isinstance(event, SetLamps):
+            if event.lines is not None:
+                self._set_mode_text(event.lines)
             return self._set_lamps(event.services)
         if isinstance(event, ExecuteFailed):
             self.tracker.ack = self._prev_ack
             return [CommandFailed(self.addr, "execute", event.reason)]
+        if isinstance(event, SetPrinter):
+            return self._set_printer(event)
+        if isinstance(event, PortLost):
+            self._inflight = None  # its reply can no longer come
+            return self._offline(f"port lost: {event.why}")
         raise TypeError(f"not a link event: {event!r}")
 
     def _next_seq(self) -> int:
@@ -450,15 +498,19 @@ class DeviceLink:
             return self._again(ex, now, "no reply")
         self.missed += 1
         if self.missed >= P.OFFLINE_AFTER_MISSED_POLLS:
-            self._urgent.clear()
-            self._bulk.clear()
-            self._retry = None
-            self._resync = True
-            return self._go(LinkState.OFFLINE, f"{self.missed} polls unanswered")
+            return self._offline(f"{self.missed} polls unanswered")
         if self.state in (LinkState.ONLINE, LinkState.IDENTIFIED):
             self._resync = self._resync or self.state is LinkState.IDENTIFIED
             return self._go(LinkState.DEGRADED, "a poll unanswered")
         return []
+
+    def _offline(self, why: str) -> list[LinkEffect]:
+        # Queued commands go; what it should show stays in _desired and is resent when it is seen.
+        self._urgent.clear()
+        self._bulk.clear()
+        self._retry = None
+        self._resync = True
+        return self._go(LinkState.OFFLINE, why)
 
     def _again(self, ex: _Exchange, now: float, why: str) -> list[LinkEffect]:
         if ex.attempt > P.MAX_RETRIES:
@@ -483,7 +535,13 @@ class DeviceLink:
         if frame.TYPE == P.ButtonPress.TYPE and spec.kind == P.KIND_DISPENSER:
             if frame.service >= len(spec.services):
                 return [CommandFailed(self.addr, "BUTTON_PRESS", f"no service at button {frame.service}")]
-            return [Execute(self.addr, IssueTicket(spec.services[frame.service], self._new_token()))]
+            service = spec.services[frame.service]
+            if self.printer_stopped:  # pressed before its lamps went dark: no ticket without paper
+                return [CommandFailed(self.addr, "BUTTON_PRESS", "refused: its printer cannot print")]
+            if self.reprint is not None and self.reprint[0] == service:
+                ticket, self.reprint = self.reprint[1], None
+                return [Execute(self.addr, Reprint(ticket))]
+            return [Execute(self.addr, IssueTicket(service, self._new_token()))]
         if frame.TYPE == P.Key.TYPE and spec.kind == P.KIND_COUNTER_PAD and spec.counter:
             command = key_command(frame.key, frame.arg, spec.counter, spec.services)
             if command is None:
@@ -519,8 +577,10 @@ class DeviceLink:
     def _office_effect(self, effect: OfficeEffect) -> list[LinkEffect]:
         kind = self.spec.kind
         if isinstance(effect, TicketReady) and kind == P.KIND_DISPENSER:
+            if not effect.reprint:
+                self.reprint = None  # someone took a new ticket: the reprint offer is over
             if self.text:
-                self._show_text(())  # the words of an earlier refusal are over
+                self._show_text(())  # the words of an earlier refusal (or reprint offer) are over
             return [PrintTicket(self.addr, effect)]
         if isinstance(effect, IssueRefused) and kind == P.KIND_DISPENSER:
             self._show_text(REFUSAL_TEXT.get(effect.reason, _FALLBACK_REFUSAL))
@@ -572,12 +632,34 @@ class DeviceLink:
             return list(self.recent)
         return [self.current, *(e for e in self.recent if e != self.current)][: P.MAX_RECENT]
 
+    def _set_mode_text(self, lines: tuple[str, ...]) -> None:
+        """Closed: say why, again at every refresh (a refusal's words give way to it). Opened: the
+        closed words are over, but words put there since (a printer's) stay."""
+        if self.spec.kind != P.KIND_DISPENSER:
+            return
+        old, self._mode_text = self._mode_text, lines
+        if lines and self.text != lines:
+            self._show_text(lines)
+        elif not lines and old and self.text == old:
+            self._show_text(())
+
+    def _set_printer(self, event: SetPrinter) -> list[LinkEffect]:
+        if self.spec.kind != P.KIND_DISPENSER:
+            return []
+        self.printer_stopped = event.stopped
+        self.reprint = event.reprint
+        lines = event.lines or self._mode_text  # back to normal: the office's own words, if any
+        if lines != self.text:
+            self._show_text(lines)
+        return self._set_lamps(self._offered)
+
     def _set_lamps(self, services: frozenset[str]) -> list[LinkEffect]:
+        self._offered = services
         if self.spec.kind != P.KIND_DISPENSER or not self._can(P.CAP_LAMPS):
             return []
         mask = 0
         for i, service in enumerate(self.spec.services):
-            if service in services:
+            if service in services and not self.printer_stopped:
                 mask |= 1 << i
         current = self._desired.get("lamps")
         if current is not None and current.name == f"LAMPS {mask:#06x}":

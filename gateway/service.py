@@ -1,15 +1,21 @@
 """The running gateway: the journal, the buses of the configured devices, and the control socket,
 wired together in one process and one thread.
 
-Owns the process's loop: step each bus (gateway.bus.SyncDriver on the real monotonic clock), serve
-the control socket (gateway.control) between exchanges, refresh the dispensers' lamps from the
-calendar every minute, and hand out printed tickets. Every write goes through the one
+Owns the process's loop: step each bus (gateway.bus.BusConnection: its SyncDriver on the real
+monotonic clock, or a reopen attempt while its port is lost — a missing port never stops the
+gateway, only a URL that can never work does), serve the control socket (gateway.control)
+between exchanges, refresh the dispensers' lamps from the calendar every minute, and hand out
+printed tickets. Every write goes through the one
 TicketJournal this process holds (its SQLite connection lives in this thread, hence one thread:
 a bus exchange and a socket request never interleave). It must not decide anything about the
 queue (office.model) or a device's session (gateway.device_link).
 
-Printing: PrintTicket effects are appended as JSON lines to `<journal>.prints.jsonl`; the ESC/POS
-printer transport (hal) is a later issue.
+Printing: a PrintTicket goes to the dispenser's printer through gateway.printing (stepped in the
+loop on the same clock); a dispenser with no printer configured has its jobs appended as JSON
+lines to `<journal>.prints.jsonl` instead.
+
+Signs: at the end of each turn gateway.signs sends the [[signs]] a new snapshot if what they show
+changed; they are drawn in its renderer process, never in this one.
 """
 
 from __future__ import annotations
@@ -31,21 +37,28 @@ from types import FrameType
 from typing import Any, TextIO
 
 from gateway import control
-from gateway.bus import BusMaster, MonotonicClock, SyncDriver, offered_services
+from gateway.announce import CallAnnouncer, callout_player
+from gateway.bus import BusConnection, BusMaster, CallRouter, Clock, MonotonicClock, OpenPort, step_buses
 from gateway.device_link import (
     CommandFailed,
     DeviceLink,
     DeviceSpec,
     LinkEffect,
-    OfficeOutcome,
     PrintTicket,
+    SetLamps,
+    SetPrinter,
     StateChanged,
 )
 from gateway.journal import JournalError, TicketJournal, new_token, utc_now
-from hal.codec import KIND_BY_NAME, REPLY_TIMEOUT_S, P
+from gateway.mode_words import dispenser_lines
+from gateway.printing import PrinterState, Printing
+from gateway.signs import SignDriver, sign_driver
+from hal.codec import KIND_BY_NAME, REPLY_TIMEOUT_S
+from hal.printer import open_printer
 from hal.serial_link import open_link
 from office import events as ev
 from office import model as m
+from office.calendar import mode_at
 from office.config import OfficeConfig
 
 LAMP_REFRESH_S = 60.0
@@ -174,9 +187,19 @@ class ControlServer:
 @dataclass
 class Bus:
     url: str
-    port: Any
     master: BusMaster
-    driver: SyncDriver
+    connection: BusConnection
+
+    @property
+    def port(self) -> Any:
+        """The open port; None while it is lost and being reopened."""
+        return self.connection.port
+
+
+def open_bus_port(url: str) -> OpenPort:
+    """A bus's port, never waiting on a read (the bus master keeps time)."""
+    port: Any = open_link(url, timeout=0)  # a concrete pyserial class: SerialBase lacks in_waiting
+    return port  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -189,12 +212,18 @@ class Gateway:
     journal_file: Path
     socket_file: Path
     out: TextIO
-    clock: MonotonicClock = field(default_factory=MonotonicClock)
+    clock: Clock = field(default_factory=MonotonicClock)
     wall: Callable[[], datetime] = utc_now  # the journal's and the calendar's clock (tests fix it)
     journal: TicketJournal | None = None
     server: ControlServer | None = None
     buses: list[Bus] = field(default_factory=list)
+    opener: Callable[[str], OpenPort] = open_bus_port  # how a bus's port is (re)opened (tests wrap it)
+    router: CallRouter = field(default_factory=CallRouter)  # a call reaches the displays of every bus
     stopping: bool = False
+    printing: Printing | None = None
+    printer_opener: Callable[[str], Any] | None = None  # how a printer's port is opened (tests pass their own)
+    announcer: CallAnnouncer | None = None  # the spoken call-out ([callout]); None when it is off
+    signs: SignDriver | None = None  # the [[signs]] drawn off the loop (gateway.signs); None: none
     prints: Path = field(init=False)
     _next_lamps: float = field(init=False, default=0.0)
 
@@ -220,14 +249,29 @@ class Gateway:
             spec = DeviceSpec(d.addr, KIND_BY_NAME[d.kind], d.services, d.counter)
             by_port.setdefault(d.port, []).append(DeviceLink(spec, new_token, counter_label=self._label))
         reply_timeout = (cfg.gateway.reply_timeout_ms or REPLY_TIMEOUT_S * 1000) / 1000
+        for links in by_port.values():
+            self.router.add(links)
         for url, links in by_port.items():
+            master = BusMaster(
+                links,
+                self._execute,
+                reply_timeout=reply_timeout,
+                min_cycle=cfg.gateway.cycle_ms / 1000,
+                router=self.router,
+            )
+            connection = BusConnection(master, url, self.clock, self.opener)
+            self.buses.append(Bus(url, master, connection))
             try:
-                port: Any = open_link(url, timeout=0)
-            except (ValueError, OSError) as exc:  # serial.SerialException is an OSError
-                raise GatewayError(f"{cfg.source}: cannot open bus port {url!r}: {exc}") from None
-            master = BusMaster(links, self._execute, reply_timeout=reply_timeout, min_cycle=cfg.gateway.cycle_ms / 1000)
-            self.buses.append(Bus(url, port, master, SyncDriver(master, port, self.clock)))
+                connection.connect()  # a port missing now is logged and retried, like one lost later
+            except ValueError as exc:
+                raise GatewayError(f"{cfg.source}: bad bus port URL {url!r}: {exc}") from None
+        self.printing = Printing(cfg, self._execute, self._show_printer, self.printer_opener or open_printer)
+        self.printing.start(self.clock.now())
         self.server = ControlServer(self.socket_file, self.handle)
+        if self.announcer is None and (player := callout_player(cfg, self.journal_file)) is not None:
+            self.announcer = CallAnnouncer(player)
+        if self.signs is None:
+            self.signs = sign_driver(cfg, self.journal_file)
         self._refresh_lamps()
 
     def close(self) -> None:
@@ -235,8 +279,17 @@ class Gateway:
             self.server.close()
             self.server = None
         for bus in self.buses:
-            bus.port.close()
+            bus.connection.close()
         self.buses.clear()
+        if self.printing is not None:
+            self.printing.close()
+            self.printing = None
+        if self.announcer is not None:
+            self.announcer.close()
+            self.announcer = None
+        if self.signs is not None:
+            self.signs.close()
+            self.signs = None
         if self.journal is not None:
             self.journal.close()
             self.journal = None
@@ -248,24 +301,40 @@ class Gateway:
             self.step()
 
     def step(self) -> None:
-        """One turn of the loop: one exchange (or wait) per bus, then the socket, then the lamps."""
-        for bus in self.buses:
-            for effect in bus.driver.step():
-                self._effect(effect)
+        """One turn of the loop: one exchange per bus, side by side (or a wait, at most a cycle,
+        until a bus has something to do), then the socket, then the lamps."""
+        cycle = max(self.config.gateway.cycle_ms / 1000, 0.01)
+        for effect in step_buses([bus.connection for bus in self.buses], self.clock, max_wait=cycle):
+            self._effect(effect)
         assert self.server is not None
         # Without devices nothing else waits, so the socket does, up to a cycle.
-        self.server.serve(timeout=0.0 if self.buses else max(self.config.gateway.cycle_ms / 1000, 0.01))
+        self.server.serve(timeout=0.0 if self.buses else cycle)
+        if self.printing is not None:
+            self.printing.step(self.clock.now())
         if self.clock.now() >= self._next_lamps:
             self._refresh_lamps()
+        if self.announcer is not None:
+            self.announcer.flush()  # last turn's calls: their CALL frames went out in this turn
+        if self.signs is not None and self.journal is not None:
+            self.signs.tick(self.journal.office, self.wall())  # a snapshot if anything shown changed
 
     def stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
 
     def _refresh_lamps(self) -> None:
-        self._next_lamps = self.clock.now() + LAMP_REFRESH_S
-        offered = offered_services(self.config, self.wall())
+        """Dispensers light the services offered now and, when closed, say why (office.calendar).
+        Again within a minute, and at the next change of mode (17:00 sharp, not up to 60 s late)."""
+        wall = self.wall()
+        mode = mode_at(self.config, wall)
+        delay = LAMP_REFRESH_S
+        if mode.next_change is not None:
+            delay = min(delay, max((mode.next_change - wall).total_seconds(), 0.0))
+        now = self.clock.now()
+        self._next_lamps = now + delay
+        lamps = SetLamps(frozenset(mode.services), dispenser_lines(mode, wall))
         for bus in self.buses:
-            bus.master.set_offered(offered, self.clock.now())
+            for link in bus.master.links:
+                link.handle(lamps, now)
 
     def _label(self, counter: str) -> str:
         try:
@@ -276,10 +345,26 @@ class Gateway:
     # -- office commands -------------------------------------------------------------------------
     def _execute(self, command: m.Command) -> m.Decision:
         assert self.journal is not None
-        return self.journal.execute(command, self.wall())
+        decision = self.journal.execute(command, self.wall())
+        if self.announcer is not None:
+            self.announcer.note(decision)
+        return decision
+
+    def _show_printer(self, addr: int, view: SetPrinter) -> None:
+        """gateway.printing's word to the dispenser at `addr` (its printer stopped, a reprint)."""
+        now = self.clock.now()
+        for bus in self.buses:
+            link = bus.master.by_addr.get(addr)
+            if link is not None and link.spec.kind == KIND_BY_NAME["dispenser"]:
+                link.handle(view, now)
 
     def _effect(self, effect: LinkEffect) -> None:
-        if isinstance(effect, PrintTicket):
+        if isinstance(effect, PrintTicket) and self.printing is not None:
+            printer = self.printing.submit(effect.ticket, effect.addr, self.clock.now())
+            if printer is not None:
+                _log.info("print %s at dispenser %d on printer %s", effect.ticket.ticket, effect.addr, printer)
+                return
+        if isinstance(effect, PrintTicket):  # no printer for this dispenser: a log of the jobs
             t = effect.ticket
             job = {
                 "addr": effect.addr,
@@ -316,6 +401,12 @@ class Gateway:
                     "output": control.show_output(state, config, bool(req.get("json"))),
                     "state": control.queue_json(state, config),
                 }
+            if cmd == "status":
+                status = self.device_state()
+                text = json.dumps(status, ensure_ascii=False, indent=2) + "\n" if req.get("json") else None
+                return {"ok": True, "output": text or self._describe_devices(), "status": status}
+            if cmd == "reprint":
+                return self._reprint(req, journal, config)
             command = control.build_command(req)
             decision = journal.execute(command, control.request_time(req, config))
         except control.BadRequest as exc:
@@ -328,6 +419,8 @@ class Gateway:
             _log.exception("control request %r failed", req)
             return {"ok": False, "kind": control.KIND_REFUSED, "error": f"gateway error: {type(exc).__name__}: {exc}"}
         self._show(decision)
+        if self.announcer is not None:
+            self.announcer.note(decision)
         return {
             "ok": True,
             "output": control.describe(decision, config),
@@ -335,16 +428,44 @@ class Gateway:
             "events": [ev.public_record(e, config.id) for e in decision.events],
         }
 
+    def device_state(self) -> dict[str, Any]:
+        """The devices' state in one place (what the MQTT issue publishes): printers for now."""
+        return {"printers": self.printing.state_json() if self.printing else {}}
+
+    def _describe_devices(self) -> str:
+        if self.printing is None or not self.printing.lines:
+            return "no printers configured\n"
+        return self.printing.describe()
+
+    def _reprint(self, req: dict[str, Any], journal: TicketJournal, config: OfficeConfig) -> dict[str, Any]:
+        """Staff reprint a ticket: the same token (QR code), its position now."""
+        ticket, printer = control.reprint_request(req)
+        printing = self.printing
+        if printing is None or not printing.lines:
+            return {"ok": False, "kind": control.KIND_REFUSED, "error": "no printers are configured ([[printers]])"}
+        if printer is not None and printer not in printing.lines:
+            raise control.BadRequest(f"reprint: unknown printer {printer!r}; printers are {sorted(printing.lines)}")
+        decision = journal.execute(m.Reprint(ticket), control.request_time(req, config))
+        ready = next(e for e in decision.effects if isinstance(e, m.TicketReady))
+        used = printing.submit(ready, None, self.clock.now(), printer)
+        assert used is not None
+        machine = printing.lines[used].machine
+        if machine.state is PrinterState.STOPPED and not machine.busy_with(ticket):
+            status = machine.status.describe() if machine.status else "unknown"
+            return {
+                "ok": False,
+                "kind": control.KIND_REFUSED,
+                "code": "printer_stopped",
+                "error": f"printer {used} cannot print now ({status}); {ticket} stays unprinted",
+            }
+        output = f"{ticket} sent to printer {used} (the same QR code as issued)\n"
+        return {"ok": True, "output": output, "refused": None}
+
     def _show(self, decision: m.Decision) -> None:
         """A call made from the control socket goes to the displays and pads, as one from a pad."""
         now = self.clock.now()
         for effect in decision.effects:
-            if isinstance(effect, m.ShowCall | m.NobodyWaiting):
-                for kind in (P.KIND_CALL_DISPLAY, P.KIND_COUNTER_PAD):
-                    for bus in self.buses:
-                        for link in bus.master.links:
-                            if link.spec.kind == kind:
-                                link.handle(OfficeOutcome(effect), now)
+            self.router.show(effect, now)
 
 
 def run_gateway(
@@ -356,6 +477,9 @@ def run_gateway(
     run_for: float | None = None,
 ) -> None:
     """Start the gateway, print `ready …`, run until SIGTERM/SIGINT or `run_for`, then close."""
+    if not logging.getLogger().handlers:
+        # What happens to devices and ports goes to stderr (journald adds the time).
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     gw = Gateway(config, config_text, journal, sock, out)
     previous = {s: signal.signal(s, gw.stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -12,7 +12,8 @@ from typing import Any
 
 P: Any = importlib.import_module("firmware.protocol")
 
-# A decoded frame (firmware.protocol.Frame and its subclasses: fields are plain attributes).
+# A decoded frame (firmware.protocol.Frame, made by calling a message type such as P.Call: its
+# fields are plain attributes; TYPE and NAME say which type it is, never isinstance).
 Frame = Any
 
 BYTE_TIME_S: float = P.BITS_PER_BYTE / P.BAUD

@@ -1,21 +1,30 @@
-"""The office calendar: which mode the floor is in on a date, and which services it offers.
+"""The office calendar: which mode the floor is in on a date or at a moment, and which services it offers.
 
 Pure: a config and a date (or an aware moment) in, a plan out. Public holidays come from
-`jpholiday`, which works offline. Later work adds the remote override for today.
+`jpholiday`, which works offline. `plan_for` gives a day's open periods; `mode_at` gives the mode
+at a moment (office, evening, saturday or closed), why it is closed, and when it next changes.
+A `ModeOverride` (a remote command for one date) replaces that date's plan. No I/O, no clock:
+callers pass the moment. docs/calendar.md describes the rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import jpholiday
 
-from office.config import Hours, OfficeConfig, Text
+from office.config import MODES_OPEN, Hours, OfficeConfig, Text
 
 _YEAR_END = Text(ja="年末年始休業", en="Year-end and New Year closure")
 _SUNDAY = Text(ja="日曜日は閉庁", en="Closed on Sundays")
 _SATURDAY = Text(ja="土曜日は閉庁", en="Closed on Saturdays")
+_CLOSED_TODAY = Text(ja="臨時閉庁", en="Closed today")
+OUTSIDE_HOURS = Text(ja="受付時間外", en="Outside opening hours")
+MODE_CLOSED = "closed"
+# How far mode_at looks for the next opening (or back for the last closing) before giving up:
+# longer than any closure the calendar knows (year-end is 6 days), short enough to stay cheap.
+SEARCH_DAYS = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +115,53 @@ def holiday_name(config: OfficeConfig, day: date) -> str | None:
     return str(name) if name else None
 
 
-def plan_for(config: OfficeConfig, day: date) -> DayPlan:
+@dataclass(frozen=True, slots=True)
+class ModeOverride:
+    """A remote command for one date (the MQTT command wires to it): close the office with a
+    reason, or open it in one mode with the given hours (default: that mode's configured hours).
+    It replaces the whole plan of `day` and nothing else: on any other date it is ignored."""
+
+    day: date
+    closed: bool
+    mode: str | None = None
+    hours: Hours | None = None
+    reason: Text | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.day, datetime) or not isinstance(self.day, date):
+            raise ValueError(f"override day must be a date (got {self.day!r})")
+        if self.closed:
+            if self.mode is not None or self.hours is not None:
+                raise ValueError("a closing override takes no mode or hours")
+            return
+        if self.mode not in MODES_OPEN:
+            raise ValueError(f"override mode must be one of {list(MODES_OPEN)} (got {self.mode!r}) or closed")
+        if self.hours is not None and self.hours.end <= self.hours.start:
+            raise ValueError(
+                f"override hours close ({self.hours.end:%H:%M}) before they open ({self.hours.start:%H:%M})"
+            )
+
+    def resolved_hours(self, config: OfficeConfig) -> Hours:
+        """The hours it opens for: its own, or the configured hours of its mode."""
+        assert self.mode is not None
+        hours = self.hours or config.hours_for(self.mode)
+        if hours is None:
+            raise ValueError(f"override opens in {self.mode!r} but gives no hours and hours.{self.mode} is not set")
+        return hours
+
+
+def plan_for(config: OfficeConfig, day: date, override: ModeOverride | None = None) -> DayPlan:
+    """The plan of `day`: an override for that date wins, then dated exceptions, year-end,
+    public holidays, Sundays, Saturdays (open only where hours.saturday is set), weekdays."""
+    if override is not None and override.day == day:
+        if override.closed:
+            return DayPlan(day, (), override.reason or _CLOSED_TODAY)
+        assert override.mode is not None
+        return DayPlan(day, (_period(config, override.mode, override.resolved_hours(config)),), override.reason)
     for exc in config.exceptions:
         if day in exc.dates:
             if exc.closed or exc.mode is None or exc.hours is None:
-                return DayPlan(day, (), exc.reason or Text("臨時閉庁", "Closed today"))
+                return DayPlan(day, (), exc.reason or _CLOSED_TODAY)
             return DayPlan(day, (_period(config, exc.mode, exc.hours),), exc.reason)
     if config.rules.year_end_closure and ((day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3)):
         return DayPlan(day, (), _YEAR_END)
@@ -141,3 +192,87 @@ def counter_shifts(config: OfficeConfig, plan: DayPlan, counter_id: str) -> list
     modes = {p.mode for p in plan.periods}
     counter = config.counter(counter_id)
     return [(s.start, s.end) for s in counter.shifts if modes.intersection(s.periods)]
+
+
+@dataclass(frozen=True, slots=True)
+class ModeNow:
+    """The mode at one moment. All datetimes are aware, in the office time zone.
+
+    `since`: when this mode began (None if not within SEARCH_DAYS). `next_change`/`next_mode`:
+    the next moment the mode changes and what it becomes (None if nothing changes within
+    SEARCH_DAYS). A closed run across midnight is one mode, although its `reason` may change at
+    midnight (outside hours → Sunday): devices re-evaluate at least every minute anyway.
+    `reason`: why it is closed (holiday name, year-end, Sunday, outside hours…) or, when open,
+    why the day differs from the usual week (a rush Saturday); None for an ordinary open period.
+    `next_opening`: the start of the next open period (None while open)."""
+
+    mode: str
+    services: tuple[str, ...]
+    since: datetime | None
+    next_change: datetime | None
+    next_mode: str | None
+    reason: Text | None
+    next_opening: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.mode != MODE_CLOSED
+
+
+def _at(config: OfficeConfig, day: date, t: time) -> datetime:
+    return datetime.combine(day, t, tzinfo=config.tz)
+
+
+def _segments(config: OfficeConfig, day: date, override: ModeOverride | None) -> list[tuple[datetime, datetime, str]]:
+    """The open periods of `day` as aware (start, end, mode), in order."""
+    return [
+        (_at(config, day, p.start), _at(config, day, p.end), p.mode) for p in plan_for(config, day, override).periods
+    ]
+
+
+def mode_at(config: OfficeConfig, when: datetime, override: ModeOverride | None = None) -> ModeNow:
+    """The mode at the aware moment `when` (see ModeNow). Periods are half-open: at 17:00 the
+    evening has begun, at 19:00 the office is closed."""
+    now = local_time(config, when)
+    today = now.date()
+    plan = plan_for(config, today, override)
+    period = plan.period_at(now.time())
+
+    if period is not None:
+        start, end = _at(config, today, period.start), _at(config, today, period.end)
+        nxt = plan.period_at(period.end)  # an adjacent period (office → evening) starts at our end
+        return ModeNow(
+            mode=period.mode,
+            services=period.services,
+            since=start,
+            next_change=end,
+            next_mode=nxt.mode if nxt is not None else MODE_CLOSED,
+            reason=plan.reason,
+            next_opening=None,
+        )
+
+    # Closed: since the end of the last open period, until the start of the next one.
+    reason = plan.reason if not plan.is_open else OUTSIDE_HOURS
+    since: datetime | None = None
+    for back in range(SEARCH_DAYS + 1):
+        day = today - timedelta(days=back)
+        ends = [end for _, end, _ in _segments(config, day, override) if end <= now]
+        if ends:
+            since = max(ends)
+            break
+    opening: tuple[datetime, str] | None = None
+    for ahead in range(SEARCH_DAYS + 1):
+        day = today + timedelta(days=ahead)
+        starts = [(start, mode) for start, _, mode in _segments(config, day, override) if start > now]
+        if starts:
+            opening = min(starts)
+            break
+    return ModeNow(
+        mode=MODE_CLOSED,
+        services=(),
+        since=since,
+        next_change=opening[0] if opening else None,
+        next_mode=opening[1] if opening else None,
+        reason=reason,
+        next_opening=opening[0] if opening else None,
+    )

@@ -7,6 +7,7 @@ Owns parsing and validating the TOML file into frozen dataclasses. Pure: callers
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ NO_SHOW_POLICIES = ("drop", "requeue_once")
 DEVICE_KINDS = ("dispenser", "counter_pad", "call_display")
 DEVICE_ADDR_MIN, DEVICE_ADDR_MAX = 1, 16  # the bus protocol's addresses (docs/protocol.md)
 DEVICE_MAX_SERVICES = 16  # LAMPS is a 16-bit mask: a button or transfer index is 0..15
+PRINTER_PROFILES = ("raster", "kanji")  # raster first: the default, it works on any ESC/POS printer
+PRINTER_WIDTHS = {58: 384, 80: 576}  # paper width in mm → printable dots at 203 dpi
+SIGN_KINDS = ("board", "led")  # a waiting-room screen, an LED matrix call display (docs/signage.md)
+BOARD_SIZES = ((1920, 1080), (1080, 1920))
+LED_MAX = (512, 256)  # the largest LED matrix a Pi drives directly, in pixels
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -129,6 +135,61 @@ class Device:
     port: str
     services: tuple[str, ...] = ()
     counter: str | None = None
+    printer: str | None = None  # a dispenser's ticket printer ([[printers]] id)
+
+
+@dataclass(frozen=True, slots=True)
+class Sign:
+    """A screen the gateway draws ([[signs]]): a waiting-room `board` (1920x1080 or 1080x1920) or
+    an `led` matrix call display (monochrome, its pixel size). `output`: where frames go — a
+    framebuffer device such as /dev/fb0, or a .png file; None: not drawn by this gateway."""
+
+    id: str
+    kind: str
+    width: int
+    height: int
+    output: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterProfile:
+    """A ticket printer ([[printers]]). `profile`: "raster" (the whole ticket as an image, any
+    ESC/POS printer) or "kanji" (native Kanji text and QR); `native_qr`: a kanji printer draws the
+    QR code itself (default), always False on raster, which draws everything; `port`: its serial
+    URL, interpreted by hal's printer transport."""
+
+    id: str
+    profile: str = "raster"
+    width_mm: int = 80
+    cutter: bool = True
+    native_qr: bool = True
+    port: str = "sim://printer"
+
+    def __post_init__(self) -> None:
+        if self.profile not in PRINTER_PROFILES:
+            raise ValueError(f"unknown printer profile {self.profile!r}; profiles are {list(PRINTER_PROFILES)}")
+        if self.width_mm not in PRINTER_WIDTHS:
+            raise ValueError(f"paper width must be one of {list(PRINTER_WIDTHS)} mm (got {self.width_mm!r})")
+        if self.profile != "kanji":
+            object.__setattr__(self, "native_qr", False)  # frozen: normalised once, here
+
+    @property
+    def width_dots(self) -> int:
+        return PRINTER_WIDTHS[self.width_mm]
+
+
+@dataclass(frozen=True, slots=True)
+class CalloutSettings:
+    """The spoken call-out ([callout], docs/callout.md). `voice_dir`: the segment WAVs, relative
+    to the config file's directory (None: the default voice shipped in signage/voice);
+    `player`: a command the WAV path is appended to (e.g. "aplay -q -D plughw:1"), or "none" to
+    only write WAV files into `out_dir` (relative to the journal's directory; None: <journal>.callout)."""
+
+    enabled: bool = False
+    voice_dir: str | None = None
+    languages: tuple[str, ...] = ("ja", "en")
+    player: str = "none"
+    out_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +208,9 @@ class OfficeConfig:
     source: str = "<config>"
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     devices: tuple[Device, ...] = ()
+    printers: tuple[PrinterProfile, ...] = ()
+    signs: tuple[Sign, ...] = ()
+    callout: CalloutSettings = field(default_factory=CalloutSettings)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -164,6 +228,12 @@ class OfficeConfig:
             if c.id == counter_id:
                 return c
         raise KeyError(counter_id)
+
+    def printer(self, printer_id: str) -> PrinterProfile:
+        for p in self.printers:
+            if p.id == printer_id:
+                return p
+        raise KeyError(printer_id)
 
     def hours_for(self, mode: str) -> Hours | None:
         return {"office": self.weekday, "evening": self.evening, "saturday": self.saturday}[mode]
@@ -297,9 +367,17 @@ class _Parser:
                 if not configured[m] and not any(e.mode == m for e in exceptions):
                     raise self.fail(f"services[{i}].periods", f"offered in {m!r} but hours.{m} is not set")
         gateway = self.gateway(data.get("gateway", {}))
-        devices = self.devices(data.get("devices", []), gateway, services, counters)
+        printers = self.printers(data.get("printers", []))
+        signs = self.signs(data.get("signs", []))
+        devices = self.devices(data.get("devices", []), gateway, services, counters, printers)
+        callout = self.callout(data.get("callout", {}))
         # Last: a missing required table is reported as missing, not its misspelling as unknown.
-        self.known(data, "", {"office", "hours", "rules", "calendar", "services", "counters", "gateway", "devices"})
+        self.known(
+            data,
+            "",
+            {"office", "hours", "rules", "calendar", "services", "counters"}
+            | {"gateway", "devices", "printers", "callout", "signs"},
+        )
         return OfficeConfig(
             id=office_id,
             name=name,
@@ -316,7 +394,104 @@ class _Parser:
             raw=data,
             gateway=gateway,
             devices=devices,
+            printers=printers,
+            callout=callout,
+            signs=signs,
         )
+
+    def callout(self, value: Any) -> CalloutSettings:
+        if not isinstance(value, dict):
+            raise self.fail("callout", "must be a table")
+        self.known(value, "callout", {"enabled", "voice_dir", "languages", "player", "out_dir"})
+        enabled = value.get("enabled", False)
+        if not isinstance(enabled, bool):
+            raise self.fail("callout.enabled", "must be true or false")
+        languages = value.get("languages", ["ja", "en"])
+        if (
+            not isinstance(languages, list)
+            or not languages
+            or any(lang not in ("ja", "en") for lang in languages)
+            or len(set(languages)) != len(languages)
+        ):
+            raise self.fail("callout.languages", f'must list "ja" and/or "en", each once (got {languages!r})')
+        paths = {k: self.string(value, f"callout.{k}", k) if k in value else None for k in ("voice_dir", "out_dir")}
+        player = self.string(value, "callout.player", "player") if "player" in value else "none"
+        try:
+            shlex.split(player)
+        except ValueError as exc:
+            raise self.fail("callout.player", f"not a command line: {exc}") from None
+        return CalloutSettings(enabled, paths["voice_dir"], tuple(languages), player.strip(), paths["out_dir"])
+
+    def printers(self, value: Any) -> tuple[PrinterProfile, ...]:
+        if not isinstance(value, list):
+            raise self.fail("printers", "must be an array of tables [[printers]]")
+        out: list[PrinterProfile] = []
+        for i, item in enumerate(value):
+            key = f"printers[{i}]"
+            if not isinstance(item, dict):
+                raise self.fail(key, "must be a table")
+            self.known(item, key, {"id", "profile", "width_mm", "cutter", "native_qr", "port"})
+            pid = self.ident(item, f"{key}.id", "id")
+            if any(p.id == pid for p in out):
+                raise self.fail(f"{key}.id", f"duplicate printer id {pid!r}")
+            profile = item.get("profile", "raster")
+            if profile not in PRINTER_PROFILES:
+                raise self.fail(
+                    f"{key}.profile", f"unknown printer profile {profile!r}; profiles are {list(PRINTER_PROFILES)}"
+                )
+            width = item.get("width_mm", 80)
+            if not isinstance(width, int) or isinstance(width, bool) or width not in PRINTER_WIDTHS:
+                raise self.fail(
+                    f"{key}.width_mm", f"must be a paper width of {list(PRINTER_WIDTHS)} mm (got {width!r})"
+                )
+            flags: dict[str, bool] = {}
+            for flag in ("cutter", "native_qr"):
+                v = item.get(flag, True)
+                if not isinstance(v, bool):
+                    raise self.fail(f"{key}.{flag}", "must be true or false")
+                flags[flag] = v
+            if profile != "kanji" and "native_qr" in item:
+                raise self.fail(f"{key}.native_qr", "only a kanji printer draws QR codes natively; remove native_qr")
+            out.append(
+                PrinterProfile(
+                    id=pid,
+                    profile=profile,
+                    width_mm=width,
+                    cutter=flags["cutter"],
+                    native_qr=profile == "kanji" and flags["native_qr"],
+                    port=self.string(item, f"{key}.port", "port"),
+                )
+            )
+        return tuple(out)
+
+    def signs(self, value: Any) -> tuple[Sign, ...]:
+        if not isinstance(value, list):
+            raise self.fail("signs", "must be an array of tables [[signs]]")
+        out: list[Sign] = []
+        for i, item in enumerate(value):
+            key = f"signs[{i}]"
+            if not isinstance(item, dict):
+                raise self.fail(key, "must be a table")
+            self.known(item, key, {"id", "kind", "size", "output"})
+            sid = self.ident(item, f"{key}.id", "id")
+            if any(s.id == sid for s in out):
+                raise self.fail(f"{key}.id", f"duplicate sign id {sid!r}")
+            kind = item.get("kind")
+            if kind not in SIGN_KINDS:
+                raise self.fail(f"{key}.kind", f"unknown kind {kind!r}; kinds are {list(SIGN_KINDS)}")
+            raw = item.get("size", "1920x1080" if kind == "board" else None)
+            m = re.fullmatch(r"(\d+)x(\d+)", raw) if isinstance(raw, str) else None
+            size = (int(m.group(1)), int(m.group(2))) if m else None
+            if kind == "board" and size not in BOARD_SIZES:
+                raise self.fail(f"{key}.size", f'a board is "1920x1080" or "1080x1920" (got {raw!r})')
+            if kind == "led" and (size is None or not (8 <= size[0] <= LED_MAX[0] and 8 <= size[1] <= LED_MAX[1])):
+                raise self.fail(
+                    f"{key}.size", f'an LED matrix\'s pixels "WxH", at most {LED_MAX[0]}x{LED_MAX[1]} (got {raw!r})'
+                )
+            assert size is not None
+            output = self.string(item, f"{key}.output", "output") if "output" in item else None
+            out.append(Sign(id=sid, kind=kind, width=size[0], height=size[1], output=output))
+        return tuple(out)
 
     def gateway(self, value: Any) -> GatewaySettings:
         if not isinstance(value, dict):
@@ -348,12 +523,14 @@ class _Parser:
         gateway: GatewaySettings,
         services: tuple[Service, ...],
         counters: tuple[Counter, ...],
+        printers: tuple[PrinterProfile, ...] = (),
     ) -> tuple[Device, ...]:
         if not isinstance(value, list):
             raise self.fail("devices", "must be an array of tables [[devices]]")
         service_ids = [s.id for s in services]
         counter_ids = [c.id for c in counters]
-        known = {"kind", "addr", "port", "services", "counter"}
+        known = {"kind", "addr", "port", "services", "counter", "printer"}
+        printer_ids = [p.id for p in printers]
         out: list[Device] = []
         seen: dict[tuple[str, int], int] = {}
         for i, item in enumerate(value):
@@ -405,7 +582,18 @@ class _Parser:
                     raise self.fail(f"{key}.counter", f"unknown counter {counter!r}; counters are {counter_ids}")
             elif "counter" in item:
                 raise self.fail(f"{key}.counter", f"only a counter_pad belongs to a counter, not a {kind}")
-            out.append(Device(kind=kind, addr=addr, port=port, services=device_services, counter=counter))
+            printer: str | None = None
+            if "printer" in item:
+                if kind != "dispenser":
+                    raise self.fail(f"{key}.printer", f"only a dispenser prints tickets, not a {kind}")
+                printer = item["printer"]
+                if not isinstance(printer, str) or printer not in printer_ids:
+                    raise self.fail(f"{key}.printer", f"unknown printer {printer!r}; printers are {printer_ids}")
+            elif kind == "dispenser" and len(printers) == 1:
+                printer = printers[0].id  # the office's one printer
+            out.append(
+                Device(kind=kind, addr=addr, port=port, services=device_services, counter=counter, printer=printer)
+            )
         return tuple(out)
 
     def rules(self, value: Any) -> Rules:

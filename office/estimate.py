@@ -56,8 +56,13 @@ class CapacityEstimator:
         self._day: date | None = None
         self._closes = 0.0
         self._shifts: dict[str, list[tuple[float, float]]] = {}
+        self._known: frozenset[str] = frozenset()
         self._rates: dict[str, list[tuple[float, float]]] = {}
         self._tables: dict[str, _Capacity] = {}
+        # The minutes at which some planned shift starts or ends, and the last segment between
+        # two of them that was asked about: (from, to, the counters no shift covers in it).
+        self._bounds: list[float] = []
+        self._segment: tuple[float, float, tuple[str, ...]] = (_UNBOUNDED, -_UNBOUNDED, ())
 
     def _today(self, day: date) -> None:
         if day == self._day:
@@ -69,6 +74,9 @@ class CapacityEstimator:
             c.id: [(_minutes(a), _minutes(b) if b else _UNBOUNDED) for a, b in counter_shifts(self.config, plan, c.id)]
             for c in self.config.counters
         }
+        self._known = frozenset(self._shifts)
+        self._bounds = sorted({x for shifts in self._shifts.values() for ab in shifts for x in ab if x != _UNBOUNDED})
+        self._segment = (_UNBOUNDED, -_UNBOUNDED, ())
 
     def rates(self, day: date, service: str) -> list[tuple[float, float]]:
         """The service's planned capacity over the day as steps (from minute, counters' rate)."""
@@ -104,27 +112,46 @@ class CapacityEstimator:
 
     def unplanned_rate(self, state: OfficeState, service: str, t: float) -> float:
         """Counters open now although no planned shift covers now: staff the plan does not know."""
+        counters = state.counters
         rate = 0.0
-        for cid, c in state.counters.items():
-            if c.status is not CounterStatus.OPEN or service not in c.services:
-                continue
-            for a, b in self._shifts.get(cid, ()):
-                if a <= t < b:
-                    break  # planned: already in the steps
-            else:
+        for cid in self._unplanned_at(t):
+            c = counters.get(cid)
+            if c is not None and c.status is CounterStatus.OPEN and service in c.services:
                 rate += 1.0 if c.services[0] == service else 0.5
+        if not self._known.issuperset(counters):
+            # Counters the config no longer has (changed during the day): never planned.
+            for cid, c in counters.items():
+                if cid not in self._known and c.status is CounterStatus.OPEN and service in c.services:
+                    rate += 1.0 if c.services[0] == service else 0.5
         return rate
+
+    def _unplanned_at(self, t: float) -> tuple[str, ...]:
+        """The configured counters that no planned shift covers at minute `t`. Between two
+        consecutive shift starts or ends that set cannot change, so it is worked out once per
+        such segment, not on every ticket."""
+        lo, hi, off = self._segment
+        if lo <= t < hi:
+            return off
+        bounds = self._bounds
+        i = bisect.bisect_right(bounds, t)
+        lo = bounds[i - 1] if i else -_UNBOUNDED
+        hi = bounds[i] if i < len(bounds) else _UNBOUNDED
+        off = tuple(cid for cid, shifts in self._shifts.items() if not any(a <= t < b for a, b in shifts))
+        self._segment = (lo, hi, off)
+        return off
 
     def wait_minutes(self, service: str, ahead: int, now: datetime, state: OfficeState | None = None) -> float:
         local = now if now.tzinfo is self._tz else now.astimezone(self._tz)
+        day = local.date()
+        if day != self._day:
+            self._today(day)  # the day's shifts, which unplanned_rate reads
         t = local.hour * 60.0 + local.minute + local.second / 60.0
         work = (ahead + 0.5) * self._typical[service]
-        self._today(local.date())  # the day's shifts, which unplanned_rate reads
         extra = self.unplanned_rate(state, service, t) if state is not None else 0.0
         if not extra:
-            return self.table(local.date(), service).wait(t, work)
+            return (self._tables.get(service) or self.table(day, service)).wait(t, work)
         # Unplanned counters add their rate from now until closing: a one-off table.
-        steps = _plus_rate(self.rates(local.date(), service), extra, t, self._closes)
+        steps = _plus_rate(self.rates(day, service), extra, t, self._closes)
         return _Capacity(steps).wait(t, work)
 
     def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:

@@ -2,15 +2,16 @@
 
 Every change to the floor is one of these; the state is their replay. Events are values: never
 change one after it is made (they are not frozen only because a frozen dataclass takes twice as
-long to build, and every command builds some). The record form (a dict of
-JSON values) is what the journal stores and, minus private fields, what `docs/events.md`
+long to build, and every command builds some; for the same reason they may be built from
+positional arguments, in field order: seq, ts, then the event's own fields). The record form (a
+dict of JSON values) is what the journal stores and, minus private fields, what `docs/events.md`
 promises to other tools. Field names here are that contract: change them only with the schema.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 EVENT_LOG_VERSION = 1
@@ -18,7 +19,7 @@ EVENT_LOG_VERSION = 1
 PRIVATE_FIELDS = frozenset({"token"})
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Event:
     TYPE: ClassVar[str] = ""
     seq: int
@@ -30,7 +31,7 @@ class Event:
         return {f.name: getattr(self, f.name) for f in fields(self)[2:]}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Schedule(Event):
     """The plan for the rest of a business day; the first event of every business day."""
 
@@ -51,7 +52,7 @@ class Schedule(Event):
         }
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class CounterOpened(Event):
     TYPE: ClassVar[str] = "counter_opened"
     counter: str
@@ -61,7 +62,7 @@ class CounterOpened(Event):
         return {"counter": self.counter, "services": self.services}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class CounterPaused(Event):
     TYPE: ClassVar[str] = "counter_paused"
     counter: str
@@ -70,7 +71,7 @@ class CounterPaused(Event):
         return {"counter": self.counter}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class CounterResumed(Event):
     TYPE: ClassVar[str] = "counter_resumed"
     counter: str
@@ -79,7 +80,7 @@ class CounterResumed(Event):
         return {"counter": self.counter}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class CounterClosed(Event):
     TYPE: ClassVar[str] = "counter_closed"
     counter: str
@@ -88,7 +89,7 @@ class CounterClosed(Event):
         return {"counter": self.counter}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class TicketIssued(Event):
     TYPE: ClassVar[str] = "ticket_issued"
     ticket: str
@@ -107,7 +108,7 @@ class TicketIssued(Event):
         }
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Held(Event):
     TYPE: ClassVar[str] = "held"
     ticket: str
@@ -116,7 +117,7 @@ class Held(Event):
         return {"ticket": self.ticket}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Returned(Event):
     TYPE: ClassVar[str] = "returned"
     ticket: str
@@ -125,7 +126,7 @@ class Returned(Event):
         return {"ticket": self.ticket}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Called(Event):
     TYPE: ClassVar[str] = "called"
     ticket: str
@@ -135,7 +136,7 @@ class Called(Event):
         return {"ticket": self.ticket, "counter": self.counter}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Recalled(Event):
     TYPE: ClassVar[str] = "recalled"
     ticket: str
@@ -145,7 +146,7 @@ class Recalled(Event):
         return {"ticket": self.ticket, "counter": self.counter}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class NoShow(Event):
     TYPE: ClassVar[str] = "no_show"
     ticket: str
@@ -156,7 +157,7 @@ class NoShow(Event):
         return {"ticket": self.ticket, "counter": self.counter, "requeued": self.requeued}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Transferred(Event):
     TYPE: ClassVar[str] = "transferred"
     ticket: str
@@ -173,11 +174,40 @@ class Transferred(Event):
         }
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
+class PrintFailed(Event):
+    """A ticket's print did not come out whole: the ticket stays valid and is marked unprinted
+    until it is reprinted. `printer`: the printer id; `reason`: why (e.g. paper_out)."""
+
+    TYPE: ClassVar[str] = "print_failed"
+    ticket: str
+    printer: str
+    reason: str
+
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "printer": self.printer, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class Reprinted(Event):
+    """A ticket was printed again, with the same token (a failed print's, or a lost paper's)."""
+
+    TYPE: ClassVar[str] = "reprinted"
+    ticket: str
+    printer: str
+
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "printer": self.printer}
+
+
+@dataclass(slots=True)
 class Served(Event):
     TYPE: ClassVar[str] = "served"
     ticket: str
     counter: str
+
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "counter": self.counter}
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -196,6 +226,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NoShow,
         Transferred,
         Served,
+        PrintFailed,
+        Reprinted,
     )
 }
 
@@ -204,8 +236,43 @@ class EventFormatError(ValueError):
     pass
 
 
+# format_ts runs for every command on the journal's write path, and `isoformat` costs several
+# times what an insert of the row does. All but the seconds and milliseconds of the text are the
+# same for every event within a minute, so that part is formatted once per minute and offset;
+# the minute of the latest call is kept apart, with its bounds, so the usual call (a moment in
+# the same minute as the one before, in the same zone) needs no offset or key: comparing two
+# datetimes of one tzinfo compares their wall clocks.
+_TS_PARTS: dict[tuple[int, int, int, timedelta | None], tuple[str, str]] = {}
+_TS_PARTS_MAX = 4096  # minutes remembered before the cache starts afresh
+_SECONDS = tuple(f"{s:02d}." for s in range(60))
+_MILLIS = tuple(f"{ms:03d}" for ms in range(1000))
+_NEVER = datetime(1, 1, 1)
+# The latest minute: [start, end] on the wall clock of its tzinfo, and its text's two parts.
+_minute: tuple[datetime, datetime, str, str] = (_NEVER, _NEVER, "", "")
+
+
 def format_ts(ts: datetime) -> str:
-    return ts.isoformat(timespec="milliseconds")
+    """ISO 8601 with milliseconds and the offset: `ts.isoformat(timespec="milliseconds")`."""
+    global _minute
+    start, end, head, tail = _minute
+    # Not for the second of two folds: the wall clocks compared are the same, the offset is not.
+    if ts.tzinfo is start.tzinfo and start <= ts <= end and not ts.fold:
+        return f"{head}{_SECONDS[ts.second]}{_MILLIS[ts.microsecond // 1000]}{tail}"  # one string built, not three
+    key = (ts.toordinal(), ts.hour, ts.minute, ts.utcoffset())
+    parts = _TS_PARTS.get(key)
+    if parts is None:
+        text = ts.isoformat(timespec="milliseconds")  # "YYYY-MM-DDTHH:MM:SS.mmm" + offset
+        if len(_TS_PARTS) >= _TS_PARTS_MAX:
+            _TS_PARTS.clear()
+        parts = _TS_PARTS[key] = (text[:17], text[23:])
+    if ts.tzinfo is not None and not ts.fold:
+        first = ts.replace(second=0, microsecond=0)
+        last = first.replace(second=59, microsecond=999999)
+        # Only a minute with one offset throughout (an offset may change within one, in old
+        # history), and a first fold: its wall clock alone then says which offset applies.
+        if first.utcoffset() == last.utcoffset() == key[3]:
+            _minute = (first, last, *parts)
+    return f"{parts[0]}{_SECONDS[ts.second]}{_MILLIS[ts.microsecond // 1000]}{parts[1]}"
 
 
 def event_from_record(seq: int, ts: str, type_: str, body: dict[str, Any]) -> Event:
@@ -232,6 +299,3 @@ def public_record(event: Event, office: str) -> dict[str, Any]:
         if key not in PRIVATE_FIELDS:
             record[key] = value
     return record
-
-    def body(self) -> dict[str, Any]:
-        return {"ticket": self.ticket, "counter": self.counter, "record": self.record}

@@ -1,14 +1,17 @@
 """The office model: commands in, events and effects out.
 
 `Office.decide(command, now)` checks a command against the state and returns the events that
-would record it plus the effects to release once they are stored; it changes nothing. The shell
-(the gateway's journal) stores the events, then calls `Office.apply` and releases the effects.
-Pure: an injected clock, no I/O, no threads.
+would record it plus the effects to release once they are stored; it changes nothing, and
+`Office.apply` then applies the events (replay does only this). `Office.perform` does both in one
+pass: the gateway's journal uses it, stores the events, and releases the effects once they are
+committed (if they cannot be stored, it recovers the state from its file). Pure: an injected
+clock, no I/O, no threads.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -17,7 +20,7 @@ from office import events as ev
 from office.calendar import DayPlan, counter_shifts, plan_for
 from office.config import OfficeConfig, Service
 from office.estimate import CapacityEstimator, WaitEstimator, WaitRange
-from office.state import CounterStatus, OfficeState, Ticket, TicketStatus
+from office.state import CounterState, CounterStatus, OfficeState, Ticket, TicketStatus
 
 
 class OfficeError(Exception):
@@ -98,6 +101,29 @@ class CloseCounter:
     counter: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordPrintFailure:
+    """The gateway could not print `ticket` on `printer`: mark it unprinted."""
+
+    ticket: str
+    printer: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reprint:
+    """Print a ticket of today again (same token, current position); stores nothing itself:
+    RecordReprint follows once the printer took it, RecordPrintFailure if it did not."""
+
+    ticket: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReprint:
+    ticket: str
+    printer: str
+
+
 Command = (
     StartDay
     | IssueTicket
@@ -112,6 +138,9 @@ Command = (
     | PauseCounter
     | ResumeCounter
     | CloseCounter
+    | RecordPrintFailure
+    | Reprint
+    | RecordReprint
 )
 
 
@@ -128,6 +157,7 @@ class TicketReady:
     wait: WaitRange
     issued_at: datetime
     token: str
+    reprint: bool = False  # a copy of a ticket issued earlier (Reprint)
 
 
 @dataclass(slots=True)
@@ -160,6 +190,8 @@ Effect = TicketReady | IssueRefused | ShowCall | NobodyWaiting
 
 @dataclass(slots=True)
 class Decision:
+    """A command's events (to store, then apply) and effects (to release once stored)."""
+
     events: list[ev.Event] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
 
@@ -184,14 +216,20 @@ class Office:
         # Lookups on every command: keep them O(1).
         self.tz = config.tz
         self.services: dict[str, Service] = {s.id: s for s in config.services}
+        # Service.ticket_id as one bound str.format per service: once per ticket issued.
+        self.ticket_ids: dict[str, Callable[[int], str]] = {
+            s.id: f"{s.prefix.replace('{', '{{').replace('}', '}}')}-{{:0{s.number_width}d}}".format
+            for s in config.services
+        }
         self.counter_ids = frozenset(c.id for c in config.counters)
 
     def apply(self, event: ev.Event) -> None:
         self.state.apply(event)
 
     def apply_all(self, events: list[ev.Event]) -> None:
+        apply = self.state.apply
         for e in events:
-            self.state.apply(e)
+            apply(e)
 
     def execute(self, command: Command, now: datetime) -> Decision:
         """decide + apply, for callers without a journal (tests, simulations)."""
@@ -199,31 +237,54 @@ class Office:
         self.apply_all(decision.events)
         return decision
 
-    # -- deciding -------------------------------------------------------------------------------
-    def decide(self, command: Command, now: datetime) -> Decision:
+    def perform(self, command: Command, now: datetime) -> Decision:
+        """decide + apply in one pass: the journal's live path. The state holds the events when
+        this returns (an OfficeError changes nothing); the caller stores them, and if it cannot,
+        it must replace the state by the stored one. Gives what `execute` gives: the commonest
+        commands change the state as they decide instead of dispatching over their events again
+        (tests/test_model.py checks the two agree); the rest, and a new business day, decide and
+        apply."""
+        state = self.state
+        today = state.day
+        if today is not None:
+            live = _LIVE.get(type(command))
+            if live is not None:
+                ts = self._stamp(now)
+                if ts.date() <= today:
+                    return live(self, state, ts, command)
+        decision = self.decide(command, now)
+        self.apply_all(decision.events)
+        return decision
+
+    def _stamp(self, now: datetime) -> datetime:
+        """The time a command's events get: `now` to the millisecond (events are stored so,
+        events.format_ts), never before the last event (a wall clock that jumps back never
+        reorders events), in the office's zone."""
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
-        # Events are stored with millisecond times (events.format_ts): record them so, or the
-        # live state would differ from the state recovered from the journal.
-        sub_ms = now.microsecond % 1000
-        if sub_ms:
-            now = now.replace(microsecond=now.microsecond - sub_ms)
-        # A wall clock that jumps back never reorders events or goes back a business day.
+        us = now.microsecond
+        if us % 1000:
+            now = now.replace(microsecond=us - us % 1000)
         last = self.state.last_ts
         ts = now if last is None or now >= last else last
-        if ts.tzinfo is not self.tz:
-            ts = ts.astimezone(self.tz)
+        return ts if ts.tzinfo is self.tz else ts.astimezone(self.tz)
+
+    # -- deciding -------------------------------------------------------------------------------
+    def decide(self, command: Command, now: datetime) -> Decision:
+        # Events are stored with millisecond times: record them so, or the live state would
+        # differ from the state recovered from the journal.
+        ts = self._stamp(now)
+        state = self.state
+        today = state.day
         day = ts.date()
-        if self.state.day is not None and day < self.state.day:
-            day = self.state.day
-        if self.state.day == day:
-            return _Decider(self, self.state, ts).run(command)
+        if today is not None and day <= today:
+            return _HANDLERS[type(command)](self, state, ts, command)
         # A new business day: decide against the fresh day, and record its schedule first
         # unless the command changes nothing (a refusal stores nothing).
-        schedule = self._schedule(self.state.last_seq + 1, ts, day, new_day=True)
-        fresh = OfficeState(last_seq=self.state.last_seq, last_ts=self.state.last_ts)
+        schedule = self._schedule(state.last_seq + 1, ts, day, new_day=True)
+        fresh = OfficeState(last_seq=state.last_seq, last_ts=state.last_ts)
         fresh.apply(schedule)
-        decision = _Decider(self, fresh, ts).run(command)
+        decision = _HANDLERS[type(command)](self, fresh, ts, command)
         if decision.events or isinstance(command, StartDay):
             decision.events.insert(0, schedule)
         return decision
@@ -266,230 +327,343 @@ class Office:
         )
 
 
-class _Decider:
-    """Decides one command against a state, accumulating events with their seq numbers."""
+# -- deciding, one handler per command ---------------------------------------------------------
+# Each handler checks its command against `state` and returns the events (numbered from
+# `state.last_seq + 1`, stamped `ts`) and the effects. They run for every command on the journal's
+# write path, so they build their events directly, one Decision each, and nothing else; the
+# commonest events are built from positional arguments (seq, ts, fields in order), which takes
+# half the time of keywords.
+def _no_counter(office: Office, counter_id: str) -> OfficeError:
+    known = ", ".join(c.id for c in office.config.counters)
+    return OfficeError("unknown_counter", f"unknown counter {counter_id!r} (counters: {known})")
 
-    __slots__ = ("_next_seq", "config", "decision", "office", "state", "ts")
 
-    def __init__(self, office: Office, state: OfficeState, ts: datetime) -> None:
-        self.office = office
-        self.config = office.config
-        self.state = state
-        self.ts = ts
-        self.decision = Decision()
-        self._next_seq = state.last_seq + 1
+def _no_service(office: Office, service_id: str) -> OfficeError:
+    known = ", ".join(s.id for s in office.config.services)
+    return OfficeError("unknown_service", f"unknown service {service_id!r} (services: {known})")
 
-    def run(self, command: Command) -> Decision:
-        _DISPATCH[type(command)](self, command)
-        return self.decision
 
-    # -- helpers -----------------------------------------------------------------------------
-    def emit(self, cls: type[ev.Event], **fields: Any) -> None:
-        self.decision.events.append(cls(seq=self._next_seq, ts=self.ts, **fields))
-        self._next_seq += 1
+def _open_counter(office: Office, state: OfficeState, counter_id: str, action: str) -> CounterState:
+    if counter_id not in office.counter_ids:
+        raise _no_counter(office, counter_id)
+    c = state.counters.get(counter_id)
+    if c is None or c.status is CounterStatus.CLOSED:
+        raise OfficeError("counter_closed", f"counter {counter_id} is closed; open it before you {action}")
+    return c
 
-    def counter(self, counter_id: str) -> Any:
-        if counter_id not in self.office.counter_ids:
-            known = ", ".join(c.id for c in self.config.counters)
-            raise OfficeError("unknown_counter", f"unknown counter {counter_id!r} (counters: {known})")
-        return self.state.counters.get(counter_id)
 
-    def open_counter(self, counter_id: str, action: str) -> Any:
-        c = self.counter(counter_id)
-        if c is None or c.status is CounterStatus.CLOSED:
-            raise OfficeError("counter_closed", f"counter {counter_id} is closed; open it before you {action}")
-        return c
+def _current(office: Office, state: OfficeState, counter_id: str, action: str) -> Ticket:
+    if counter_id not in office.counter_ids:
+        raise _no_counter(office, counter_id)
+    c = state.counters.get(counter_id)
+    if c is None or c.current is None:
+        raise OfficeError("no_current_ticket", f"counter {counter_id} is serving nobody, nothing to {action}")
+    return state.tickets[c.current]
 
-    def current(self, counter_id: str, action: str) -> Ticket:
-        c = self.counter(counter_id)
-        if c is None or c.current is None:
-            raise OfficeError("no_current_ticket", f"counter {counter_id} is serving nobody, nothing to {action}")
-        return self.state.tickets[c.current]
 
-    def ticket(self, ticket_id: str) -> Ticket:
-        t = self.state.tickets.get(ticket_id)
-        if t is None:
-            raise OfficeError("unknown_ticket", f"no ticket {ticket_id!r} today")
-        return t
+def _ticket(state: OfficeState, ticket_id: str) -> Ticket:
+    t = state.tickets.get(ticket_id)
+    if t is None:
+        raise OfficeError("unknown_ticket", f"no ticket {ticket_id!r} today")
+    return t
 
-    def service(self, service_id: str) -> Service:
-        service = self.office.services.get(service_id)
-        if service is None:
-            known = ", ".join(s.id for s in self.config.services)
-            raise OfficeError("unknown_service", f"unknown service {service_id!r} (services: {known})")
-        return service
 
-    def finish_current(self, counter_id: str) -> None:
-        c = self.state.counters.get(counter_id)
-        if c is not None and c.current is not None:
-            self.emit(ev.Served, ticket=c.current, counter=counter_id)
+def _finish_current(state: OfficeState, ts: datetime, counter_id: str) -> list[ev.Event]:
+    """The Served event that ends the counter's current service, if it has one."""
+    c = state.counters.get(counter_id)
+    if c is not None and c.current is not None:
+        return [ev.Served(state.last_seq + 1, ts, c.current, counter_id)]
+    return []
 
-    def refuse(self, service: str, reason: str, message: str) -> None:
-        self.decision.effects.append(IssueRefused(service, reason, message))
 
-    # -- commands ------------------------------------------------------------------------------
-    def _StartDay(self, cmd: StartDay) -> None:
-        pass
+def _refused(service: str, reason: str, message: str) -> Decision:
+    return Decision([], [IssueRefused(service, reason, message)])
 
-    def _IssueTicket(self, cmd: IssueTicket) -> None:
-        service = self.service(cmd.service)
-        local = self.ts  # already in the office's zone, and on the state's business day
-        plan = self.office.plan(local.date())
-        if not plan.is_open:
-            reason = plan.reason.en if plan.reason else "closed"
-            self.refuse(cmd.service, "closed_today", f"the office is closed today ({reason})")
-            return
-        closes = plan.service_closes(cmd.service, local.time())
-        if closes is None:
-            self.refuse(cmd.service, "not_offered_now", f"{service.name.en} is not offered at {local:%H:%M}")
-            return
-        ahead = len(self.state.queues.get(cmd.service, ()))
-        wait = self.office.estimator.estimate(self.state, cmd.service, ahead, local)
-        if wait.low_minutes > (closes.hour * 60 + closes.minute) - (local.hour * 60 + local.minute + local.second / 60):
-            self.refuse(
-                cmd.service,
-                "cut_off",
-                f"reception for {service.name.en} has ended for today: {ahead} waiting could not all be "
-                f"called before {closes:%H:%M}",
-            )
-            return
-        number = self.state.last_number.get(cmd.service, service.first_number - 1) + 1
-        # After a config change during the day (a prefix given to another service), a number may
-        # already be taken: skip it, never issue a duplicate ticket id.
-        tid = service.ticket_id(number)
-        while number <= service.last_number and tid in self.state.tickets:
-            number += 1
-            tid = service.ticket_id(number)
-        if number > service.last_number:
-            self.refuse(
-                cmd.service,
-                "range_exhausted",
-                f"range exhausted: {service.ticket_id(service.last_number)} was the last number for "
-                f"{service.name.en} today",
-            )
-            return
-        self.emit(
-            ev.TicketIssued,
-            ticket=tid,
-            service=cmd.service,
-            number=number,
-            token_hash=token_hash(cmd.token),
-            token=cmd.token,
+
+def _start_day(office: Office, state: OfficeState, ts: datetime, cmd: StartDay) -> Decision:
+    return Decision([], [])
+
+
+def _issue_ticket(office: Office, state: OfficeState, ts: datetime, cmd: IssueTicket) -> Decision:
+    service = office.services.get(cmd.service)
+    if service is None:
+        raise _no_service(office, cmd.service)
+    local = ts  # already in the office's zone, and on the state's business day
+    plan = office.plan(local.date())
+    if not plan.is_open:
+        reason = plan.reason.en if plan.reason else "closed"
+        return _refused(cmd.service, "closed_today", f"the office is closed today ({reason})")
+    closes = plan.service_closes(cmd.service, local.time())
+    if closes is None:
+        return _refused(cmd.service, "not_offered_now", f"{service.name.en} is not offered at {local:%H:%M}")
+    ahead = len(state.queues.get(cmd.service, ()))
+    wait = office.estimator.estimate(state, cmd.service, ahead, local)
+    if wait.low_minutes > (closes.hour * 60 + closes.minute) - (local.hour * 60 + local.minute + local.second / 60):
+        return _refused(
+            cmd.service,
+            "cut_off",
+            f"reception for {service.name.en} has ended for today: {ahead} waiting could not all be "
+            f"called before {closes:%H:%M}",
         )
-        self.decision.effects.append(TicketReady(tid, cmd.service, number, ahead + 1, ahead, wait, self.ts, cmd.token))
-
-    def _CallNext(self, cmd: CallNext) -> None:
-        c = self.open_counter(cmd.counter, "call")
-        if c.status is CounterStatus.PAUSED:
-            raise OfficeError("counter_paused", f"counter {cmd.counter} is paused; resume it to call")
-        self.finish_current(cmd.counter)
-        for service in c.services:
-            queue = self.state.queues.get(service)
-            if queue:
-                tid = queue[0][1]
-                self.emit(ev.Called, ticket=tid, counter=cmd.counter)
-                self.decision.effects.append(ShowCall(tid, cmd.counter, recall=False))
-                return
-        self.decision.effects.append(NobodyWaiting(cmd.counter, c.services))
-
-    def _Recall(self, cmd: Recall) -> None:
-        t = self.current(cmd.counter, "recall")
-        limit = self.config.rules.recall_limit
-        if t.recalls >= limit:
-            raise OfficeError(
-                "recall_limit",
-                f"{t.id} was recalled {t.recalls} times already (limit {limit}); mark it no-show",
-            )
-        self.emit(ev.Recalled, ticket=t.id, counter=cmd.counter)
-        self.decision.effects.append(ShowCall(t.id, cmd.counter, recall=True))
-
-    def _MarkNoShow(self, cmd: MarkNoShow) -> None:
-        t = self.current(cmd.counter, "mark no-show")
-        requeue = self.config.rules.no_show == "requeue_once" and not t.requeued
-        self.emit(ev.NoShow, ticket=t.id, counter=cmd.counter, requeued=requeue)
-
-    def _FinishService(self, cmd: FinishService) -> None:
-        t = self.current(cmd.counter, "finish")
-        self.emit(ev.Served, ticket=t.id, counter=cmd.counter)
-
-    def _Transfer(self, cmd: Transfer) -> None:
-        if (cmd.ticket is None) == (cmd.counter is None):
-            raise OfficeError("bad_command", "transfer needs either a ticket or a counter")
-        t = self.current(cmd.counter, "transfer") if cmd.counter is not None else self.ticket(cmd.ticket or "")
-        self.service(cmd.to_service)
-        if t.status in (TicketStatus.SERVED, TicketStatus.NO_SHOW):
-            raise OfficeError("ticket_done", f"{t.id} is already {t.status.value}; it cannot be transferred")
-        if t.service == cmd.to_service:
-            raise OfficeError("same_service", f"{t.id} is already in {cmd.to_service}")
-        self.emit(
-            ev.Transferred,
-            ticket=t.id,
-            to_service=cmd.to_service,
-            from_service=t.service,
-            counter=t.counter if t.status is TicketStatus.CALLED else None,
+    number = state.last_number.get(cmd.service, service.first_number - 1) + 1
+    # After a config change during the day (a prefix given to another service), a number may
+    # already be taken: skip it, never issue a duplicate ticket id.
+    ticket_id = office.ticket_ids[cmd.service]
+    tid = ticket_id(number)
+    while number <= service.last_number and tid in state.tickets:
+        number += 1
+        tid = ticket_id(number)
+    if number > service.last_number:
+        return _refused(
+            cmd.service,
+            "range_exhausted",
+            f"range exhausted: {service.ticket_id(service.last_number)} was the last number for "
+            f"{service.name.en} today",
         )
-
-    def _Hold(self, cmd: Hold) -> None:
-        t = self.ticket(cmd.ticket)
-        if t.status not in (TicketStatus.WAITING, TicketStatus.CALLED):
-            raise OfficeError(
-                "cannot_hold",
-                f"{t.id} is {t.status.value}; only waiting or called tickets can be held",
-            )
-        self.emit(ev.Held, ticket=t.id)
-
-    def _Return(self, cmd: Return) -> None:
-        t = self.ticket(cmd.ticket)
-        if t.status is not TicketStatus.HELD:
-            raise OfficeError("not_held", f"{t.id} is {t.status.value}, not held")
-        self.emit(ev.Returned, ticket=t.id)
-
-    def _OpenCounter(self, cmd: OpenCounter) -> None:
-        c = self.counter(cmd.counter)
-        if c is not None and c.status is not CounterStatus.CLOSED:
-            raise OfficeError("counter_open", f"counter {cmd.counter} is already {c.status.value}")
-        services = cmd.services or self.config.counter(cmd.counter).services
-        for s in services:
-            self.service(s)
-        if len(set(services)) != len(services):
-            raise OfficeError("bad_command", "a counter's services must not repeat")
-        self.emit(ev.CounterOpened, counter=cmd.counter, services=list(services))
-
-    def _PauseCounter(self, cmd: PauseCounter) -> None:
-        c = self.open_counter(cmd.counter, "pause")
-        if c.status is CounterStatus.PAUSED:
-            raise OfficeError("counter_paused", f"counter {cmd.counter} is already paused")
-        self.finish_current(cmd.counter)
-        self.emit(ev.CounterPaused, counter=cmd.counter)
-
-    def _ResumeCounter(self, cmd: ResumeCounter) -> None:
-        c = self.open_counter(cmd.counter, "resume")
-        if c.status is not CounterStatus.PAUSED:
-            raise OfficeError("counter_open", f"counter {cmd.counter} is not paused")
-        self.emit(ev.CounterResumed, counter=cmd.counter)
-
-    def _CloseCounter(self, cmd: CloseCounter) -> None:
-        self.open_counter(cmd.counter, "close")
-        self.finish_current(cmd.counter)
-        self.emit(ev.CounterClosed, counter=cmd.counter)
+    token = cmd.token
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()  # token_hash(token), without the call
+    issued = ev.TicketIssued(state.last_seq + 1, ts, tid, cmd.service, number, digest, token)
+    return Decision([issued], [TicketReady(tid, cmd.service, number, ahead + 1, ahead, wait, ts, token)])
 
 
-# Each command type to its handler: `_Decider._<CommandName>`.
-_DISPATCH: dict[type, Any] = {
-    cls: getattr(_Decider, "_" + cls.__name__)
-    for cls in (
-        StartDay,
-        IssueTicket,
-        CallNext,
-        Recall,
-        MarkNoShow,
-        FinishService,
-        Transfer,
-        Hold,
-        Return,
-        OpenCounter,
-        PauseCounter,
-        ResumeCounter,
-        CloseCounter,
+def _call_next(office: Office, state: OfficeState, ts: datetime, cmd: CallNext) -> Decision:
+    counter = cmd.counter
+    c = _open_counter(office, state, counter, "call")
+    if c.status is CounterStatus.PAUSED:
+        raise OfficeError("counter_paused", f"counter {counter} is paused; resume it to call")
+    events = _finish_current(state, ts, counter)
+    queues = state.queues
+    for service in c.services:
+        queue = queues.get(service)
+        if queue:
+            tid = queue[0][1]
+            events.append(ev.Called(state.last_seq + 1 + len(events), ts, tid, counter))
+            return Decision(events, [ShowCall(tid, counter, False)])
+    return Decision(events, [NobodyWaiting(counter, c.services)])
+
+
+def _recall(office: Office, state: OfficeState, ts: datetime, cmd: Recall) -> Decision:
+    t = _current(office, state, cmd.counter, "recall")
+    limit = office.config.rules.recall_limit
+    if t.recalls >= limit:
+        raise OfficeError(
+            "recall_limit",
+            f"{t.id} was recalled {t.recalls} times already (limit {limit}); mark it no-show",
+        )
+    recalled = ev.Recalled(state.last_seq + 1, ts, t.id, cmd.counter)
+    return Decision([recalled], [ShowCall(t.id, cmd.counter, True)])
+
+
+def _mark_no_show(office: Office, state: OfficeState, ts: datetime, cmd: MarkNoShow) -> Decision:
+    t = _current(office, state, cmd.counter, "mark no-show")
+    requeue = office.config.rules.no_show == "requeue_once" and not t.requeued
+    return Decision([ev.NoShow(seq=state.last_seq + 1, ts=ts, ticket=t.id, counter=cmd.counter, requeued=requeue)], [])
+
+
+def _finish_service(office: Office, state: OfficeState, ts: datetime, cmd: FinishService) -> Decision:
+    t = _current(office, state, cmd.counter, "finish")
+    return Decision([ev.Served(state.last_seq + 1, ts, t.id, cmd.counter)], [])
+
+
+def _transfer(office: Office, state: OfficeState, ts: datetime, cmd: Transfer) -> Decision:
+    if (cmd.ticket is None) == (cmd.counter is None):
+        raise OfficeError("bad_command", "transfer needs either a ticket or a counter")
+    if cmd.counter is not None:
+        t = _current(office, state, cmd.counter, "transfer")
+    else:
+        t = _ticket(state, cmd.ticket or "")
+    if cmd.to_service not in office.services:
+        raise _no_service(office, cmd.to_service)
+    if t.status in (TicketStatus.SERVED, TicketStatus.NO_SHOW):
+        raise OfficeError("ticket_done", f"{t.id} is already {t.status.value}; it cannot be transferred")
+    if t.service == cmd.to_service:
+        raise OfficeError("same_service", f"{t.id} is already in {cmd.to_service}")
+    transferred = ev.Transferred(
+        seq=state.last_seq + 1,
+        ts=ts,
+        ticket=t.id,
+        to_service=cmd.to_service,
+        from_service=t.service,
+        counter=t.counter if t.status is TicketStatus.CALLED else None,
     )
+    return Decision([transferred], [])
+
+
+def _hold(office: Office, state: OfficeState, ts: datetime, cmd: Hold) -> Decision:
+    t = _ticket(state, cmd.ticket)
+    if t.status not in (TicketStatus.WAITING, TicketStatus.CALLED):
+        raise OfficeError(
+            "cannot_hold",
+            f"{t.id} is {t.status.value}; only waiting or called tickets can be held",
+        )
+    return Decision([ev.Held(seq=state.last_seq + 1, ts=ts, ticket=t.id)], [])
+
+
+def _return(office: Office, state: OfficeState, ts: datetime, cmd: Return) -> Decision:
+    t = _ticket(state, cmd.ticket)
+    if t.status is not TicketStatus.HELD:
+        raise OfficeError("not_held", f"{t.id} is {t.status.value}, not held")
+    return Decision([ev.Returned(seq=state.last_seq + 1, ts=ts, ticket=t.id)], [])
+
+
+def _open(office: Office, state: OfficeState, ts: datetime, cmd: OpenCounter) -> Decision:
+    if cmd.counter not in office.counter_ids:
+        raise _no_counter(office, cmd.counter)
+    c = state.counters.get(cmd.counter)
+    if c is not None and c.status is not CounterStatus.CLOSED:
+        raise OfficeError("counter_open", f"counter {cmd.counter} is already {c.status.value}")
+    services = cmd.services or office.config.counter(cmd.counter).services
+    for s in services:
+        if s not in office.services:
+            raise _no_service(office, s)
+    if len(set(services)) != len(services):
+        raise OfficeError("bad_command", "a counter's services must not repeat")
+    return Decision([ev.CounterOpened(seq=state.last_seq + 1, ts=ts, counter=cmd.counter, services=list(services))], [])
+
+
+def _pause(office: Office, state: OfficeState, ts: datetime, cmd: PauseCounter) -> Decision:
+    c = _open_counter(office, state, cmd.counter, "pause")
+    if c.status is CounterStatus.PAUSED:
+        raise OfficeError("counter_paused", f"counter {cmd.counter} is already paused")
+    events = _finish_current(state, ts, cmd.counter)
+    events.append(ev.CounterPaused(seq=state.last_seq + 1 + len(events), ts=ts, counter=cmd.counter))
+    return Decision(events, [])
+
+
+def _resume(office: Office, state: OfficeState, ts: datetime, cmd: ResumeCounter) -> Decision:
+    c = _open_counter(office, state, cmd.counter, "resume")
+    if c.status is not CounterStatus.PAUSED:
+        raise OfficeError("counter_open", f"counter {cmd.counter} is not paused")
+    return Decision([ev.CounterResumed(seq=state.last_seq + 1, ts=ts, counter=cmd.counter)], [])
+
+
+def _close(office: Office, state: OfficeState, ts: datetime, cmd: CloseCounter) -> Decision:
+    _open_counter(office, state, cmd.counter, "close")
+    events = _finish_current(state, ts, cmd.counter)
+    events.append(ev.CounterClosed(seq=state.last_seq + 1 + len(events), ts=ts, counter=cmd.counter))
+    return Decision(events, [])
+
+
+def _record_print_failure(office: Office, state: OfficeState, ts: datetime, cmd: RecordPrintFailure) -> Decision:
+    t = _ticket(state, cmd.ticket)
+    failed = ev.PrintFailed(seq=state.last_seq + 1, ts=ts, ticket=t.id, printer=cmd.printer, reason=cmd.reason)
+    return Decision([failed], [])
+
+
+def _reprint(office: Office, state: OfficeState, ts: datetime, cmd: Reprint) -> Decision:
+    """The ticket again, as it stands now: its own number and token, its current place."""
+    t = _ticket(state, cmd.ticket)
+    if t.status in (TicketStatus.SERVED, TicketStatus.NO_SHOW):
+        raise OfficeError("ticket_done", f"{t.id} is already {t.status.value}; its paper is no longer needed")
+    ahead = state.ahead_of(t) if t.status is TicketStatus.WAITING else 0
+    wait = office.estimator.estimate(state, t.service, ahead, ts)
+    ready = TicketReady(t.id, t.service, t.number, ahead + 1, ahead, wait, t.issued_at, t.token, reprint=True)
+    return Decision([], [ready])
+
+
+def _record_reprint(office: Office, state: OfficeState, ts: datetime, cmd: RecordReprint) -> Decision:
+    t = _ticket(state, cmd.ticket)
+    return Decision([ev.Reprinted(seq=state.last_seq + 1, ts=ts, ticket=t.id, printer=cmd.printer)], [])
+
+
+_Handler = Callable[[Office, OfficeState, datetime, Any], Decision]
+_HANDLERS: dict[type, _Handler] = {
+    StartDay: _start_day,
+    IssueTicket: _issue_ticket,
+    CallNext: _call_next,
+    Recall: _recall,
+    MarkNoShow: _mark_no_show,
+    FinishService: _finish_service,
+    Transfer: _transfer,
+    Hold: _hold,
+    Return: _return,
+    OpenCounter: _open,
+    PauseCounter: _pause,
+    ResumeCounter: _resume,
+    CloseCounter: _close,
+    RecordPrintFailure: _record_print_failure,
+    Reprint: _reprint,
+    RecordReprint: _record_reprint,
+}
+
+
+# -- deciding and applying in one pass: the journal's live path (Office.perform) ---------------
+# Each of these gives the Decision its decide handler gives and leaves the state as applying its
+# events would (tests/test_model.py checks both against decide + apply), without a second
+# dispatch over the events; each checks everything before it changes anything. They mirror the
+# state's event handlers (office/state.py): a change there must be made here too.
+def _issue_ticket_live(office: Office, state: OfficeState, ts: datetime, cmd: IssueTicket) -> Decision:
+    decision = _issue_ticket(office, state, ts, cmd)
+    if decision.events:
+        e: ev.TicketIssued = decision.events[0]  # type: ignore[assignment]
+        state._on_issued(e)
+        state.last_seq = e.seq
+        state.last_ts = ts
+    return decision
+
+
+def _call_next_live(office: Office, state: OfficeState, ts: datetime, cmd: CallNext) -> Decision:
+    counter = cmd.counter
+    c = _open_counter(office, state, counter, "call")
+    if c.status is CounterStatus.PAUSED:
+        raise OfficeError("counter_paused", f"counter {counter} is paused; resume it to call")
+    seq = state.last_seq
+    tickets = state.tickets
+    events: list[ev.Event] = []
+    current = c.current
+    if current is not None:
+        # Served: as state._on_served.
+        seq += 1
+        events.append(ev.Served(seq, ts, current, counter))
+        t = tickets[current]
+        state._leave(t)
+        t.status = TicketStatus.SERVED
+        t.counter = counter
+        state.last_seq, state.last_ts = seq, ts
+    queues = state.queues
+    for service in c.services:
+        queue = queues.get(service)
+        if queue:
+            # Called: as state._on_called for a waiting ticket, which is the head of its queue.
+            tid = queue[0][1]
+            seq += 1
+            events.append(ev.Called(seq, ts, tid, counter))
+            del queue[0]
+            if not queue:
+                del queues[service]
+            t = tickets[tid]
+            t.status = TicketStatus.CALLED
+            t.counter = counter
+            t.called_at = ts
+            t.recalls = 0
+            c.current = tid
+            state.last_seq, state.last_ts = seq, ts
+            return Decision(events, [ShowCall(tid, counter, False)])
+    return Decision(events, [NobodyWaiting(counter, c.services)])
+
+
+def _recall_live(office: Office, state: OfficeState, ts: datetime, cmd: Recall) -> Decision:
+    decision = _recall(office, state, ts, cmd)
+    e = decision.events[0]
+    state.tickets[e.ticket].recalls += 1  # type: ignore[attr-defined]
+    state.last_seq, state.last_ts = e.seq, ts
+    return decision
+
+
+def _finish_service_live(office: Office, state: OfficeState, ts: datetime, cmd: FinishService) -> Decision:
+    t = _current(office, state, cmd.counter, "finish")
+    seq = state.last_seq + 1
+    decision = Decision([ev.Served(seq, ts, t.id, cmd.counter)], [])
+    state._leave(t)
+    t.status = TicketStatus.SERVED
+    t.counter = cmd.counter
+    state.last_seq, state.last_ts = seq, ts
+    return decision
+
+
+_LIVE: dict[type, _Handler] = {
+    IssueTicket: _issue_ticket_live,
+    CallNext: _call_next_live,
+    Recall: _recall_live,
+    FinishService: _finish_service_live,
 }

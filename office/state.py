@@ -71,6 +71,8 @@ class OfficeState:
     # Per service, the waiting tickets as sorted (order, ticket id) pairs: FCFS by order.
     queues: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     last_number: dict[str, int] = field(default_factory=dict)
+    # Tickets whose last print failed, with why: valid, but the resident holds no paper.
+    unprinted: dict[str, str] = field(default_factory=dict)
 
     # -- queries -----------------------------------------------------------------------------
     def waiting(self, service: str) -> list[str]:
@@ -88,11 +90,11 @@ class OfficeState:
 
     # -- replay ------------------------------------------------------------------------------
     def apply(self, event: ev.Event) -> None:
-        if event.seq != self.last_seq + 1:
-            raise ValueError(f"event {event.seq} out of order: expected {self.last_seq + 1}")
-        handler = _HANDLERS[type(event)]
-        handler(self, event)
-        self.last_seq = event.seq
+        seq = event.seq
+        if seq != self.last_seq + 1:
+            raise ValueError(f"event {seq} out of order: expected {self.last_seq + 1}")
+        _HANDLERS[type(event)](self, event)
+        self.last_seq = seq
         self.last_ts = event.ts
 
     def _enqueue(self, t: Ticket) -> None:
@@ -125,6 +127,7 @@ class OfficeState:
             self.tickets.clear()
             self.queues.clear()
             self.last_number.clear()
+            self.unprinted.clear()
             self.counters.clear()
         self.schedule = e
 
@@ -143,19 +146,17 @@ class OfficeState:
         self.counter(e.counter).status = CounterStatus.CLOSED
 
     def _on_issued(self, e: ev.TicketIssued) -> None:
-        t = Ticket(
-            id=e.ticket,
-            service=e.service,
-            number=e.number,
-            issued_seq=e.seq,
-            issued_at=e.ts,
-            token_hash=e.token_hash,
-            token=e.token,
-            order=e.seq,
-        )
+        # Positional (in field order: id, service, number, issued_seq, issued_at, token_hash,
+        # token, status, order): half the cost of keywords, once per ticket on the write path.
+        t = Ticket(e.ticket, e.service, e.number, e.seq, e.ts, e.token_hash, e.token, TicketStatus.WAITING, e.seq)
         self.tickets[t.id] = t
         self.last_number[e.service] = e.number
-        self._enqueue(t)
+        # _enqueue's queue part: a new ticket is already waiting, at no counter.
+        queue = self.queues.get(e.service)
+        if queue is None:
+            self.queues[e.service] = [(t.order, t.id)]
+        else:
+            bisect.insort(queue, (t.order, t.id))
 
     def _on_held(self, e: ev.Held) -> None:
         t = self.tickets[e.ticket]
@@ -167,12 +168,18 @@ class OfficeState:
 
     def _on_called(self, e: ev.Called) -> None:
         t = self.tickets[e.ticket]
-        self._leave(t)
+        if t.status is TicketStatus.WAITING:
+            self._dequeue(t)  # the usual case, all of _leave that applies to it
+        else:
+            self._leave(t)
         t.status = TicketStatus.CALLED
         t.counter = e.counter
         t.called_at = e.ts
         t.recalls = 0
-        self.counter(e.counter).current = t.id
+        c = self.counters.get(e.counter)
+        if c is None:
+            c = self.counter(e.counter)
+        c.current = t.id
 
     def _on_recalled(self, e: ev.Recalled) -> None:
         self.tickets[e.ticket].recalls += 1
@@ -198,6 +205,12 @@ class OfficeState:
             return
         self._enqueue(t)
 
+    def _on_print_failed(self, e: ev.PrintFailed) -> None:
+        self.unprinted[e.ticket] = e.reason
+
+    def _on_reprinted(self, e: ev.Reprinted) -> None:
+        self.unprinted.pop(e.ticket, None)
+
     def _on_served(self, e: ev.Served) -> None:
         t = self.tickets[e.ticket]
         self._leave(t)
@@ -207,7 +220,10 @@ class OfficeState:
     # -- snapshots ---------------------------------------------------------------------------
     def to_snapshot(self) -> dict[str, Any]:
         """The state as JSON values. Ticket times are integer milliseconds since the epoch (the
-        events' own precision) in the zone of `tz`: cheap to write, exact to read back."""
+        events' own precision) in the zone of `tz`: cheap to write, exact to read back. A
+        snapshot writes every ticket of the day, so its row is kept lean: statuses go in as they
+        are (a StrEnum is a str; JSON writes its value)."""
+        epoch, ms = _EPOCH, _MS
         return {
             "format": SNAPSHOT_FORMAT,
             "tz": _zone_record(self.last_ts),
@@ -216,6 +232,7 @@ class OfficeState:
             "last_ts": ev.format_ts(self.last_ts) if self.last_ts else None,
             "schedule": _schedule_record(self.schedule),
             "last_number": dict(self.last_number),
+            "unprinted": dict(self.unprinted),
             "counters": [[c.id, c.status.value, list(c.services), c.current] for c in self.counters.values()],
             "tickets": [
                 [
@@ -223,12 +240,12 @@ class OfficeState:
                     t.service,
                     t.number,
                     t.issued_seq,
-                    _epoch_ms(t.issued_at),
+                    (t.issued_at - epoch) // ms,  # integer milliseconds since the epoch
                     t.token,
-                    t.status.value,
+                    t.status,
                     t.order,
                     t.counter,
-                    _epoch_ms(t.called_at) if t.called_at else None,
+                    (t.called_at - epoch) // ms if t.called_at else None,
                     t.recalls,
                     t.requeued,
                 ]
@@ -245,6 +262,7 @@ class OfficeState:
             last_seq=data["last_seq"],
             last_ts=datetime.fromisoformat(data["last_ts"]) if data["last_ts"] else None,
             last_number=dict(data["last_number"]),
+            unprinted=dict(data.get("unprinted", {})),  # absent from snapshots before printing
         )
         if data["schedule"] is not None:
             sched = dict(data["schedule"])  # the caller's data is left as it was
@@ -301,10 +319,6 @@ def _zone_from_record(value: str | int | None) -> tzinfo:
     return UTC
 
 
-def _epoch_ms(t: datetime) -> int:
-    return (t - _EPOCH) // _MS
-
-
 def _schedule_record(e: ev.Schedule | None) -> dict[str, Any] | None:
     if e is None:
         return None
@@ -325,4 +339,6 @@ _HANDLERS: dict[type[ev.Event], Any] = {
     ev.NoShow: OfficeState._on_no_show,
     ev.Transferred: OfficeState._on_transferred,
     ev.Served: OfficeState._on_served,
+    ev.PrintFailed: OfficeState._on_print_failed,
+    ev.Reprinted: OfficeState._on_reprinted,
 }

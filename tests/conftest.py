@@ -35,3 +35,15 @@ def nerima() -> OfficeConfig:
 @pytest.fixture(scope="session")
 def oizumi() -> OfficeConfig:
     return load_config(EXAMPLES / "oizumi.toml")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run `counterfloor ARGV...` in-process: (exit code, stdout, stderr)."""
+    from counterfloor.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -364,7 +364,9 @@ def test_gateway_and_devices_of_the_example(oizumi: Any) -> None:
     from office.config import Device, GatewaySettings
 
     assert oizumi.gateway == GatewaySettings(port="sim://bus?dispenser=1&counter_pad=5,6,7,8&call_display=16")
-    assert oizumi.devices[0] == Device("dispenser", 1, oizumi.gateway.port, ("move", "seal", "certificate", "payment"))
+    assert oizumi.devices[0] == Device(
+        "dispenser", 1, oizumi.gateway.port, ("move", "seal", "certificate", "payment"), printer="entrance"
+    )
     pad = oizumi.devices[1]
     assert (pad.kind, pad.addr, pad.counter, pad.services) == ("counter_pad", 5, "1", tuple(oizumi_ids(oizumi)))
     assert oizumi.devices[-1] == Device("call_display", 16, oizumi.gateway.port)

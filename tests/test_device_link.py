@@ -23,6 +23,7 @@ from gateway.device_link import (
     NoReply,
     OfficeOutcome,
     PollSlot,
+    PortLost,
     Replied,
     SetLamps,
     StateChanged,
@@ -284,7 +285,7 @@ def test_a_bad_device_spec_names_the_problem(kwargs: dict[str, Any], problem: st
         DeviceSpec(**kwargs)
 
 
-_STEP = st.sampled_from(["poll", "cmd", "bulk", "ack", "nak_busy", "none", "hello", "call", "key"])
+_STEP = st.sampled_from(["poll", "cmd", "bulk", "ack", "nak_busy", "none", "hello", "call", "key", "lost"])
 
 
 @given(st.lists(_STEP, max_size=60))
@@ -313,6 +314,10 @@ def test_any_sequence_of_events_keeps_one_request_in_flight_and_never_raises(ste
             inflight = None
         elif step == "call":
             link.handle(OfficeOutcome(ShowCall("A-001", "1", recall=False)), now)
+        elif step == "lost":
+            link.handle(PortLost("gone"), now)
+            inflight = None  # its reply can never come
+            assert link.state is LinkState.OFFLINE
         assert isinstance(link.state, LinkState)
         if link.state is LinkState.OFFLINE:
             assert not link.wants(now) and not link.wants(now, bulk=True)
@@ -354,3 +359,23 @@ def test_after_a_recall_the_resync_list_puts_the_recalled_ticket_first_and_once(
     link.handle(Replied(hello(16, link.seq, P.KIND_CALL_DISPLAY)), 0.0)
     frame = sent(link.handle(CommandSlot(bulk=True), 0.0))
     assert frame.to_bytes() == P.Recent(16, frame.seq, [("A-101", "1"), ("B-002", "1")]).to_bytes()
+
+
+def test_a_lost_port_makes_the_link_offline_at_once_and_the_call_in_flight_comes_back_quietly() -> None:
+    link = online()
+    link.handle(OfficeOutcome(ShowCall("A-101", "1", recall=False)), 0.0)
+    call = sent(link.handle(CommandSlot(), 0.0))
+    assert call.NAME == "CALL"
+    effects = link.handle(PortLost("[Errno 5] Input/output error"), 0.001)  # the adapter is pulled
+    assert changes(effects) == [("online", "offline")]
+    assert [e.why for e in effects if isinstance(e, StateChanged)] == ["port lost: [Errno 5] Input/output error"]
+    assert not link.wants(0.1) and link.pending == 0  # the CALL is not retried into a dead port
+    link.handle(OfficeOutcome(ShowCall("B-002", "2", recall=False)), 0.2)  # called meanwhile
+    poll = sent(link.handle(PollSlot(), 1.0))  # the port is back
+    assert poll.NAME == "POLL"
+    link.handle(Replied(P.Ack(16, poll.seq)), 1.0)
+    assert link.state is LinkState.IDENTIFIED and not link.wants(1.0)  # no CALL: it would chime again
+    recent = sent(link.handle(CommandSlot(bulk=True), 1.0))
+    assert [tuple(e) for e in recent.entries] == [("B-002", "2"), ("A-101", "1")]
+    link.handle(Replied(P.Ack(16, recent.seq)), 1.0)
+    assert link.state is LinkState.ONLINE

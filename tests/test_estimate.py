@@ -64,3 +64,42 @@ def test_an_unplanned_open_counter_adds_its_rate_until_closing(nerima: OfficeCon
     ]
     assert estimator.wait_minutes("move", ahead, now, state) == pytest.approx(walk(with_extra, minute, work), rel=1e-9)
     assert estimator.wait_minutes("move", ahead, now, state) < estimator.wait_minutes("move", ahead, now)
+
+
+@given(
+    moments=st.lists(st.integers(7 * 60, 20 * 60), min_size=1, max_size=30),
+    statuses=st.lists(st.sampled_from(["open", "paused", "closed", "absent"]), min_size=12, max_size=12),
+)
+def test_unplanned_rate_agrees_with_checking_every_shift(
+    nerima: OfficeConfig, moments: list[int], statuses: list[str]
+) -> None:
+    """The estimator remembers which counters no shift covers per segment between shift
+    boundaries; asked at moments in any order it must agree with checking every counter's shifts."""
+    from office.calendar import counter_shifts, plan_for
+    from office.state import CounterState, CounterStatus, OfficeState
+
+    state = OfficeState()
+    for counter, status in zip(nerima.counters, statuses, strict=False):
+        if status != "absent":
+            state.counters[counter.id] = CounterState(counter.id, CounterStatus(status), counter.services)
+    state.counters["gone"] = CounterState("gone", CounterStatus.OPEN, ("move",))  # no longer in the config
+    plan = plan_for(nerima, DAY)
+    shifts = {
+        c.id: [
+            (a.hour * 60 + a.minute, b.hour * 60 + b.minute if b else math.inf)
+            for a, b in counter_shifts(nerima, plan, c.id)
+        ]
+        for c in nerima.counters
+    }
+    estimator = CapacityEstimator(nerima)
+    estimator.rates(DAY, "move")  # loads the day
+    for minute in moments:
+        for service in ("move", "certificate", "seal"):
+            want = sum(
+                (1.0 if c.services[0] == service else 0.5)
+                for cid, c in state.counters.items()
+                if c.status is CounterStatus.OPEN
+                and service in c.services
+                and not any(a <= minute < b for a, b in shifts.get(cid, ()))
+            )
+            assert estimator.unplanned_rate(state, service, float(minute)) == want, (minute, service)

@@ -229,9 +229,11 @@ def test_in_process_a_button_press_prints_and_a_socket_call_reaches_the_display(
         until("online", lambda: all(link.state is LinkState.ONLINE for link in bus.master.links))
         until("lamps", lambda: devices[1].lamps == 0b1111)  # move, seal, certificate, payment
         assert devices[1].press(1)  # seal
-        until("printed", lambda: gw.prints.exists())
-        job = json.loads(gw.prints.read_text(encoding="utf-8"))
-        assert (job["addr"], job["ticket"], job["service"]) == (1, "B-001", "seal")
+        assert gw.printing is not None and gw.journal is not None
+        line = gw.printing.lines["entrance"]  # the example's printer: sim://printer (gateway.printing)
+        until("printed", lambda: line.machine.printed == 1)
+        token = gw.journal.office.state.tickets["B-001"].token
+        assert f"{config.public_base_url}/t/{token}".encode() in bytes(line.port.printer.printed)
 
         for req in ({"cmd": "open", "counter": "2"}, {"cmd": "call", "counter": "2"}):
             reply = gw.handle(req)

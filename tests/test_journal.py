@@ -4,6 +4,7 @@ old schemas migrated, recovery from snapshots equal to a full replay, retention,
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -93,27 +95,41 @@ def test_wal_and_full_sync_by_default(tmp_path: Path, nerima: OfficeConfig) -> N
         assert j.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_events_are_committed_before_they_are_applied(tmp_path: Path, nerima: OfficeConfig) -> None:
-    """When the model applies the events (and so before any effect is released), another
-    connection already sees them: they are committed, not merely written."""
+def test_events_are_committed_before_their_effects_are_released(tmp_path: Path, nerima: OfficeConfig) -> None:
+    """When `execute` hands back the effects (and so before any is released), another
+    connection already sees the command's events: they are committed, not merely written. The
+    model applies them as it decides; the commit is the last statement of the command."""
     path = tmp_path / "j"
     seen: list[list[int]] = []
     with make(path, nerima) as j:
-        real_apply = j.office.apply_all
-
-        def spy(events: list[ev.Event]) -> None:
-            rows = stored(path, "SELECT seq FROM events WHERE seq >= ?", events[0].seq)
+        real = j.conn
+        j.conn = _RecordingConn(real)  # type: ignore[assignment]
+        for command, minute in ((IssueTicket("move", new_token()), 40), (OpenCounter("1"), 41), (CallNext("1"), 42)):
+            decision = j.execute(command, tokyo(2027, 3, 15, 8, minute))
+            rows = stored(path, "SELECT seq FROM events WHERE seq >= ?", decision.events[0].seq)
             seen.append([seq for (seq,) in rows])
-            assert [seq for (seq,) in rows] == [e.seq for e in events]
-            real_apply(events)
-
-        j.office.apply_all = spy  # type: ignore[method-assign]
-        decision = j.execute(IssueTicket("move", new_token()), tokyo(2027, 3, 15, 8, 40))
-        assert [type(e) for e in decision.events] == [ev.Schedule, ev.TicketIssued]
-        j.execute(OpenCounter("1"), tokyo(2027, 3, 15, 8, 41))
-        call = j.execute(CallNext("1"), tokyo(2027, 3, 15, 8, 42))
+            assert [seq for (seq,) in rows] == [e.seq for e in decision.events]
+            assert j.conn.statements[-1] == "COMMIT"  # type: ignore[attr-defined]
     assert seen == [[1, 2], [3], [4]]
-    assert call.effects and call.effects[0].ticket == "A-001"  # type: ignore[union-attr]
+    assert decision.effects and decision.effects[0].ticket == "A-001"  # type: ignore[union-attr]
+
+
+class _RecordingConn:
+    """Forwards to a real connection, remembering the statements."""
+
+    def __init__(self, real: sqlite3.Connection) -> None:
+        self.real, self.statements = real, list[str]()
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self.statements.append(sql)
+        return self.real.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        self.statements.append(sql)
+        return self.real.executemany(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 class _FailingConn:
@@ -142,7 +158,7 @@ def test_a_failed_write_applies_nothing_and_the_next_one_follows_on(tmp_path: Pa
     path = tmp_path / "j"
     with make(path, nerima) as j:
         j.execute(IssueTicket("move", new_token()), tokyo(2027, 3, 15, 8, 40))
-        before = comparable(j.office.state)
+        before = copy.deepcopy(comparable(j.office.state))  # the model changes the state in place
         real = j.conn
         j.conn = _FailingConn(real, "INSERT INTO events", sqlite3.OperationalError("disk I/O error"))  # type: ignore[assignment]
         with pytest.raises(sqlite3.OperationalError):
@@ -154,6 +170,40 @@ def test_a_failed_write_applies_nothing_and_the_next_one_follows_on(tmp_path: Pa
         assert [e.seq for e in d.events] == [3]
         assert d.effects[0].ticket == "A-002"  # type: ignore[union-attr]
     assert [s for (s,) in stored(path, "SELECT seq FROM events ORDER BY seq")] == [1, 2, 3]
+
+
+def test_a_failed_write_whose_recovery_fails_too_recovers_before_the_next_command(
+    tmp_path: Path, nerima: OfficeConfig
+) -> None:
+    """The model applied the events before the write failed; if reading the file back fails as
+    well, no command is decided on that state: the next one recovers first."""
+    path = tmp_path / "j"
+    with make(path, nerima) as j:
+        j.execute(IssueTicket("move", new_token()), tokyo(2027, 3, 15, 8, 40))
+        before = copy.deepcopy(comparable(j.office.state))
+        real = j.conn
+        j.conn = _FailingConn(real, "INSERT INTO events", sqlite3.OperationalError("disk I/O error"))  # type: ignore[assignment]
+        j.conn.execute = _failing_also_on_select(j.conn)  # type: ignore[method-assign]
+        with pytest.raises(sqlite3.OperationalError):
+            j.execute(IssueTicket("move", new_token()), tokyo(2027, 3, 15, 8, 41))
+        assert "A-002" in j.office.state.tickets  # applied in memory, not stored
+        j.conn = real
+        d = j.execute(IssueTicket("move", new_token()), tokyo(2027, 3, 15, 8, 42))
+        assert d.effects[0].ticket == "A-002"  # type: ignore[union-attr]
+        assert comparable(j.office.state)[:2] == (before[0], 3)
+        live = comparable(j.office.state)
+    assert comparable(replay_last_day(path)) == live
+
+
+def _failing_also_on_select(conn: _FailingConn) -> Any:
+    forward = conn.execute
+
+    def execute(sql: str, *args: Any) -> Any:
+        if sql.startswith("SELECT"):
+            raise sqlite3.OperationalError("disk I/O error")
+        return forward(sql, *args)
+
+    return execute
 
 
 def test_an_interrupt_after_the_commit_keeps_state_and_file_equal(tmp_path: Path, nerima: OfficeConfig) -> None:
@@ -733,3 +783,34 @@ class JournalMachine(RuleBasedStateMachine):
 
 TestJournalMachine = JournalMachine.TestCase
 TestJournalMachine.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
+
+
+def test_every_stored_body_is_the_events_body_as_json(tmp_path: Path, nerima: OfficeConfig) -> None:
+    path = tmp_path / "j"
+    events: list[ev.Event] = []
+    with make(path, nerima) as j:
+        script = [OpenCounter("1"), IssueTicket("move", new_token()), IssueTicket("move", new_token())]
+        script += [CallNext("1"), Recall("1"), CallNext("1"), Transfer("seal", counter="1")]
+        script += [IssueTicket("move", new_token()), CallNext("1"), FinishService("1")]
+        for minute, command in enumerate(script):
+            events += j.execute(command, tokyo(2027, 3, 15, 9, minute)).events
+    rows = stored(path, "SELECT seq, body FROM events ORDER BY seq")
+    assert {type(e) for e in events} >= {ev.Called, ev.Recalled, ev.Served}
+    assert rows == [(e.seq, orjson.dumps(e.body()).decode()) for e in events]
+
+
+def test_create_removes_what_a_killed_create_left_behind(tmp_path: Path) -> None:
+    """A create killed midway leaves `.<name>.<pid>.creating` files; the next create removes those
+    of processes that are gone, and never a live creator's."""
+    config_text = (EXAMPLES / "oizumi.toml").read_text(encoding="utf-8")
+    config = parse_config(config_text)
+    target = tmp_path / "office.db"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    abandoned = [tmp_path / f".office.db.{dead_pid}.creating", tmp_path / f".office.db.{dead_pid}.creating-journal"]
+    live = tmp_path / f".office.db.{os.getppid()}.creating"
+    for f in [*abandoned, live]:
+        f.write_bytes(b"half made")
+    TicketJournal.create(target, config, config_text).close()
+    assert not any(f.exists() for f in abandoned)
+    assert live.exists()

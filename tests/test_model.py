@@ -35,6 +35,8 @@ from office.model import (
     OpenCounter,
     PauseCounter,
     Recall,
+    RecordPrintFailure,
+    RecordReprint,
     ResumeCounter,
     Return,
     ShowCall,
@@ -874,6 +876,9 @@ def _busy_floor(config: OfficeConfig) -> Floor:
     floor.run(Hold("A-003"))
     floor.run(Hold("A-004"))
     floor.run(Return("A-004"))
+    floor.run(RecordPrintFailure("A-003", "entrance", "paper_out"))  # stays unprinted
+    floor.run(RecordPrintFailure("A-004", "entrance", "cover_open"))
+    floor.run(RecordReprint("A-004", "entrance"))
     floor.call("3")
     floor.run(MarkNoShow("3"))
     floor.call("3")

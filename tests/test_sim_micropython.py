@@ -7,7 +7,6 @@ Every wait is a deadline-bounded wait on a condition (DEADLINE_S real seconds)."
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -203,10 +202,12 @@ def test_the_gateway_service_runs_the_example_bus_on_the_firmware(tmp_path: Path
         gw_step: Callable[[], object] = gw.step
         wait_for(lambda: all(link.state is LinkState.ONLINE for link in bus.master.links), "online", gw_step)
         boards[1].send("down button1")  # seal
-        wait_for(lambda: gw.prints.exists(), "printed", gw_step)
+        assert gw.printing is not None and gw.journal is not None
+        line = gw.printing.lines["entrance"]  # the example's printer: sim://printer (gateway.printing)
+        wait_for(lambda: line.machine.printed == 1, "printed", gw_step)
         boards[1].send("up button1")
-        job = json.loads(gw.prints.read_text(encoding="utf-8"))
-        assert (job["addr"], job["ticket"], job["service"]) == (1, "B-001", "seal")
+        token = gw.journal.office.state.tickets["B-001"].token
+        assert f"{config.public_base_url}/t/{token}".encode() in bytes(line.port.printer.printed)
         assert bus.master.timeouts == 0
     finally:
         gw.close()

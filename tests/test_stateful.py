@@ -298,7 +298,7 @@ class OfficeMachine(RuleBasedStateMachine):
 
         seq = self.office.state.last_seq
         try:
-            decision = self.office.execute(command, self.wall)
+            decision = self.office.perform(command, self.wall)  # the journal's live path
         except OfficeError as err:
             assert expected_error == err.code, f"{command}: expected {expected_error!r}, got {err.code!r}: {err}"
             assert self.office.state.last_seq == seq

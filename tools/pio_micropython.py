@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
 KINDS = ("dispenser", "counter_pad", "call_display")
 LOADER_SOURCE = ("boot.py", "main.py")  # run by name at boot: stay .py
-LOADER_COMPILED = ("slots.py", "board.py")
-APP_MODULES = ("protocol.py", "device.py", "display.py", "config.py")
+LOADER_COMPILED = ("slots.py", "board.py", "board_pico.py")
+APP_MODULES = ("protocol.py", "device.py", "button.py", "display.py", "render.py", "config.py", "fw_update.py")
 
 
 def _tool(name: str) -> str:
@@ -48,7 +48,10 @@ def build(kind: str, out: Path, mpy_cross: str = "mpy-cross", config: Path | Non
     written = []
 
     def compile_to(src: Path, dst: Path) -> None:
-        result = subprocess.run([mpy_cross, "-o", str(dst), str(src)], capture_output=True, text=True, check=False)
+        # -s: the module's name as its source name, a string the board interns anyway (a path
+        # would be one more interned string per module on its heap; docs/firmware.md, "Memory").
+        argv = [mpy_cross, "-s", src.stem, "-o", str(dst), str(src)]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise SystemExit(f"mpy-cross {src.name}: {result.stderr.strip()}")
         written.append(dst)

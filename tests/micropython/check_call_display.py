@@ -12,17 +12,18 @@ import protocol as p
 
 print("heap_protocol=%d" % (heap_used() - before))
 import board
+from board_sim import FakeClock
 from call_display import BLINK_FOR_MS, CallDisplay
 
 state = tmp + "/display_state.json"
-clock = board.FakeClock(5000)
+clock = FakeClock(5000)
 chime = board.FakeChime()
 uart = board.MemoryUART()
 dev = CallDisplay(9, uart, chime, clock.now(), p.RESET_POWER_ON, state)
 print("heap_device=%d" % (heap_used() - before))
 gw = Gateway(p, dev, clock)
 r = gw.poll()
-check(r.NAME == "HELLO" and r.caps == p.CAP_TEXT | p.CAP_CHIME | p.CAP_RECENT, "hello %r" % r)
+check(r.NAME == "HELLO" and r.caps == p.CAP_TEXT | p.CAP_CHIME | p.CAP_RECENT | p.CAP_FW_UPDATE, "hello %r" % r)
 gw.send(p.Identify)
 equal(dev.panel.lines, [], "blank at first")
 
@@ -41,7 +42,7 @@ r, b2 = gw.send(p.Call, p.CALL_NEW, "B023", "5", seq=gw.seq)
 gw.step(1)
 check(b1 == b2 and chime.played == [(p.TONE_CALL, 1)], "a retried CALL is not chimed again")
 gw.step(BLINK_FOR_MS, 100)
-check(not dev.blinking(clock.now()), "blinking ends")
+check(dev._blink_since is None, "blinking ends")
 equal(dev.panel.lines, ["B023 → 5"], "steady after the blink")
 saw_dark = False
 for _ in range(20):
@@ -55,7 +56,7 @@ n = len(chime.played)
 gw.send(p.Recent, [("C007", "2"), ("B023", "5")])
 gw.step(1)
 equal(len(chime.played), n, "RECENT does not chime")
-check(not dev.blinking(clock.now()), "RECENT does not blink")
+check(dev._blink_since is None, "RECENT does not blink")
 equal(dev.panel.lines, ["C007 → 2", "B023 → 5"], "RECENT's first entry is the current call, listed once")
 gw.send(p.Recent, [])
 equal(dev.panel.lines, ["C007 → 2"], "an empty RECENT keeps the call")
@@ -64,7 +65,7 @@ equal(dev.panel.lines, ["C007 → 2"], "an empty RECENT keeps the call")
 gw.send(p.Call, p.CALL_RECALL, "A101", "12番窓口")
 gw.step(1)
 equal(chime.played[-1], (p.TONE_RECALL, 1), "recall chime")
-check(not dev.blinking(clock.now()), "recall does not blink")
+check(dev._blink_since is None, "recall does not blink")
 gw.send(p.Recent, [("A101", "12番窓口"), ("B022", "3"), ("A100", "12番窓口")])  # the recall first
 gw.send(p.Chime, p.TONE_ATTENTION, 3)
 gw.send(p.ShowText, ["お呼び出し中", "Now calling"])

@@ -14,11 +14,12 @@ import protocol as p
 
 print("heap_protocol=%d" % (heap_used() - before))
 import board
+from board_sim import FakeClock
+from button import Button
 from counter_pad import KEYS, OFFLINE_TEXT, CounterPad
-from device import Button
 
 # Start 500 ms before the ticks counter wraps, so every debounce below straddles the wrap.
-clock = board.FakeClock(time.ticks_add(0, -500))
+clock = FakeClock(time.ticks_add(0, -500))
 keys = [board.FakePin("key%d" % k, 1) for k in KEYS]
 red = board.FakePin("red")
 green = board.FakePin("green")
@@ -52,7 +53,7 @@ for ms, level in script:
         t = time.ticks_add(t, 1)
         n += b._check(t)
 equal(n, 1, "button: one press through bounce, hold and wrap")
-check(not b.pressed, "button: released")
+check(not b._stable, "button: released")
 pin.drive(0)
 for _ in range(19):  # a 19 ms glitch is shorter than the 20 ms debounce
     t = time.ticks_add(t, 1)
@@ -78,7 +79,7 @@ equal(gw.collect(), [("KEY", 1, 0), ("KEY", 1, 0)], "two separate presses, two e
 
 # DISPLAY_NUMBER and STATUS_LAMP
 equal(gw.send(p.DisplayNumber, "B023")[0].NAME, "ACK", "display number")
-equal(dev.display.chars, "B023", "number shown")
+equal(dev.shown, "B023", "number shown")
 gw.send(p.StatusLamp, p.LAMP_GREEN, 0)
 equal((red.value(), green.value()), (0, 1), "green steady")
 gw.send(p.StatusLamp, p.LAMP_AMBER, 1)
@@ -97,11 +98,11 @@ check(r.NAME == "NAK" and r.reason == p.NAK_UNSUPPORTED, "LAMPS unsupported on a
 # Offline: no events, "----" shown; the number returns with the next poll.
 gw.step(2100, 50)
 check(dev.offline, "offline after silence")
-equal(dev.display.chars, OFFLINE_TEXT, "offline shown")
+equal(dev.shown, OFFLINE_TEXT, "offline shown")
 play(keys[0], BOUNCY_PRESS + [(100, 0), (100, 1)])
 equal(len(dev.events), 0, "no KEY while offline")
 gw.poll(gw.tracker.ack)
-equal(dev.display.chars, "B023", "number back when polled")
+equal(dev.shown, "B023", "number back when polled")
 
 dev.deinit()
 equal((red.value(), green.value()), (0, 0), "deinit turns the lamp off")

@@ -12,9 +12,10 @@ import protocol as p
 
 print("heap_protocol=%d" % (heap_used() - before))
 import board
+from board_sim import FakeClock
 from dispenser import BUSY, BUSY_MS, UNAVAILABLE, Dispenser
 
-clock = board.FakeClock(1000)
+clock = FakeClock(1000)
 buttons = [board.FakePin("button%d" % i, 1) for i in range(4)]
 lamps = [board.FakePin("lamp%d" % i) for i in range(4)]
 uart = board.MemoryUART()
@@ -34,7 +35,7 @@ def press(i, hold=100):
 for _ in range(2):
     r = gw.poll()
     check(r.NAME == "HELLO" and r.kind == p.KIND_DISPENSER and r.reset_cause == p.RESET_WATCHDOG, "hello %r" % r)
-    equal(r.caps, p.CAP_TEXT | p.CAP_LAMPS, "caps")
+    equal(r.caps, p.CAP_TEXT | p.CAP_LAMPS | p.CAP_FW_UPDATE, "caps")
 r = gw.send(p.Identify)[0]
 equal(r.NAME, "HELLO", "identify answered")
 equal(gw.poll().NAME, "ACK", "poll after identify")

@@ -1,0 +1,199 @@
+"""Press to paper: from a dispenser's BUTTON_PRESS reply arriving at the gateway to the first byte
+of its ticket leaving for the printer, fsync included (goal ≤ 50 ms).
+
+The real gateway (gateway.service.Gateway on the real monotonic clock) runs the oizumi example's
+devices (sim://, pure Python) with its journal in the benchmark's directory (synchronous=FULL),
+and a simulated printer that notes the time of each job's first byte. The clock starts when the
+bus master is handed the bytes of the press; in between are the journal's commit (fsync), the
+model, the link, drawing and encoding the ticket's first piece (gateway.ticket_bytes.
+ticket_chunks: the whole kanji job; for raster ESC @, GS P and the bands of the top of the
+picture, the rest drawn while the printer prints) and the first write, which carries picture rows
+on the raster profile, not just ESC @. The process's CPU time over the same stretch is reported
+beside the wall clock (the machine is shared). Baseline, in the same run and directory: one raw
+journal commit of an issued ticket (the fsync the path cannot avoid). Run once per printer
+profile kind: kanji (58 mm, the example's) and raster (80 mm, the default: drawn with Pillow).
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import Result, remove_journal
+from gateway.journal import TicketJournal, new_token
+from gateway.service import Gateway
+from gateway.ticket_bytes import ticket_bytes, ticket_chunks
+from hal.codec import P
+from hal.printer_sim import SimPrinter, SimPrinterPort
+from hal.printer_status import FULL_REQUEST
+from office.config import parse_config
+from office.estimate import WaitRange
+from office.model import CallNext, IssueTicket, OpenCounter, TicketReady
+from signage.ticket import ticket_content
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL_S = 0.050
+MONDAY_10 = datetime.fromisoformat("2027-03-15T10:00:00+09:00")
+SEAL = 1
+_KANJI = 'profile = "kanji"\nwidth_mm = 58\ncutter = true\nnative_qr = true'
+_RASTER = 'profile = "raster"\nwidth_mm = 80\ncutter = true'
+
+
+class StampedPrinterPort(SimPrinterPort):
+    """Notes perf_counter() and process_time() at the first job byte after `arm()`, and what
+    that first write carried."""
+
+    armed = False
+    stamp: float | None = None
+    cpu_stamp = 0.0
+    first_write = b""
+
+    def arm(self) -> None:
+        self.armed, self.stamp = True, None
+
+    def write(self, data: bytes) -> int:
+        if self.armed and data != FULL_REQUEST:
+            self.stamp, self.cpu_stamp, self.armed = time.perf_counter(), time.process_time(), False
+            self.first_write = bytes(data)
+        return super().write(data)
+
+
+def _config(profile: str) -> tuple[Any, str]:
+    text = (ROOT / "examples" / "oizumi.toml").read_text(encoding="utf-8")
+    url = "sim://bus?dispenser=1&counter_pad=5,6,7,8&call_display=16"
+    text = text.replace(url, url + "&backend=python")
+    if profile == "raster":
+        if _KANJI not in text:
+            raise RuntimeError("examples/oizumi.toml's [[printers]] changed: update bench/printing.py")
+        text = text.replace(_KANJI, _RASTER)
+    return parse_config(text, source="oizumi.toml"), text
+
+
+def press_to_paper(workdir: Path, profile: str, presses: int) -> tuple[list[float], list[float], int]:
+    """Seconds from press bytes in to first print byte out, one per press; the process's CPU
+    seconds over the same stretch; how many first writes carried raster rows (GS v 0)."""
+    config, text = _config(profile)
+    journal = workdir / f"print-{profile}.db"
+    remove_journal(journal)
+    started = time.monotonic()
+
+    def wall() -> datetime:
+        return MONDAY_10 + timedelta(seconds=time.monotonic() - started)
+
+    port = StampedPrinterPort(SimPrinter())
+    sock = workdir / f"print-{profile}.sock"
+    gw = Gateway(config, text, journal, sock, io.StringIO(), wall=wall, printer_opener=lambda url: port)
+    gw.start()
+    try:
+        master = gw.buses[0].master
+        receive = master.receive
+        arrived: list[tuple[float, float]] = []
+
+        def stamped_receive(data: bytes, now: float) -> Any:
+            t, c = time.perf_counter(), time.process_time()
+            if any(f.TYPE == P.ButtonPress.TYPE for f in P.Decoder().feed(data)):
+                arrived.append((t, c))
+                port.arm()
+            return receive(data, now)
+
+        master.receive = stamped_receive  # type: ignore[method-assign]
+        dispenser = gw.buses[0].port.bus.devices[1]
+        deadline = time.monotonic() + 30
+        while dispenser.lamps == 0 and time.monotonic() < deadline:
+            gw.step()
+        assert gw.printing is not None
+        line = gw.printing.lines["entrance"]
+        gw.handle({"cmd": "open", "counter": "2"})
+        out: list[float] = []
+        cpu: list[float] = []
+        with_rows = 0
+        for _ in range(presses):
+            done = line.machine.printed
+            if not dispenser.press(SEAL):
+                raise RuntimeError("the simulated dispenser refused the press")
+            while line.machine.printed == done and time.monotonic() < deadline + 600:
+                gw.step()
+            if port.stamp is None or not arrived:
+                raise RuntimeError("no print byte after a press")
+            out.append(port.stamp - arrived[-1][0])
+            cpu.append(port.cpu_stamp - arrived[-1][1])
+            with_rows += b"\x1dv0" in port.first_write
+            gw.handle({"cmd": "call", "counter": "2"})  # serve it: the queue stays short, no cut-off
+        return out, cpu, with_rows
+    finally:
+        gw.close()
+        remove_journal(journal)
+
+
+def commit_baseline(workdir: Path, n: int) -> float:
+    """Median seconds of one journal commit of an issued ticket (synchronous=FULL)."""
+    config, text = _config("kanji")
+    path = workdir / "print-baseline.db"
+    remove_journal(path)
+    times: list[float] = []
+    with TicketJournal.create(path, config, text) as journal:
+        journal.execute(OpenCounter("2"), MONDAY_10)
+        for i in range(n):
+            at = MONDAY_10 + timedelta(seconds=i)
+            started = time.perf_counter()
+            decision = journal.execute(IssueTicket("seal", new_token()), at)
+            times.append(time.perf_counter() - started)
+            if not decision.events:
+                raise RuntimeError(f"baseline ticket refused: {decision.effects}")
+            journal.execute(CallNext("2"), at)  # served as in the measured run: no cut-off
+    remove_journal(path)
+    return statistics.median(times)
+
+
+def render_encode(profile: str, n: int) -> tuple[float, float]:
+    """Median seconds of ticket_content + the first piece of ticket_chunks (the part of the path
+    that is the ticket's drawing, not the gateway's), and of ticket_content + the whole job."""
+    config, _ = _config(profile)
+    printer = config.printers[0]
+    first: list[float] = []
+    whole: list[float] = []
+    for i in range(n):
+        ready = TicketReady(f"B-{i + 1:03d}", "seal", i + 1, 1, 0, WaitRange(1, 4), MONDAY_10, new_token())
+        started = time.perf_counter()
+        next(ticket_chunks(ticket_content(config, ready), printer))
+        first.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        ticket_bytes(ticket_content(config, ready), printer)
+        whole.append(time.perf_counter() - started)
+    return statistics.median(first), statistics.median(whole)
+
+
+def run(workdir: Path, presses: int, log: list[str]) -> list[Result]:
+    results: list[Result] = []
+    for profile, paper in (("kanji", "58 mm"), ("raster", "80 mm")):
+        base = commit_baseline(workdir, presses)
+        wall, cpu, with_rows = press_to_paper(workdir, profile, presses)
+        lat = sorted(wall)
+        p50 = statistics.median(lat)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        cpu_p50 = statistics.median(cpu)
+        first, whole = render_encode(profile, min(presses, 30))
+        log.append(
+            f"press → first print byte, {profile} {paper}, {presses} presses: p50 {p50 * 1000:.1f} ms "
+            f"(CPU {cpu_p50 * 1000:.1f} ms), p99 {p99 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms; "
+            f"{with_rows} of {presses} first writes carried raster rows; baseline journal commit (fsync) "
+            f"{base * 1000:.2f} ms median in {workdir}; of the path, drawing and encoding the ticket's first "
+            f"piece (ticket_content + next(ticket_chunks)) takes {first * 1000:.1f} ms median, the whole "
+            f"ticket {whole * 1000:.1f} ms (the rest is drawn while the printer prints)"
+        )
+        for label, value in (("p50", p50), ("p99", p99)):
+            results.append(
+                Result(
+                    f"Press → first print byte {label}, {profile} {paper}, {presses} presses (fsync included)",
+                    f"{value * 1000:.1f} ms" + (f" (CPU {cpu_p50 * 1000:.1f} ms)" if label == "p50" else ""),
+                    f"{base * 1000:.2f} ms (one journal commit, fsync)",
+                    f"{value / base:.1f}×",
+                    "≤ 50 ms",
+                    value <= GOAL_S,
+                )
+            )
+    return results

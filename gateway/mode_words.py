@@ -1,0 +1,46 @@
+"""What a dispenser's panel says about the office's mode: why it is closed and when it opens.
+
+Pure: a ModeNow (office.calendar.mode_at) in, at most four SHOW_TEXT lines out (docs/protocol.md:
+0-4 lines of at most 60 bytes of UTF-8), Japanese first. Open: no lines (the lamps say what is
+offered). It must not decide the mode (office.calendar) nor talk to a device (gateway.device_link).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from gateway.device_link import clip_utf8
+from office.calendar import OUTSIDE_HOURS, ModeNow
+from office.config import Text
+
+MAX_LINE_BYTES = 60
+_WEEKDAYS_JA = "月火水木金土日"
+_WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # not %a: that follows the locale
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+RECEPTION_OVER = Text("本日の受付は終了しました", "Reception closed for today")
+
+
+def dispenser_lines(mode: ModeNow, now: datetime) -> tuple[str, ...]:
+    """The panel's words at `now` (aware): () while open; closed, why and the next opening."""
+    if mode.is_open:
+        return ()
+    known = mode.next_opening or mode.since  # in the office's zone; `now` may be in any (the gateway's is UTC)
+    local = now.astimezone(known.tzinfo) if known is not None else now
+    reason = mode.reason or OUTSIDE_HOURS
+    if reason == OUTSIDE_HOURS and mode.since is not None and mode.since.date() == local.date():
+        reason = RECEPTION_OVER  # it was open earlier today: the day's reception is over
+    lines = [reason.ja, reason.en]
+    opening = mode.next_opening
+    if opening is not None:
+        at = f"{opening.hour}:{opening.minute:02d}"
+        if opening.date() == local.date():
+            lines += [f"本日{opening.hour}時{opening.minute:02d}分から受付", f"Opens today at {at}"]
+        elif opening.date() == local.date() + timedelta(days=1):
+            lines += [f"明日{opening.hour}時{opening.minute:02d}分から受付", f"Opens tomorrow at {at}"]
+        else:
+            day_ja = f"{opening.month}月{opening.day}日({_WEEKDAYS_JA[opening.weekday()]})"
+            lines += [
+                f"次の受付 {day_ja} {at}",
+                f"Opens {_WEEKDAYS_EN[opening.weekday()]} {opening.day} {_MONTHS_EN[opening.month - 1]} at {at}",
+            ]
+    return tuple(clip_utf8(line, MAX_LINE_BYTES) for line in lines)
