@@ -49,6 +49,7 @@ from gateway.device_link import (
     SetPrinter,
     StateChanged,
 )
+from gateway.gpio_counters import GpioCounters
 from gateway.journal import JournalError, TicketJournal, new_token, utc_now
 from gateway.mode_words import dispenser_lines
 from gateway.printing import PrinterState, Printing
@@ -224,6 +225,8 @@ class Gateway:
     printer_opener: Callable[[str], Any] | None = None  # how a printer's port is opened (tests pass their own)
     announcer: CallAnnouncer | None = None  # the spoken call-out ([callout]); None when it is off
     signs: SignDriver | None = None  # the [[signs]] drawn off the loop (gateway.signs); None: none
+    gpio: GpioCounters | None = None  # the gpio_counter devices (gateway.gpio_counters)
+    gpio_factory: Any = None  # a gpiozero pin factory instead of gateway.pin_factory's (tests pass a mock one)
     prints: Path = field(init=False)
     _next_lamps: float = field(init=False, default=0.0)
 
@@ -246,6 +249,8 @@ class Gateway:
             self.journal = TicketJournal.create(self.journal_file, cfg, self.config_text, clock=self.wall)
         by_port: dict[str, list[DeviceLink]] = {}
         for d in cfg.devices:
+            if not d.on_bus:
+                continue  # a gpio_counter: gateway.gpio_counters
             spec = DeviceSpec(d.addr, KIND_BY_NAME[d.kind], d.services, d.counter)
             by_port.setdefault(d.port, []).append(DeviceLink(spec, new_token, counter_label=self._label))
         reply_timeout = (cfg.gateway.reply_timeout_ms or REPLY_TIMEOUT_S * 1000) / 1000
@@ -268,6 +273,7 @@ class Gateway:
         self.printing = Printing(cfg, self._execute, self._show_printer, self.printer_opener or open_printer)
         self.printing.start(self.clock.now())
         self.server = ControlServer(self.socket_file, self.handle)
+        self.gpio = GpioCounters(cfg, self._execute, self.router, self.gpio_factory)
         if self.announcer is None and (player := callout_player(cfg, self.journal_file)) is not None:
             self.announcer = CallAnnouncer(player)
         if self.signs is None:
@@ -290,6 +296,9 @@ class Gateway:
         if self.signs is not None:
             self.signs.close()
             self.signs = None
+        if self.gpio is not None:
+            self.gpio.close()
+            self.gpio = None
         if self.journal is not None:
             self.journal.close()
             self.journal = None
@@ -311,6 +320,8 @@ class Gateway:
         self.server.serve(timeout=0.0 if self.buses else cycle)
         if self.printing is not None:
             self.printing.step(self.clock.now())
+        if self.gpio is not None and self.journal is not None:
+            self.gpio.poll(self.clock.now(), self.journal.office.state)
         if self.clock.now() >= self._next_lamps:
             self._refresh_lamps()
         if self.announcer is not None:

@@ -18,7 +18,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MODES_OPEN = ("office", "evening", "saturday")
 NO_SHOW_POLICIES = ("drop", "requeue_once")
-DEVICE_KINDS = ("dispenser", "counter_pad", "call_display")
+DEVICE_KINDS = ("dispenser", "counter_pad", "call_display", "gpio_counter")
+BUS_DEVICE_KINDS = ("dispenser", "counter_pad", "call_display")  # the kinds with a bus address and port
+# A gpio_counter's keys, lamps and pin factories: copies of hal.gpio's KEY_NAMES, lamp colours and
+# PIN_FACTORIES (office must not import hal; tests/test_gpio_gateway.py checks they stay equal).
+GPIO_KEY_NAMES = ("call_next", "done", "recall", "no_show", "pause")
+GPIO_LAMP_COLOURS = ("green", "amber", "red")
+GPIO_PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "pigpio", "native")
+GPIO_PIN_MAX = 27  # BCM 0-27: the Pi's 40-pin header
 DEVICE_ADDR_MIN, DEVICE_ADDR_MAX = 1, 16  # the bus protocol's addresses (docs/protocol.md)
 DEVICE_MAX_SERVICES = 16  # LAMPS is a 16-bit mask: a button or transfer index is 0..15
 PRINTER_PROFILES = ("raster", "kanji")  # raster first: the default, it works on any ESC/POS printer
@@ -122,13 +129,17 @@ class GatewaySettings:
     port: str | None = None
     cycle_ms: int = 50
     reply_timeout_ms: float | None = None
+    pin_factory: str = "lgpio"  # gpiozero's pin factory for gpio_counter devices (hal.gpio.PIN_FACTORIES)
 
 
 @dataclass(frozen=True, slots=True)
 class Device:
     """A device on a bus ([[devices]]). `services`: a dispenser's buttons (or a pad's transfer
     keys) in order; `counter`: the counter a pad belongs to; `port`: its serial URL (the
-    [gateway] port unless it has its own line)."""
+    [gateway] port unless it has its own line).
+
+    A `gpio_counter` is wired to the Pi's GPIO, not on a bus: its addr is 0 and its port "" (see
+    `on_bus`); `keys` (key name -> BCM pin), `lamps` (colour -> BCM pin) and `buzzer` are its pins."""
 
     kind: str
     addr: int
@@ -136,6 +147,13 @@ class Device:
     services: tuple[str, ...] = ()
     counter: str | None = None
     printer: str | None = None  # a dispenser's ticket printer ([[printers]] id)
+    keys: tuple[tuple[str, int], ...] = ()
+    lamps: tuple[tuple[str, int], ...] = ()
+    buzzer: int | None = None
+
+    @property
+    def on_bus(self) -> bool:
+        return self.kind in BUS_DEVICE_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +514,7 @@ class _Parser:
     def gateway(self, value: Any) -> GatewaySettings:
         if not isinstance(value, dict):
             raise self.fail("gateway", "must be a table")
-        known = {"journal", "socket", "port", "cycle_ms", "reply_timeout_ms"}
+        known = {"journal", "socket", "port", "cycle_ms", "reply_timeout_ms", "pin_factory"}
         for k in value:
             if k not in known:
                 raise self.fail(f"gateway.{k}", f"unknown setting; known: {sorted(known)}")
@@ -509,12 +527,17 @@ class _Parser:
             not isinstance(reply, int | float) or isinstance(reply, bool) or not 0 < reply <= 1000
         ):
             raise self.fail("gateway.reply_timeout_ms", f"must be milliseconds above 0, at most 1000 (got {reply!r})")
+        factory = value.get("pin_factory", "lgpio")
+        if factory not in GPIO_PIN_FACTORIES:
+            choices = list(GPIO_PIN_FACTORIES)
+            raise self.fail("gateway.pin_factory", f"unknown pin factory {factory!r}; one of {choices}")
         return GatewaySettings(
             journal=paths.get("journal"),
             socket=paths.get("socket"),
             port=paths.get("port"),
             cycle_ms=cycle,
             reply_timeout_ms=None if reply is None else float(reply),
+            pin_factory=factory,
         )
 
     def devices(
@@ -533,14 +556,18 @@ class _Parser:
         printer_ids = [p.id for p in printers]
         out: list[Device] = []
         seen: dict[tuple[str, int], int] = {}
+        pins: dict[int, str] = {}  # BCM pin -> the key that uses it, across every gpio_counter
         for i, item in enumerate(value):
             key = f"devices[{i}]"
             if not isinstance(item, dict):
                 raise self.fail(key, "must be a table")
+            kind = item.get("kind")
+            if kind == "gpio_counter":
+                out.append(self.gpio_counter(item, key, counter_ids, pins))
+                continue
             for k in item:
                 if k not in known:
                     raise self.fail(f"{key}.{k}", f"unknown setting; known: {sorted(known)}")
-            kind = item.get("kind")
             if kind not in DEVICE_KINDS:
                 raise self.fail(f"{key}.kind", f"unknown kind {kind!r}; kinds are {list(DEVICE_KINDS)}")
             addr = item.get("addr")
@@ -595,6 +622,38 @@ class _Parser:
                 Device(kind=kind, addr=addr, port=port, services=device_services, counter=counter, printer=printer)
             )
         return tuple(out)
+
+    def gpio_counter(self, item: dict[str, Any], key: str, counter_ids: list[str], pins: dict[int, str]) -> Device:
+        """A counter wired to the Pi's GPIO: no bus address or port, its pins instead."""
+        known = {"kind", "counter", "keys", "lamps", "buzzer"}
+        for k in item:
+            if k not in known:
+                raise self.fail(f"{key}.{k}", f"unknown setting for a gpio_counter; known: {sorted(known)}")
+        counter = self.ident(item, f"{key}.counter", "counter")
+        if counter not in counter_ids:
+            raise self.fail(f"{key}.counter", f"unknown counter {counter!r}; counters are {counter_ids}")
+
+        def pin(value: Any, where: str) -> int:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= GPIO_PIN_MAX:
+                raise self.fail(where, f"must be a BCM pin number 0-{GPIO_PIN_MAX} (got {value!r})")
+            if value in pins:
+                raise self.fail(where, f"pin {value} is already used by {pins[value]}")
+            pins[value] = where
+            return value
+
+        def table(name: str, allowed: tuple[str, ...], required: bool) -> tuple[tuple[str, int], ...]:
+            raw = item.get(name, {})
+            if not isinstance(raw, dict) or (required and not raw):
+                raise self.fail(f"{key}.{name}", f"must be a table of {' / '.join(allowed)} = BCM pin")
+            for n in raw:
+                if n not in allowed:
+                    raise self.fail(f"{key}.{name}.{n}", f"unknown {name[:-1]}; one of {list(allowed)}")
+            return tuple((n, pin(raw[n], f"{key}.{name}.{n}")) for n in raw)
+
+        keys = table("keys", GPIO_KEY_NAMES, required=True)
+        lamps = table("lamps", GPIO_LAMP_COLOURS, required=False)
+        buzzer = pin(item["buzzer"], f"{key}.buzzer") if "buzzer" in item else None
+        return Device(kind="gpio_counter", addr=0, port="", counter=counter, keys=keys, lamps=lamps, buzzer=buzzer)
 
     def rules(self, value: Any) -> Rules:
         if not isinstance(value, dict):
