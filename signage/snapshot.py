@@ -61,37 +61,12 @@ class HoursLine:
 
 
 @dataclass(frozen=True, slots=True)
-class ModeInfo:
-    """The calendar's `ModeNow`, as the board needs it."""
-
-    mode: str  # office | evening | saturday | closed
-    services: tuple[str, ...]
-    since: datetime | None
-    next_change: datetime | None
-    next_mode: str | None
-    reason: Text | None
-    next_opening: datetime | None
-
-    @classmethod
-    def from_mode(cls, mode: ModeNow) -> ModeInfo:
-        return cls(
-            mode=mode.mode,
-            services=tuple(mode.services),
-            since=mode.since,
-            next_change=mode.next_change,
-            next_mode=mode.next_mode,
-            reason=mode.reason,
-            next_opening=mode.next_opening,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class BoardSnapshot:
     """Everything a waiting-room board or call display draws, at the moment `at` (office local)."""
 
     office_name: Text
     at: datetime
-    mode: ModeInfo
+    mode: ModeNow  # the calendar's own value: frozen, and holds nothing live
     calling: tuple[CallEntry, ...]  # newest first; calling[0] is highlighted
     recent: tuple[CallEntry, ...]  # earlier calls, newest first
     services: tuple[ServiceLine, ...]  # in config order
@@ -171,7 +146,7 @@ def build_snapshot(
     return BoardSnapshot(
         office_name=config.name,
         at=local,
-        mode=ModeInfo.from_mode(mode),
+        mode=mode,
         calling=tuple(calling),
         recent=tuple(recent),
         services=tuple(lines),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from office.calendar import mode_at, plan_for
 from office.config import OfficeConfig
-from signage.snapshot import BoardSnapshot, CallEntry, HoursLine, ModeInfo, ServiceLine, ServiceStatus
+from signage.snapshot import BoardSnapshot, CallEntry, HoursLine, ServiceLine, ServiceStatus
 
 # The moments of the golden boards (Nerima): a Monday morning and evening, a Saturday, a Sunday.
 MOMENTS = {
@@ -53,7 +53,7 @@ def snapshot(
     return BoardSnapshot(
         office_name=config.name,
         at=at,
-        mode=ModeInfo.from_mode(mode),
+        mode=mode,
         calling=tuple(calls[: len(calling)]),
         recent=tuple(calls[len(calling) :]),
         services=tuple(lines),
