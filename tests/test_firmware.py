@@ -14,8 +14,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tty
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -202,16 +200,6 @@ class PtyGateway:
                     if frame.seq == self.seq:
                         return frame
         raise AssertionError(f"no reply to {frame_cls.NAME} within {timeout} s")
-
-
-@pytest.fixture
-def pty_pair() -> Iterator[tuple[int, str]]:
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    yield master, os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
 
 
 def start_board(kind: str, addr: int, serial: str, flash: Path) -> subprocess.Popen[str]:

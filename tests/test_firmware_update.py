@@ -13,8 +13,7 @@ import select
 import shutil
 import subprocess
 import sys
-import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -231,16 +230,6 @@ def tool(name: str) -> Path:
     if not path.exists():
         pytest.fail(f"{name} not found at {path}: run `uv sync` (dev dependencies)")
     return path
-
-
-@pytest.fixture
-def pty_pair() -> Iterator[tuple[int, str]]:
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    yield master, os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
 
 
 def flash_layout(root: Path) -> Path:
