@@ -43,15 +43,15 @@ from office.model import (
     Transfer,
 )
 from office.model import Effect as OfficeEffect
+from signage.catalog import both
 
-# Bilingual words for a refused ticket, per IssueRefused.reason (each line <= 60 bytes of UTF-8).
-REFUSAL_TEXT: dict[str, tuple[str, str]] = {
-    "closed_today": ("本日は閉庁しています", "The office is closed today"),
-    "not_offered_now": ("この時間は受付していません", "Not offered at this time"),
-    "cut_off": ("本日の受付は終了しました", "Reception closed for today"),
-    "range_exhausted": ("本日の番号券は終了しました", "No more tickets today"),
+# The catalogue message for a refused ticket, per IssueRefused.reason (each line <= 60 bytes).
+REFUSAL_MESSAGE: dict[str, str] = {
+    "closed_today": "refused_closed_today",
+    "not_offered_now": "refused_not_offered_now",
+    "cut_off": "reception_closed",
+    "range_exhausted": "refused_range_exhausted",
 }
-_FALLBACK_REFUSAL = ("受付できません", "Cannot issue a ticket")
 
 
 class LinkState(Enum):
@@ -583,7 +583,7 @@ class DeviceLink:
                 self._show_text(())  # the words of an earlier refusal (or reprint offer) are over
             return [PrintTicket(self.addr, effect)]
         if isinstance(effect, IssueRefused) and kind == P.KIND_DISPENSER:
-            self._show_text(REFUSAL_TEXT.get(effect.reason, _FALLBACK_REFUSAL))
+            self._show_text(both(REFUSAL_MESSAGE.get(effect.reason, "refused_other")))
         elif isinstance(effect, ShowCall):
             if kind == P.KIND_CALL_DISPLAY:
                 self._show_call(effect)

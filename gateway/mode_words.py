@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from gateway.device_link import clip_utf8
 from office.calendar import OUTSIDE_HOURS, ModeNow
 from office.config import Text
+from signage.catalog import both, text
 
 MAX_LINE_BYTES = 60
 _WEEKDAYS_JA = "月火水木金土日"
 _WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # not %a: that follows the locale
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-RECEPTION_OVER = Text("本日の受付は終了しました", "Reception closed for today")
+RECEPTION_OVER = Text(*both("reception_closed"))
 
 
 def dispenser_lines(mode: ModeNow, now: datetime) -> tuple[str, ...]:
@@ -33,14 +34,13 @@ def dispenser_lines(mode: ModeNow, now: datetime) -> tuple[str, ...]:
     opening = mode.next_opening
     if opening is not None:
         at = f"{opening.hour}:{opening.minute:02d}"
+        at_ja = f"{opening.hour}時{opening.minute:02d}分"
         if opening.date() == local.date():
-            lines += [f"本日{opening.hour}時{opening.minute:02d}分から受付", f"Opens today at {at}"]
+            lines += [text("opens_today", "ja", time=at_ja), text("opens_today", "en", time=at)]
         elif opening.date() == local.date() + timedelta(days=1):
-            lines += [f"明日{opening.hour}時{opening.minute:02d}分から受付", f"Opens tomorrow at {at}"]
+            lines += [text("opens_tomorrow", "ja", time=at_ja), text("opens_tomorrow", "en", time=at)]
         else:
             day_ja = f"{opening.month}月{opening.day}日({_WEEKDAYS_JA[opening.weekday()]})"
-            lines += [
-                f"次の受付 {day_ja} {at}",
-                f"Opens {_WEEKDAYS_EN[opening.weekday()]} {opening.day} {_MONTHS_EN[opening.month - 1]} at {at}",
-            ]
+            day_en = f"{_WEEKDAYS_EN[opening.weekday()]} {opening.day} {_MONTHS_EN[opening.month - 1]}"
+            lines += [text("opens_on", "ja", day=day_ja, time=at), text("opens_on", "en", day=day_en, time=at)]
     return tuple(clip_utf8(line, MAX_LINE_BYTES) for line in lines)

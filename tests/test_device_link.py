@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.device_link import (
-    REFUSAL_TEXT,
+    REFUSAL_MESSAGE,
     CommandFailed,
     CommandRejected,
     CommandSlot,
@@ -34,6 +34,7 @@ from gateway.device_link import (
 )
 from hal.codec import P
 from office.model import CallNext, IssueRefused, IssueTicket, PauseCounter, ShowCall, Transfer
+from signage.catalog import both
 
 SERVICES = ("move", "seal", "certificate")
 
@@ -130,13 +131,13 @@ def test_a_button_press_issues_a_ticket_with_a_fresh_token() -> None:
     assert [e.name for e in effects if isinstance(e, CommandFailed)] == ["BUTTON_PRESS"]
 
 
-@pytest.mark.parametrize("reason", sorted(REFUSAL_TEXT))
+@pytest.mark.parametrize("reason", sorted(REFUSAL_MESSAGE))
 def test_a_refusal_is_shown_in_japanese_and_english(reason: str) -> None:
     link = online(P.KIND_DISPENSER, addr=1)
     link.handle(OfficeOutcome(IssueRefused("move", reason, "...")), 0.0)
     assert not link.wants(0.0)  # SHOW_TEXT is bulk: the cycle's bulk slot
     frame = sent(link.handle(CommandSlot(bulk=True), 0.0))
-    assert frame.NAME == "SHOW_TEXT" and list(frame.lines) == list(REFUSAL_TEXT[reason])
+    assert frame.NAME == "SHOW_TEXT" and list(frame.lines) == list(both(REFUSAL_MESSAGE[reason]))
     assert frame.lines[0] != frame.lines[1]
 
 

@@ -12,12 +12,13 @@ import pytest
 from gateway import service
 from gateway.announce import CallAnnouncer, callout_player
 from gateway.audio import DEFAULT_VOICE_DIR, CalloutPlayer, Played
-from gateway.device_link import REFUSAL_TEXT, CommandSlot, OfficeOutcome, Replied, SetLamps, SetPrinter
+from gateway.device_link import REFUSAL_MESSAGE, CommandSlot, OfficeOutcome, Replied, SetLamps, SetPrinter
 from gateway.mode_words import RECEPTION_OVER, dispenser_lines
 from hal.codec import P
 from office.calendar import mode_at
 from office.config import CalloutSettings, OfficeConfig, load_config, parse_config
 from office.model import IssueRefused
+from signage.catalog import both
 
 from .conftest import EXAMPLES, tokyo
 from .floor_support import FakeClock
@@ -100,7 +101,7 @@ def test_closed_words_are_shown_refreshed_over_a_refusal_and_cleared_at_opening(
     assert link.handle(CommandSlot(bulk=True), 60.0) == [] and not link.wants(60.0)
     # a press on a dark button is refused; the next refresh says why it is closed again
     link.handle(OfficeOutcome(IssueRefused("move", "not_offered_now", "...")), 61.0)
-    assert _shown(link, 61.0) == list(REFUSAL_TEXT["not_offered_now"])
+    assert _shown(link, 61.0) == list(both(REFUSAL_MESSAGE["not_offered_now"]))
     link.handle(SetLamps(frozenset(), closed), 120.0)
     assert _shown(link, 120.0) == list(closed)
     # opening: the words go, the lamps come on
@@ -122,7 +123,7 @@ def test_lamps_without_lines_leave_the_words_alone() -> None:
     link = online(P.KIND_DISPENSER, addr=1)
     link.handle(OfficeOutcome(IssueRefused("move", "cut_off", "...")), 0.0)
     link.handle(SetLamps(frozenset({"move"})), 1.0)
-    assert link.text == REFUSAL_TEXT["cut_off"]
+    assert link.text == both(REFUSAL_MESSAGE["cut_off"]) == ("本日の受付は終了しました", "Reception closed for today")
 
 
 # -- the gateway: lamps follow the calendar at its changes ------------------------------------------------
