@@ -33,8 +33,9 @@ PRINTER_WIDTHS = {58: 384, 80: 576}  # paper width in mm → printable dots at 2
 SIGN_KINDS = ("board", "led")  # a waiting-room screen, an LED matrix call display (docs/signage.md)
 BOARD_SIZES = ((1920, 1080), (1080, 1920))
 LED_MAX = (512, 256)  # the largest LED matrix a Pi drives directly, in pixels
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Matched whole (fullmatch): "$" would also accept a trailing newline.
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_TIME_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 class ConfigError(ValueError):
@@ -307,7 +308,7 @@ class _Parser:
         value = data.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # counters are often numbered: id = 5
-        if not isinstance(value, str) or not _ID_RE.match(value):
+        if not isinstance(value, str) or not _ID_RE.fullmatch(value):
             raise self.fail(key, f"must be an id of 1-32 lowercase letters, digits, '-' or '_' (got {value!r})")
         return value
 
@@ -319,7 +320,7 @@ class _Parser:
         return Text(ja=self.string(value, f"{key}.ja", "ja"), en=self.string(value, f"{key}.en", "en"))
 
     def clock(self, value: Any, key: str) -> time:
-        if not isinstance(value, str) or not _TIME_RE.match(value):
+        if not isinstance(value, str) or not _TIME_RE.fullmatch(value):
             raise self.fail(key, f"must be a time 'HH:MM' (got {value!r})")
         return time.fromisoformat(value)
 
@@ -360,8 +361,8 @@ class _Parser:
             # OSError: a key naming a directory of the tz database, such as "Asia"
             raise self.fail("office.timezone", f"unknown time zone {tz!r}") from None
         url = self.string(office, "office.public_base_url", "public_base_url")
-        if not re.match(r"^https?://[^\s/]+", url):
-            raise self.fail("office.public_base_url", f"must be an http(s) URL (got {url!r})")
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise self.fail("office.public_base_url", f"must be an http(s) URL without spaces (got {url!r})")
 
         hours = self.table(data, "hours", "hours")
         self.known(hours, "hours", {"weekday", "evening", "saturday"})
@@ -739,7 +740,7 @@ class _Parser:
                 raise self.fail(f"{key}.id", f"duplicate service id {sid!r}")
             ids.add(sid)
             prefix = item.get("prefix")
-            if not isinstance(prefix, str) or not re.match(r"^[A-Z]$", prefix):
+            if not isinstance(prefix, str) or not re.fullmatch(r"[A-Z]", prefix):
                 raise self.fail(f"{key}.prefix", f"must be one capital letter A-Z (got {prefix!r})")
             if prefix in prefixes:
                 raise self.fail(f"{key}.prefix", f"prefix {prefix!r} is used by another service")

@@ -34,7 +34,7 @@ MAX_SEGMENT_S = 10.0  # a longer "segment" is a wrong file, not a word
 PAUSE_PREFIX = "pause:"
 CHIME = "chime"
 
-_TICKET_RE = re.compile(r"^([A-Z])-?(\d{1,4})$")
+_TICKET_RE = re.compile(r"([A-Z])-?(\d{1,4})")
 
 
 class SegmentError(ValueError):
@@ -104,7 +104,7 @@ def _spoken_id(text: str, numerals: Callable[[int], list[str]]) -> list[str]:
 
 def parse_ticket(ticket: str) -> tuple[str, int]:
     """'B-023' → ('B', 23). The format Service.ticket_id writes; anything else is a ValueError."""
-    m = _TICKET_RE.match(ticket)
+    m = _TICKET_RE.fullmatch(ticket)
     if not m:
         raise ValueError(f"not a ticket number like 'B-023': {ticket!r}")
     return m.group(1), int(m.group(2))

@@ -33,7 +33,7 @@ from signage.qr_matrix import qr_matrix
 Wait = tuple[int, int] | Literal["unreachable"]
 
 TOKEN_MIN_BITS = 128
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # URL-safe base64: 6 bits a character
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")  # URL-safe base64: 6 bits a character
 
 QR_ERROR = "m"  # 15 % of the code may be smudged or torn and it still reads
 QR_MODULE_DOTS = 6  # 0.75 mm on a 203 dpi head: thermal print keeps the edges, phones read it
@@ -85,7 +85,7 @@ def check_token(token: str) -> None:
     """A resident's page token must be URL-safe base64 with at least 128 random bits: the URL is
     the only thing standing between a stranger and another person's ticket."""
     # The messages never repeat the token: it is the resident's key to their page.
-    if not _TOKEN_RE.match(token):
+    if not _TOKEN_RE.fullmatch(token):
         raise TicketError("ticket token must be URL-safe base64 (A-Z a-z 0-9 - _ only)")
     if len(token) * 6 < TOKEN_MIN_BITS:
         raise TicketError(

@@ -143,7 +143,7 @@ def test_every_number_and_letter_has_a_segment_file_in_the_set() -> None:
                     assert lang_ == lang and name in names[lang], seg
 
 
-@pytest.mark.parametrize("bad", ["B23x", "b-023", "BB-1", "B-12345", ""])
+@pytest.mark.parametrize("bad", ["B23x", "b-023", "BB-1", "B-12345", "", "B-023\n"])
 def test_bad_tickets_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a ticket number"):
         parse_ticket(bad)

@@ -159,6 +159,12 @@ BAD_CONFIGS = [
     ("timezone number", _replace('"Asia/Tokyo"', "9"), "office.timezone", "non-empty string"),
     ("bad url", _replace('"https://queue.example.jp/test/"', '"queue.example.jp"'), "office.public_base_url",
      "http(s) URL"),
+    # "$" in a pattern matches before a final newline: each of these is matched whole.
+    ("office.id with newline", _replace('id = "test"', 'id = "test\\n"'), "office.id", "must be an id"),
+    ("url with space", _replace('"https://queue.example.jp/test/"', '"https://queue.example.jp/my queue/"'),
+     "office.public_base_url", "without spaces"),
+    ("time with newline", _replace('from = "08:30"', 'from = "08:30\\n"'), "hours.weekday.from", "HH:MM"),
+    ("prefix with newline", _replace('prefix = "C"', 'prefix = "C\\n"'), "services[1].prefix", "capital letter"),
     ("missing hours", _replace("[hours]", "[hour]"), "hours", "missing table"),
     ("hours not a table", _replace('weekday = { from = "08:30", to = "17:00" }', 'weekday = "08:30-17:00"'),
      "hours.weekday", "must be a table"),

@@ -124,6 +124,8 @@ def test_tokens_carry_at_least_128_random_bits(nerima: OfficeConfig) -> None:
         ticket_content(nerima, ready(nerima, token="A" * 21))  # 126 bits
     with pytest.raises(TicketError, match="URL-safe"):
         ticket_content(nerima, ready(nerima, token="a/b" * 10))
+    with pytest.raises(TicketError, match="URL-safe"):
+        ticket_content(nerima, ready(nerima, token="A" * 40 + "\n"))  # "$" alone would let it through
 
 
 # -- the picture --------------------------------------------------------------------------------
