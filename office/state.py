@@ -151,12 +151,13 @@ class OfficeState:
         t = Ticket(e.ticket, e.service, e.number, e.seq, e.ts, e.token_hash, e.token, TicketStatus.WAITING, e.seq)
         self.tickets[t.id] = t
         self.last_number[e.service] = e.number
-        # _enqueue's queue part: a new ticket is already waiting, at no counter.
+        # _enqueue's queue part: a new ticket is already waiting, at no counter, and last in its
+        # queue: its order is its seq, later than every other ticket's.
         queue = self.queues.get(e.service)
         if queue is None:
             self.queues[e.service] = [(t.order, t.id)]
         else:
-            bisect.insort(queue, (t.order, t.id))
+            queue.append((t.order, t.id))
 
     def _on_held(self, e: ev.Held) -> None:
         t = self.tickets[e.ticket]

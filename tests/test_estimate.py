@@ -103,3 +103,37 @@ def test_unplanned_rate_agrees_with_checking_every_shift(
                 and not any(a <= minute < b for a, b in shifts.get(cid, ()))
             )
             assert estimator.unplanned_rate(state, service, float(minute)) == want, (minute, service)
+
+
+@given(
+    asks=st.lists(
+        st.tuples(st.integers(7 * 60, 20 * 60 - 1), st.integers(0, 59), st.integers(0, 120)), min_size=1, max_size=20
+    ),
+    statuses=st.lists(st.sampled_from(["open", "paused", "closed", "absent"]), min_size=12, max_size=12),
+    gone=st.sampled_from(["open", "closed", "absent"]),
+)
+def test_estimate_is_wait_minutes_widened(
+    nerima: OfficeConfig, asks: list[tuple[int, int, int]], statuses: list[str], gone: str
+) -> None:
+    """`estimate` works the wait out in one pass (the ticket's hot path); asked in any order, with
+    any counters open inside or outside their shifts, it gives `wait_minutes` widened."""
+    from office.estimate import UNREACHABLE_MINUTES, WaitRange
+    from office.state import CounterState, CounterStatus, OfficeState
+
+    state = OfficeState()
+    for counter, status in zip(nerima.counters, statuses, strict=False):
+        if status != "absent":
+            state.counters[counter.id] = CounterState(counter.id, CounterStatus(status), counter.services)
+    if gone != "absent":  # a counter the config no longer has
+        state.counters["gone"] = CounterState("gone", CounterStatus(gone), ("move", "seal"))
+    estimator, reference = CapacityEstimator(nerima), CapacityEstimator(nerima)
+    for minute, second, ahead in asks:
+        now = datetime.combine(DAY, dt_time(minute // 60, minute % 60, second), tzinfo=nerima.tz)
+        for service in ("move", "certificate", "seal"):
+            minutes = reference.wait_minutes(service, ahead, now, state)
+            want = (
+                WaitRange(UNREACHABLE_MINUTES, UNREACHABLE_MINUTES)
+                if math.isinf(minutes)
+                else WaitRange(int(minutes * CapacityEstimator.LOW), math.ceil(minutes * CapacityEstimator.HIGH))
+            )
+            assert estimator.estimate(state, service, ahead, now) == want, (minute, second, ahead, service)
