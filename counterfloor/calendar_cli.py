@@ -41,6 +41,8 @@ def parse_range(start: str, days: str) -> tuple[date, int]:
         raise CalendarUsageError(f"--days: not a whole number: {days!r}") from None
     if not 1 <= n <= MAX_DAYS:
         raise CalendarUsageError(f"--days: must be between 1 and {MAX_DAYS} (got {n})")
+    if (date.max - first).days < n - 1:  # the calendar has no day after 9999-12-31
+        raise CalendarUsageError(f"--days: {n} days from {first.isoformat()} run past {date.max.isoformat()}")
     return first, n
 
 

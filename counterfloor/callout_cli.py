@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import TextIO
 
+from counterfloor.outputs import output_problem
 from gateway.audio import DEFAULT_VOICE_DIR, CalloutPlayer, run_player
 from office.config import load_config
 from signage.callout import parse_ticket
@@ -23,7 +24,7 @@ class CalloutUsageError(ValueError):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="the office config ([callout] is read)")
     p.add_argument("--ticket", required=True, help="the ticket number, e.g. B-023")
-    p.add_argument("--counter", required=True, help="the counter id, e.g. 5")
+    p.add_argument("--counter", required=True, help="a counter id of the config, e.g. 5")
     p.add_argument("--out", type=Path, required=True, help="the WAV file to write")
     p.add_argument("--play", action="store_true", help="also play it with callout.player")
 
@@ -35,11 +36,22 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise CalloutUsageError(f"--ticket: {exc}") from None
     if not args.counter.strip():
         raise CalloutUsageError("--counter: must not be empty")
+    problem = output_problem(args.out)
+    if problem:
+        raise CalloutUsageError(f"--out: {problem}")
     config = load_config(args.config)
+    # Only the config's counters are ever called: any other id (a typo, '5\n6', 5000 digits) would
+    # give a call-out no resident ever hears.
+    counters = [c.id for c in config.counters]
+    if args.counter not in counters:
+        raise CalloutUsageError(f"--counter: unknown counter {args.counter!r} (counters: {', '.join(counters)})")
     settings = config.callout
     voice = Path(config.source).parent / settings.voice_dir if settings.voice_dir else DEFAULT_VOICE_DIR
     player = CalloutPlayer(args.out.parent, voice_dir=voice, languages=settings.languages, player=settings.player)
-    _, callout = player.render(args.ticket, args.counter, args.out)
+    try:
+        _, callout = player.render(args.ticket, args.counter, args.out)
+    except OSError as exc:  # a full disk, a read-only directory
+        raise CalloutUsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
     for problem in callout.problems:
         out.write(f"problem: {problem}\n")
     seconds = (len(callout.wav) - 44) / 2 / 16000

@@ -15,12 +15,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from counterfloor.outputs import output_problem
 from gateway import control
 from gateway.control import queue_json, queue_table
 from gateway.journal import JournalError, JournalReader, TicketJournal
 from gateway.service import GatewayError, journal_path, run_gateway, socket_path
 from office import events as ev
 from office import model as m
+from office.calendar import MOMENT_YEARS, moment_in_range
 from office.config import ConfigError, OfficeConfig, load_config
 
 __all__ = ["main", "queue_json", "queue_table"]
@@ -45,9 +47,12 @@ def _iso_date(text: str) -> date:
 
 def _iso_moment(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text)
+        at = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time like 2027-03-15T09:30+09:00: {text!r}") from None
+    if not moment_in_range(at):
+        raise argparse.ArgumentTypeError(f"the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]}: {text!r}")
+    return at
 
 
 def _journal_arg(p: argparse.ArgumentParser) -> None:
@@ -56,7 +61,7 @@ def _journal_arg(p: argparse.ArgumentParser) -> None:
         "--journal",
         type=Path,
         default=Path(env) if env else None,
-        required=env is None,
+        required=not env,  # an empty $COUNTERFLOOR_JOURNAL is no journal either
         help="the office's journal file (default: $COUNTERFLOOR_JOURNAL)",
     )
 
@@ -197,7 +202,7 @@ def cmd_printer_status(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_gateway_run(args: argparse.Namespace, out: TextIO) -> int:
     config, text = _load(args.config)
-    if args.run_for is not None and args.run_for <= 0:
+    if args.run_for is not None and not args.run_for > 0:  # `not >` so that nan is refused too
         raise CliError(f"--run-for must be a positive number of seconds (got {args.run_for})", EXIT_USAGE)
     journal = journal_path(config, args.journal)
     run_gateway(config, text, journal, socket_path(journal, config.gateway.socket, args.socket), out, args.run_for)
@@ -211,6 +216,10 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     last = args.date or args.last
     if first and last and first > last:
         raise CliError(f"--from {first} is after --to {last}", EXIT_USAGE)
+    if args.out is not None:
+        problem = output_problem(args.out)
+        if problem:
+            raise CliError(f"--out: {problem}", EXIT_USAGE)
     with JournalReader(args.journal) as reader:
         office = reader.office_id
         lines = (
@@ -219,9 +228,13 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         )
         if args.out:
             tmp = Path(str(args.out) + ".partial")
-            with open(tmp, "w", encoding="utf-8") as f:
-                count = sum(1 for _ in map(f.write, lines))
-            tmp.replace(args.out)
+            try:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    count = sum(1 for _ in map(f.write, lines))
+                tmp.replace(args.out)
+            except OSError as exc:  # a full disk: no half-written file is left behind
+                tmp.unlink(missing_ok=True)
+                raise CliError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
             out.write(f"{count} events written to {args.out}\n")
         else:
             out.writelines(lines)
@@ -265,7 +278,8 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = action(
         "open",
         "open a counter",
-        lambda a: {"counter": a.counter, **({"services": a.services.split(",")} if a.services else {})},
+        # `is not None`: an empty --services is refused as a bad list, not taken as the default.
+        lambda a: {"counter": a.counter, **({"services": a.services.split(",")} if a.services is not None else {})},
     )
     p.add_argument("--counter", required=True)
     p.add_argument("--services", help="comma-separated service ids in priority order (default: the config's)")
@@ -450,6 +464,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc), EXIT_REFUSED)
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A file problem no command foresaw (a name too long, a full disk): still one line naming
+        # the file, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", EXIT_REFUSED)
     return code
 
 

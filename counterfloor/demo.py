@@ -31,7 +31,7 @@ from rich.text import Text
 from counterfloor.simulate import DaySimulation, DaySummary, FloorView, SimulationError
 from gateway.journal import JournalError, TicketJournal, new_token
 from office.calendar import plan_for
-from office.config import ConfigError, OfficeConfig, parse_config
+from office.config import ConfigError, OfficeConfig, parse_config, read_config_text
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "nerima.toml"
 # Simulated seconds per real second: a Nerima weekday (08:20 to about 19:30) in about 35 s.
@@ -145,13 +145,10 @@ def run(args: argparse.Namespace) -> int:
 # -- arguments ----------------------------------------------------------------------------------
 def parse_options(args: argparse.Namespace, today: date | None = None) -> DemoOptions:
     path = Path(getattr(args, "config", None) or DEFAULT_CONFIG)
+    if not path.exists():
+        raise DemoError(f"--config: no such file: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DemoError(f"--config: no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DemoError(f"--config: cannot read {path}: {exc}") from None
-    try:
+        text = read_config_text(path)  # names a directory, a journal, a non-UTF-8 file
         config = parse_config(text, source=str(path))
     except ConfigError as exc:
         raise DemoError(f"--config: {exc}") from None
@@ -168,8 +165,9 @@ def parse_options(args: argparse.Namespace, today: date | None = None) -> DemoOp
         if not plan.is_open:
             why = plan.reason.en if plan.reason else "closed"
             try:
-                hint = f"; the next open day is {next_open_day(config, day + timedelta(days=1)).isoformat()}"
-            except DemoError:
+                after = day + timedelta(days=1)
+                hint = f"; the next open day is {next_open_day(config, after).isoformat()}"
+            except (DemoError, OverflowError):  # no day after it (9999-12-31) or none open
                 hint = ""
             raise DemoError(f"--date {day.isoformat()}: {config.name.en} is closed that day ({why}){hint}")
     journal = getattr(args, "journal", None)
@@ -218,7 +216,8 @@ def _parse_date(value: object) -> date:
 
 
 def next_open_day(config: OfficeConfig, start: date, weekdays_only: bool = False) -> date:
-    for i in range(400):
+    # Never past the last date Python has: a --date near 9999-12-31 is a clear error, not an overflow.
+    for i in range(min(400, (date.max - start).days + 1)):
         day = start + timedelta(days=i)
         if weekdays_only and day.weekday() >= 5:
             continue
@@ -239,7 +238,9 @@ def _journal(opts: DemoOptions) -> Iterator[TicketJournal]:
         path = opts.journal or Path(tmp) / "journal.sqlite"
         try:
             journal = TicketJournal.create(path, opts.config, opts.config_text)
-        except (JournalError, OSError, sqlite3.Error) as exc:
+        except JournalError as exc:  # its message names the file and the problem
+            raise DemoError(f"--journal: {exc}") from None
+        except (OSError, sqlite3.Error) as exc:
             raise DemoError(f"--journal: cannot create {path}: {exc}") from None
         try:
             yield journal

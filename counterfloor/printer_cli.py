@@ -46,8 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
     profile = resolve_printer(config, args.printer)
-    url = args.port or profile.port
-    service = args.service or config.services[0].id
+    # `is None`, not `or`: an empty --port or --service is a mistake, not a request for the default.
+    url = profile.port if args.port is None else args.port
+    service = config.services[0].id if args.service is None else args.service
     content = sample_ticket(config, service, datetime.now(config.tz), None, TEST_SEED)
     job = ticket_bytes(content, profile)
     try:

@@ -12,8 +12,9 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from counterfloor.outputs import output_problem
 from counterfloor.simulate import DaySimulation
-from office.calendar import plan_for
+from office.calendar import MOMENT_YEARS, moment_in_range, plan_for
 from office.config import OfficeConfig, load_config
 from office.model import Office
 from signage.board import SIZES, render_board
@@ -40,6 +41,8 @@ def parse_moment(value: str, config: OfficeConfig) -> datetime:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise SignageArgError(f"--at must be an ISO 8601 time like 2027-03-15T10:30+09:00 (got {value!r})") from None
+    if not moment_in_range(at):  # 0001 or 9999 cannot be converted to the office's time
+        raise SignageArgError(f"--at: the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]} (got {value!r})")
     return at.replace(tzinfo=config.tz) if at.tzinfo is None else at.astimezone(config.tz)
 
 
@@ -63,13 +66,17 @@ def render(args: argparse.Namespace) -> str:
     except ValueError:
         raise SignageArgError(f"--seed must be a whole number (got {args.seed!r})") from None
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise SignageArgError(f"--out: no such directory: {out.parent}")
+    problem = output_problem(out)
+    if problem:
+        raise SignageArgError(f"--out: {problem}")
     config = load_config(args.config)
     at = parse_moment(args.at, config)
     snap = simulated_snapshot(config, at, seed)
     board = render_board(snap, size)
-    write_png(board.image, out)
+    try:
+        write_png(board.image, out)
+    except OSError as exc:  # a full disk, a read-only directory
+        raise SignageArgError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     waiting = sum(s.waiting for s in snap.services)
     return f"{out}: {size[0]}x{size[1]} board, {snap.mode.mode} mode, {len(snap.calling)} calling, {waiting} waiting\n"
 

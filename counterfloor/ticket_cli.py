@@ -17,8 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from counterfloor.outputs import output_problem
 from gateway.ticket_bytes import ticket_bytes
-from office.calendar import local_time
+from office.calendar import MOMENT_YEARS, local_time, moment_in_range
 from office.config import PRINTER_PROFILES, PRINTER_WIDTHS, OfficeConfig, PrinterProfile, load_config
 from office.estimate import CapacityEstimator
 from office.model import TicketReady
@@ -67,7 +68,7 @@ def resolve_printer(config: OfficeConfig, name: str | None, width_mm: str | None
                 f"--printer: unknown printer {name!r}; printers are {ids}, profile kinds are {list(PRINTER_PROFILES)}"
             )
     if width_mm is not None:
-        if not width_mm.isdigit() or int(width_mm) not in PRINTER_WIDTHS:
+        if not width_mm.isdecimal() or int(width_mm) not in PRINTER_WIDTHS:
             raise TicketUsageError(f"--width-mm: must be one of {list(PRINTER_WIDTHS)} (got {width_mm!r})")
         profile = PrinterProfile(
             profile.id, profile.profile, int(width_mm), profile.cutter, profile.native_qr, profile.port
@@ -109,6 +110,8 @@ def parse_moment(config: OfficeConfig, text: str | None) -> datetime:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise TicketUsageError(f"--at: not an ISO 8601 time like 2027-03-15T09:30+09:00: {text!r}") from None
+    if not moment_in_range(at):  # 0001 or 9999 cannot be converted to the office's time
+        raise TicketUsageError(f"--at: the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]}: {text!r}")
     return at if at.tzinfo is not None else at.replace(tzinfo=config.tz)
 
 
@@ -120,12 +123,18 @@ def _write(option: str, path: Path, data: bytes) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    # Both files checked before either is written: a bad --png leaves no lone --out behind.
+    for option, path in (("--out", args.out), ("--png", args.png)):
+        problem = None if path is None else output_problem(path)
+        if problem:
+            raise TicketUsageError(f"{option}: {problem}")
     config = load_config(args.config)
     profile = resolve_printer(config, args.printer, args.width_mm)
     at = parse_moment(config, args.at)
     number: int | None = None
     if args.number is not None:
-        if not str(args.number).isdigit():
+        # isdecimal, not isdigit: '²' is a digit that int() cannot read.
+        if not str(args.number).isdecimal():
             raise TicketUsageError(f"--number: not a whole number: {args.number!r}")
         number = int(args.number)
     content = sample_ticket(config, args.service, at, number, str(args.seed))

@@ -121,8 +121,12 @@ class CalloutPlayer:
             path = self.out_dir / f"callout-{self._slot:02d}.wav"
             self._slot = (self._slot + 1) % KEEP
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(callout.wav)
-        tmp.replace(path)  # a player never reads a half-written file
+        try:
+            tmp.write_bytes(callout.wav)
+            tmp.replace(path)  # a player never reads a half-written file
+        except BaseException:  # a full disk: leave no .tmp behind
+            tmp.unlink(missing_ok=True)
+            raise
         return path, callout
 
     def _work(self) -> None:

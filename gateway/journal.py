@@ -101,6 +101,15 @@ def _read_header(path: Path) -> _Header:
     return _Header(application_id, user_version)
 
 
+def is_sqlite_file(path: Path) -> bool:
+    """Whether `path` is a readable file that starts like an SQLite database (a journal, most likely)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
 def _check_version(path: Path, version: int) -> None:
     if version > SCHEMA_VERSION:
         raise JournalTooNew(
@@ -299,6 +308,10 @@ class TicketJournal:
         # is taken): a crash while creating never leaves a half-made file at the journal's path,
         # which every later open would refuse. Rollback-journal mode while building, so the
         # header (application id, version) is in the main file; open() switches to WAL.
+        if not p.parent.is_dir():
+            # Checked here so that a mistyped directory is one clear line, not SQLite's
+            # "unable to open database file".
+            raise JournalError(f"cannot create {p}: no such directory {p.parent}")
         tmp = p.with_name(f".{p.name}.{os.getpid()}.creating")
         _remove_abandoned_creates(p)
         try:
@@ -327,6 +340,8 @@ class TicketJournal:
             except FileExistsError:
                 raise JournalError(f"{p} exists already; open it instead of creating it") from None
             _fsync_directory(p.parent)
+        except (OSError, sqlite3.Error) as exc:  # e.g. a directory we may not write
+            raise JournalError(f"cannot create {p}: {getattr(exc, 'strerror', None) or exc}") from None
         finally:
             _remove_database(tmp)
         return cls.open(p, synchronous=synchronous, snapshot_every=snapshot_every, clock=clock)

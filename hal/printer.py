@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 import time
 from typing import Any, Protocol
 
@@ -99,8 +100,11 @@ def open_printer(url: str) -> Any:
             raise PrinterPortError(f"cannot open printer port {url!r}: {exc.strerror}") from None
         try:
             tty = os.isatty(fd)
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
         finally:
             os.close(fd)
+        if regular:  # a mistyped path: printing into a file (a config, a journal) would destroy it
+            raise PrinterPortError(f"cannot open printer port {url!r}: a regular file, not a device; left untouched")
         if not tty:
             try:
                 return RawDevicePort(url)

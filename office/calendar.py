@@ -181,6 +181,15 @@ def plan_for(config: OfficeConfig, day: date, override: ModeOverride | None = No
     return DayPlan(day, tuple(periods), None)
 
 
+# Moments a command accepts: a day's margin from the ends of Python's calendar (0001, 9999), so
+# that any time-zone conversion and the day before or after stay representable.
+MOMENT_YEARS = (2, 9998)
+
+
+def moment_in_range(moment: datetime) -> bool:
+    return MOMENT_YEARS[0] <= moment.year <= MOMENT_YEARS[1]
+
+
 def local_time(config: OfficeConfig, moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("moments must be timezone-aware")
@@ -254,14 +263,15 @@ def mode_at(config: OfficeConfig, when: datetime, override: ModeOverride | None 
     # Closed: since the end of the last open period, until the start of the next one.
     reason = plan.reason if not plan.is_open else OUTSIDE_HOURS
     since: datetime | None = None
-    for back in range(SEARCH_DAYS + 1):
+    # Never before the first or after the last date Python has (a moment near 0001 or 9999).
+    for back in range(min(SEARCH_DAYS, (today - date.min).days) + 1):
         day = today - timedelta(days=back)
         ends = [end for _, end, _ in _segments(config, day, override) if end <= now]
         if ends:
             since = max(ends)
             break
     opening: tuple[datetime, str] | None = None
-    for ahead in range(SEARCH_DAYS + 1):
+    for ahead in range(min(SEARCH_DAYS, (date.max - today).days) + 1):
         day = today + timedelta(days=ahead)
         starts = [(start, mode) for start, _, mode in _segments(config, day, override) if start > now]
         if starts:

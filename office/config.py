@@ -258,15 +258,31 @@ class OfficeConfig:
         return {"office": self.weekday, "evening": self.evening, "saturday": self.saturday}[mode]
 
 
-def load_config(path: str | Path) -> OfficeConfig:
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def read_config_text(path: str | Path) -> str:
+    """The text of the config file at `path`; ConfigError naming the problem if it has none."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(str(p), "(file)", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(p), "(file)", f"cannot be read: {exc}") from None
-    return parse_config(text, source=str(p))
+    except IsADirectoryError:
+        raise ConfigError(str(p), "(file)", "is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(str(p), "(file)", f"cannot be read: {exc.strerror or exc}") from None
+    if data.startswith(_SQLITE_MAGIC):  # the commonest mix-up: --config given the journal
+        raise ConfigError(str(p), "(file)", "is an SQLite database (a journal?), not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = f"cannot be read as UTF-8 text (byte {exc.start}); save it as UTF-8"
+        raise ConfigError(str(p), "(file)", problem) from None
+
+
+def load_config(path: str | Path) -> OfficeConfig:
+    return parse_config(read_config_text(path), source=str(Path(path)))
 
 
 def parse_config(text: str, source: str = "<config>") -> OfficeConfig:

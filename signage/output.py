@@ -26,8 +26,12 @@ class FramebufferError(RuntimeError):
 def write_png(image: Image.Image, path: Path) -> None:
     """Write `image` as PNG to `path` through a temporary file, so a reader never sees half a file."""
     tmp = path.with_name(path.name + ".partial")
-    image.save(tmp, format="PNG", optimize=False, compress_level=3)
-    os.replace(tmp, path)
+    try:
+        image.save(tmp, format="PNG", optimize=False, compress_level=3)
+        os.replace(tmp, path)
+    except BaseException:  # leave no .partial behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # RGB565 in two passes per byte: a lookup table per channel moves each channel's bits to where they

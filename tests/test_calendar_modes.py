@@ -350,6 +350,8 @@ def test_calendar_table(capsys: pytest.CaptureFixture[str]) -> None:
         (("--from", "2027-02-30"), "--from: not a date YYYY-MM-DD: '2027-02-30'"),
         (("--from", "2027-03-01", "--days", "x"), "--days: not a whole number: 'x'"),
         (("--from", "2027-03-01", "--days", "0"), "--days: must be between 1 and 3660 (got 0)"),
+        # Once an OverflowError traceback: there is no day after 9999-12-31.
+        (("--from", "9999-12-30", "--days", "7"), "--days: 7 days from 9999-12-30 run past 9999-12-31"),
     ],
 )
 def test_calendar_bad_arguments_are_one_line_and_exit_2(
@@ -390,3 +392,12 @@ def test_mode_at_is_consistent_with_its_own_changes(office: str, moment: datetim
         assert now.reason is not None and now.next_opening == now.next_change
     else:
         assert now.next_opening is None
+
+
+def test_mode_at_the_ends_of_the_calendar_does_not_overflow() -> None:
+    # The search for the last and next opening once stepped past date.min/date.max (OverflowError).
+    config = _CONFIGS["nerima"]
+    last = mode_at(config, datetime(9999, 12, 31, 23, 0, tzinfo=TOKYO))
+    assert last.mode == MODE_CLOSED and last.next_opening is None
+    first = mode_at(config, datetime(1, 1, 1, 12, 0, tzinfo=TOKYO))
+    assert first.mode == MODE_CLOSED and first.since is None

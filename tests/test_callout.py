@@ -391,3 +391,35 @@ def test_cli_writes_one_callout(tmp_path: Path, capsys: pytest.CaptureFixture[st
         2,
         "",
     ) and err == "counterfloor: error: --ticket: not a ticket number like 'B-023': 'C105x'\n"
+
+
+@pytest.mark.parametrize(
+    ("counter", "out", "message"),
+    [
+        # An unknown counter, or one with a newline or thousands of digits, once made a call-out
+        # (or a bare chime) and exit 0.
+        ("99", "c.wav", "--counter: unknown counter '99' (counters: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)"),
+        ("5\n6", "c.wav", "--counter: unknown counter '5\\n6' (counters: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)"),
+        # These were tracebacks (FileNotFoundError, IsADirectoryError, ValueError).
+        ("5", "no/such/dir/c.wav", "--out: no such directory: {tmp}/no/such/dir"),
+        ("5", "", "--out: {tmp} is a directory, not a file"),
+        # This one wrote the WAV over the journal.
+        ("5", "j.db", "--out: {tmp}/j.db is an SQLite database (a journal?); refusing to overwrite it"),
+    ],
+)
+def test_cli_bad_counter_or_out_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], counter: str, out: str, message: str
+) -> None:
+    from tests.conftest import EXAMPLES
+
+    config = str(EXAMPLES / "nerima.toml")
+    journal = tmp_path / "j.db"
+    assert _cli(capsys, "office", "init", "--config", config, "--journal", str(journal))[0] == 0
+    before = sorted(tmp_path.iterdir()), journal.read_bytes()
+    target = str(tmp_path / out) if out else str(tmp_path)
+    code, stdout, err = _cli(
+        capsys, "callout", "--config", config, "--ticket", "B-023", "--counter", counter, "--out", target
+    )
+    assert (code, stdout) == (2, "")
+    assert err == f"counterfloor: error: {message.format(tmp=tmp_path)}\n"
+    assert (sorted(tmp_path.iterdir()), journal.read_bytes()) == before

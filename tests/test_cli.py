@@ -98,6 +98,10 @@ def test_export_is_the_documented_event_log(journal: Path, capsys: pytest.Captur
         (["office", "export", "--date", "2027-03-16", "--to", "2027-03-10"], 2, "either --date or --from/--to"),
         (["office", "issue", "--service", "move", "--at", "noon"], 2, "not an ISO 8601 time"),
         (["office", "export", "--date", "16/03/2027"], 2, "not a date YYYY-MM-DD"),
+        # An empty --services once opened the counter with the config's services.
+        (["office", "open", "--counter", "1", "--services", "", "--at", "2027-03-15T10:00"], 2, "'services' must be"),
+        # The year 1 in +14:00 is the year 0 in Tokyo: once an OverflowError traceback.
+        (["office", "issue", "--service", "move", "--at", "0001-01-01T00:00+14:00"], 2, "the year must be 2-9998"),
     ],
 )
 def test_bad_commands_say_why_and_change_nothing(
@@ -172,3 +176,64 @@ def test_console_script_is_installed() -> None:
         "export",
     ):
         assert action in result.stdout
+
+
+def test_export_never_writes_over_a_journal(journal: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    j = ["--journal", str(journal)]
+    run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-15T09:00")
+    before = digest(journal)
+    other = tmp_path / "other.db"
+    run(capsys, "office", "init", "--config", str(EXAMPLES / "oizumi.toml"), "--journal", str(other))
+    other_bytes = other.read_bytes()
+    for target, message in [
+        (journal, f"--out: {journal} is an SQLite database (a journal?); refusing to overwrite it"),
+        (other, "is an SQLite database"),
+        (Path(f"{journal}-wal"), f"belongs to the journal {journal}"),
+    ]:
+        code, out, err = run(capsys, "office", "export", *j, "--out", str(target))
+        assert (code, out) == (2, "") and err.count("\n") == 1 and message in err, err
+    assert digest(journal) == before and other.read_bytes() == other_bytes
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("{tmp}", "--out: {tmp} is a directory, not a file"),
+        ("{tmp}/no/such/dir/e.jsonl", "--out: no such directory: {tmp}/no/such/dir"),
+        ("", "--out: . is a directory, not a file"),
+    ],
+)
+def test_export_to_a_bad_path_is_one_line_and_leaves_nothing(
+    journal: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, out: str, message: str
+) -> None:
+    files = set(tmp_path.parent.iterdir()), set(tmp_path.iterdir())
+    code, stdout, err = run(capsys, "office", "export", "--journal", str(journal), "--out", out.format(tmp=tmp_path))
+    assert (code, stdout) == (2, "")
+    assert err == f"counterfloor: error: {message.format(tmp=tmp_path)}\n"
+    assert (set(tmp_path.parent.iterdir()), set(tmp_path.iterdir())) == files  # no .partial left
+
+
+def test_init_in_a_missing_directory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "nope" / "j.db"
+    code, out, err = run(capsys, "office", "init", "--config", str(EXAMPLES / "nerima.toml"), "--journal", str(target))
+    assert (code, out) == (1, "")
+    assert err == f"counterfloor: error: cannot create {target}: no such directory {target.parent}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_journal_variable_is_no_journal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COUNTERFLOOR_JOURNAL", "")
+    code, out, err = run(capsys, "office", "show")
+    assert (code, out) == (2, "")
+    assert "the following arguments are required: --journal" in err and "Traceback" not in err
+
+
+def test_a_file_name_too_long_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Path.exists() raises ENAMETOOLONG: once an OSError traceback from every command taking a path.
+    long = tmp_path / ("x" * 300)
+    code, out, err = run(capsys, "office", "init", "--config", str(EXAMPLES / "nerima.toml"), "--journal", str(long))
+    assert (code, out) == (1, "")
+    assert err == f"counterfloor: error: {long}: File name too long\n"
+    assert list(tmp_path.iterdir()) == []

@@ -468,3 +468,15 @@ def test_a_misspelt_key_is_an_error_not_ignored(old: str, new: str, key: str) ->
     with pytest.raises(ConfigError) as err:
         parse_config(text.replace(old, new, 1), source="nerima.toml")
     assert err.value.key == key and "unknown setting" in str(err.value)
+
+
+def test_load_config_names_a_journal_or_a_directory(tmp_path: Path) -> None:
+    # Both were "cannot be read: 'utf-8' codec can't decode byte 0xf8 ..." / "[Errno 21] ...".
+    journal = tmp_path / "j.sqlite"
+    journal.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 4)
+    with pytest.raises(ConfigError) as info:
+        load_config(journal)
+    assert info.value.problem == "is an SQLite database (a journal?), not a config file"
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert info.value.problem == "is a directory, not a config file"

@@ -338,6 +338,10 @@ def test_the_default_journal_is_removed_and_the_default_config_found(
         (("--config", "/nonexistent/office.toml"), "--config: no such file"),
         (("--date", "2027-03-22"), "closed that day (Closed for a system update); the next open day is 2027-03-23"),
         (("--date", "2027-03-21"), "closed that day"),  # a Sunday
+        # Once OverflowError tracebacks: the search for the next open day ran past 9999-12-31.
+        (("--date", "9999-12-31"), "closed that day (Year-end and New Year closure)"),
+        (("--date", "9999-12-30"), "closed that day (Year-end and New Year closure)"),
+        (("--journal", "/nonexistent/dir/j.sqlite"), "--journal: cannot create /nonexistent/dir/j.sqlite: no such dir"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(
@@ -449,3 +453,13 @@ def test_play_halts_exactly_at_each_stop(oizumi: OfficeConfig) -> None:
         issued = [n for _, _, n in halted]
         assert issued == sorted(issued) and issued[-1] > issued[0]
         assert (clock.sleeps == 0) == (speed is None)
+
+
+def test_a_journal_given_as_config_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    text = demo.DEFAULT_CONFIG.read_text("utf-8")
+    TicketJournal.create(journal, parse_config(text), text).close()
+    assert demo.run(_args("--config", str(journal), "--no-live")) == 2
+    assert capsys.readouterr().err == (
+        f"counterfloor demo: --config: {journal}: (file): is an SQLite database (a journal?), not a config file\n"
+    )

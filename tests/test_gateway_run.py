@@ -243,3 +243,25 @@ def test_in_process_a_button_press_prints_and_a_socket_call_reaches_the_display(
     finally:
         gw.close()
     assert not (tmp_path / "j.sock").exists()
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan"])
+def test_run_for_must_be_positive(config: Path, seconds: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # nan passed the `<= 0` check: the gateway started, stopped at once and exited 0.
+    from tests.conftest import run_cli
+
+    code, out, err = run_cli(capsys, "gateway", "run", "--config", str(config), "--run-for", seconds)
+    assert (code, out) == (2, "")
+    assert err.startswith("counterfloor: error: --run-for must be a positive number of seconds")
+    assert not (config.parent / "journal.db").exists()
+
+
+def test_a_journal_in_a_missing_directory_is_one_line(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    target = config.parent / "nope" / "j.db"
+    code, _, err = run_cli(
+        capsys, "gateway", "run", "--config", str(config), "--journal", str(target), "--run-for", "1"
+    )
+    assert code == 1
+    assert err == f"counterfloor: error: cannot create {target}: no such directory {target.parent}\n"

@@ -814,3 +814,11 @@ def test_create_removes_what_a_killed_create_left_behind(tmp_path: Path) -> None
     TicketJournal.create(target, config, config_text).close()
     assert not any(f.exists() for f in abandoned)
     assert live.exists()
+
+
+def test_create_in_a_missing_directory_is_a_journal_error(tmp_path: Path, nerima: OfficeConfig) -> None:
+    # Was sqlite3.OperationalError "unable to open database file", which the CLI printed as a traceback.
+    path = tmp_path / "missing" / "j.db"
+    with pytest.raises(JournalError, match=r"cannot create .*: no such directory"):
+        TicketJournal.create(path, nerima, (EXAMPLES / "nerima.toml").read_text(encoding="utf-8"))
+    assert list(tmp_path.iterdir()) == []

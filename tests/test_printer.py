@@ -7,6 +7,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -253,3 +254,24 @@ def test_printer_test_over_a_pty_sends_the_ticket_bytes(
     )
     assert abs(len(printed) - len(sample)) < len(sample) // 10
     assert printed[-8:] == sample[-8:]
+
+
+def test_printer_test_never_prints_into_a_regular_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A mistyped --port naming a file (a config, a journal) once had the test ticket written over it.
+    victim = tmp_path / "office.toml"
+    victim.write_bytes((EXAMPLES / "oizumi.toml").read_bytes())
+    code, out, err = run_cli(
+        ["printer", "test", "--config", str(EXAMPLES / "oizumi.toml"), "--port", str(victim)], capsys
+    )
+    assert (code, out) == (1, "")
+    assert (
+        err
+        == f"counterfloor: error: cannot open printer port '{victim}': a regular file, not a device; left untouched\n"
+    )
+    assert victim.read_bytes() == (EXAMPLES / "oizumi.toml").read_bytes()
+
+
+def test_printer_test_an_empty_service_is_not_the_default(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["printer", "test", "--config", str(EXAMPLES / "oizumi.toml"), "--port", "sim://printer", "--service", ""]
+    code, out, err = run_cli(argv, capsys)
+    assert (code, out) == (2, "") and "--service: unknown service ''" in err

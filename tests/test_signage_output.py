@@ -250,6 +250,11 @@ def test_cli_renders_the_same_board_for_the_same_seed(tmp_path: Path, capsys: py
         (["--seed", "x"], "--seed must be a whole number"),
         (["--at", "noon"], "--at must be an ISO 8601 time"),
         (["--out", "/no/such/dir/board.png"], "--out: no such directory: /no/such/dir"),
+        # Once tracebacks: a directory (IsADirectoryError, or ValueError for "/" and "").
+        (["--out", "/"], "--out: / is a directory, not a file"),
+        (["--out", ""], "--out: . is a directory, not a file"),
+        # The year 1 in +14:00 is the year 0 in Tokyo: once an OverflowError traceback.
+        (["--at", "0001-01-01T00:00+14:00"], "--at: the year must be 2-9998"),
     ],
 )
 def test_cli_bad_arguments_are_one_line_and_exit_2(
@@ -264,3 +269,15 @@ def test_cli_bad_arguments_are_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_never_writes_a_board_over_a_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = tmp_path / "j.db"
+    config = str(EXAMPLES / "nerima.toml")
+    assert main(["office", "init", "--config", config, "--journal", str(journal)]) == 0
+    before = journal.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["signage", "render", "--config", config, "--at", "2027-03-15T11:00", "--out", str(journal)])
+    assert exit_info.value.code == 2
+    assert "is an SQLite database (a journal?); refusing to overwrite it" in capsys.readouterr().err
+    assert journal.read_bytes() == before

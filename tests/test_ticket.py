@@ -461,7 +461,11 @@ def test_ticket_command_kanji_by_kind(tmp_path: Path, capsys: pytest.CaptureFixt
         (["--service", "seal", "--printer", "epson"], "--printer: unknown printer 'epson'; printers are ['entrance']"),
         (["--service", "seal", "--number", "1000"], "--number: seal numbers run 1-999 (got 1000)"),
         (["--service", "seal", "--width-mm", "76"], "--width-mm: must be one of [58, 80]"),
-        (["--service", "seal", "--png", "/nonexistent/dir/t.png"], "--png: cannot write /nonexistent/dir/t.png"),
+        (["--service", "seal", "--png", "/nonexistent/dir/t.png"], "--png: no such directory: /nonexistent/dir"),
+        # '²' is a digit (str.isdigit) that int() cannot read: once a ValueError traceback.
+        (["--service", "seal", "--number", "²"], "--number: not a whole number: '²'"),
+        (["--service", "seal", "--width-mm", "²"], "--width-mm: must be one of [58, 80] (got '²')"),
+        (["--service", "seal", "--at", "0001-01-01T00:00+14:00"], "--at: the year must be 2-9998"),
     ],
 )
 def test_ticket_command_bad_arguments_are_one_line_and_exit_2(
@@ -471,7 +475,7 @@ def test_ticket_command_bad_arguments_are_one_line_and_exit_2(
     code, stdout, err = _cli(capsys, "ticket", "--config", str(EXAMPLES / "nerima.toml"), *args, "--out", str(out))
     assert code == 2 and stdout == ""
     assert err.count("\n") == 1 and err.startswith("counterfloor: error: ") and message in err, err
-    assert not out.exists() or "--png" in args  # the job is written before its picture
+    assert not out.exists()  # both files are checked before either is written
 
 
 def test_a_profile_built_in_code_is_checked_like_a_configured_one() -> None:
@@ -539,3 +543,15 @@ def test_any_service_name_gives_a_job_that_decodes(ja: str, en: str, profile: Pr
 
 def ready_oizumi() -> TicketReady:
     return TicketReady("C-001", "certificate", 1, 1, 0, WaitRange(0, 5), tokyo(2027, 3, 23, 10, 15), TOKEN)
+
+
+def test_ticket_command_never_writes_over_a_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = tmp_path / "j.db"
+    assert _cli(capsys, "office", "init", "--config", str(EXAMPLES / "nerima.toml"), "--journal", str(journal))[0] == 0
+    before = journal.read_bytes()
+    argv = ["ticket", "--config", str(EXAMPLES / "nerima.toml"), "--service", "seal"]
+    for extra in (["--out", str(journal)], ["--out", str(tmp_path / "t.bin"), "--png", str(journal)]):
+        code, out, err = _cli(capsys, *argv, *extra)
+        assert (code, out) == (2, "") and err.count("\n") == 1
+        assert f"{journal} is an SQLite database (a journal?); refusing to overwrite it" in err
+    assert journal.read_bytes() == before and not (tmp_path / "t.bin").exists()
