@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +173,47 @@ def model_beside_inserts(rpath: Path, steps: list[Step], groups: list[Rows], syn
     return spent
 
 
+def ladder(workdir: Path, steps: list[Step], groups: list[Rows], synchronous: str) -> dict[str, float]:
+    """Where the journal's time goes, each layer as a ratio to raw inserts: four sides, each with its
+    own file, take every command in turn (the order rotating command by command), so all four
+    see the machine alike at a fine grain. The sides: raw inserts (the baseline); the same rows
+    inserted on a journal's connection (SQLite alone: ~1.0); the office model's live path and then
+    those rows (what the model costs); the journal's `execute` (the model, the records and the
+    bookkeeping). Returns raw seconds / each side's seconds."""
+    raw_conn = raw_connection(workdir / "ladder-raw.db", synchronous)
+    sql_only = build_journal(workdir / "ladder-sql.journal", [], synchronous=synchronous)
+    with_model = build_journal(workdir / "ladder-model.journal", [], synchronous=synchronous)
+    journal = build_journal(workdir / "ladder-journal.journal", [], synchronous=synchronous)
+
+    def insert(conn: sqlite3.Connection, rows: Rows) -> None:
+        if rows:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+
+    perform, execute = with_model.office.perform, journal.execute
+    sides: list[tuple[str, Callable[[Step, Rows], object]]] = [
+        ("raw", lambda step, rows: insert(raw_conn, rows)),
+        ("sqlite", lambda step, rows: insert(sql_only.conn, rows)),
+        ("model", lambda step, rows: (perform(step.command, step.at), insert(with_model.conn, rows))),
+        ("journal", lambda step, rows: execute(step.command, step.at)),
+    ]
+    spent = dict.fromkeys((name for name, _ in sides), 0.0)
+    clock, k = time.perf_counter, len(sides)
+    for i, (step, rows) in enumerate(zip(steps, groups, strict=True)):
+        for j in range(k):
+            name, side = sides[(i + j) % k]
+            started = clock()
+            side(step, rows)
+            spent[name] += clock() - started
+    for j in (sql_only, with_model, journal):
+        j.close()
+    raw_conn.close()
+    for name in ("raw", "sql", "model", "journal"):
+        remove_journal(workdir / f"ladder-{name}.{'db' if name == 'raw' else 'journal'}")
+    return {name: spent["raw"] / seconds for name, seconds in spent.items() if name != "raw"}
+
+
 def run(workdir: Path, steps: list[Step], rounds: int, log: list[str]) -> list[Result]:
     results = []
     jpath, rpath = workdir / "throughput.journal", workdir / "throughput-raw.db"
@@ -253,6 +295,16 @@ def run(workdir: Path, steps: list[Step], rounds: int, log: list[str]) -> list[R
             "—",
             None,
         )
+    )
+    ladders = [ladder(workdir, steps, groups, "FULL") for _ in range(rounds)]
+    rungs = {name: median([lad[name] for lad in ladders]) for name in ladders[0]}
+    log.append(
+        "synchronous=FULL, layer by layer (bench.throughput.ladder: four sides taking every command in turn), "
+        f"as ratios to raw inserts, median of {rounds}: the same rows on a journal's connection "
+        f"{rungs['sqlite']:.2f}; the office model's live path and then those rows {rungs['model']:.2f}; "
+        f"the journal's execute {rungs['journal']:.2f} (per round: "
+        + "; ".join(f"{lad['sqlite']:.2f}/{lad['model']:.2f}/{lad['journal']:.2f}" for lad in ladders)
+        + ")"
     )
     remove_journal(jpath)
     remove_journal(rpath)
