@@ -22,7 +22,7 @@ from gateway.journal import JournalError, JournalReader, TicketJournal
 from gateway.service import GatewayError, journal_path, run_gateway, socket_path
 from office import events as ev
 from office import model as m
-from office.calendar import MOMENT_YEARS, moment_in_range
+from office.calendar import moment_problem
 from office.config import ConfigError, OfficeConfig, load_config
 
 __all__ = ["main", "queue_json", "queue_table"]
@@ -50,8 +50,8 @@ def _iso_moment(text: str) -> datetime:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time like 2027-03-15T09:30+09:00: {text!r}") from None
-    if not moment_in_range(at):
-        raise argparse.ArgumentTypeError(f"the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]}: {text!r}")
+    if problem := moment_problem(at):
+        raise argparse.ArgumentTypeError(f"{problem}: {text!r}")
     return at
 
 

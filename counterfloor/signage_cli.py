@@ -14,7 +14,7 @@ from pathlib import Path
 
 from counterfloor.outputs import output_problem
 from counterfloor.simulate import DaySimulation
-from office.calendar import MOMENT_YEARS, moment_in_range, plan_for
+from office.calendar import moment_problem, plan_for
 from office.config import OfficeConfig, load_config
 from office.model import Office
 from signage.board import SIZES, render_board
@@ -41,8 +41,8 @@ def parse_moment(value: str, config: OfficeConfig) -> datetime:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise SignageArgError(f"--at must be an ISO 8601 time like 2027-03-15T10:30+09:00 (got {value!r})") from None
-    if not moment_in_range(at):  # 0001 or 9999 cannot be converted to the office's time
-        raise SignageArgError(f"--at: the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]} (got {value!r})")
+    if problem := moment_problem(at):
+        raise SignageArgError(f"--at: {problem} (got {value!r})")
     return at.replace(tzinfo=config.tz) if at.tzinfo is None else at.astimezone(config.tz)
 
 

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from counterfloor.outputs import output_problem
 from gateway.ticket_bytes import ticket_bytes
-from office.calendar import MOMENT_YEARS, local_time, moment_in_range
+from office.calendar import local_time, moment_problem
 from office.config import PRINTER_PROFILES, PRINTER_WIDTHS, OfficeConfig, PrinterProfile, load_config
 from office.estimate import CapacityEstimator
 from office.model import TicketReady
@@ -110,8 +110,8 @@ def parse_moment(config: OfficeConfig, text: str | None) -> datetime:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise TicketUsageError(f"--at: not an ISO 8601 time like 2027-03-15T09:30+09:00: {text!r}") from None
-    if not moment_in_range(at):  # 0001 or 9999 cannot be converted to the office's time
-        raise TicketUsageError(f"--at: the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]}: {text!r}")
+    if problem := moment_problem(at):
+        raise TicketUsageError(f"--at: {problem}: {text!r}")
     return at if at.tzinfo is not None else at.replace(tzinfo=config.tz)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from gateway.journal import new_token
 from office import events as ev
 from office import model as m
-from office.calendar import MOMENT_YEARS, moment_in_range
+from office.calendar import moment_problem
 from office.config import OfficeConfig
 from office.state import OfficeState, TicketStatus
 
@@ -112,8 +112,8 @@ def request_time(req: Mapping[str, Any], config: OfficeConfig) -> datetime | Non
         moment = datetime.fromisoformat(str(at))
     except ValueError:
         raise BadRequest(f"'at' is not an ISO 8601 time like 2027-03-15T09:30+09:00: {at!r}") from None
-    if not moment_in_range(moment):  # 0001 or 9999 cannot be converted to the office's time
-        raise BadRequest(f"'at': the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]}: {at!r}")
+    if problem := moment_problem(moment):
+        raise BadRequest(f"'at': {problem}: {at!r}")
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=config.tz)
 
 

@@ -186,8 +186,12 @@ def plan_for(config: OfficeConfig, day: date, override: ModeOverride | None = No
 MOMENT_YEARS = (2, 9998)
 
 
-def moment_in_range(moment: datetime) -> bool:
-    return MOMENT_YEARS[0] <= moment.year <= MOMENT_YEARS[1]
+def moment_problem(moment: datetime) -> str | None:
+    """Why a command cannot take `moment` (0001 or 9999 cannot be converted to an office's time),
+    or None: one rule and one wording for every command that takes a time."""
+    if MOMENT_YEARS[0] <= moment.year <= MOMENT_YEARS[1]:
+        return None
+    return f"the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]}"
 
 
 def local_time(config: OfficeConfig, moment: datetime) -> datetime:
