@@ -180,10 +180,9 @@ def ladder(workdir: Path, steps: list[Step], groups: list[Rows], synchronous: st
     inserted on a journal's connection (SQLite alone: ~1.0); the office model's live path and then
     those rows (what the model costs); the journal's `execute` (the model, the records and the
     bookkeeping). Returns raw seconds / each side's seconds."""
-    raw_conn = raw_connection(workdir / "ladder-raw.db", synchronous)
-    sql_only = build_journal(workdir / "ladder-sql.journal", [], synchronous=synchronous)
-    with_model = build_journal(workdir / "ladder-model.journal", [], synchronous=synchronous)
-    journal = build_journal(workdir / "ladder-journal.journal", [], synchronous=synchronous)
+    files = [workdir / f"ladder-{name}.db" for name in ("raw", "sqlite", "model", "journal")]
+    raw_conn = raw_connection(files[0], synchronous)
+    sql_only, with_model, journal = (build_journal(f, [], synchronous=synchronous) for f in files[1:])
 
     def insert(conn: sqlite3.Connection, rows: Rows) -> None:
         if rows:
@@ -209,8 +208,8 @@ def ladder(workdir: Path, steps: list[Step], groups: list[Rows], synchronous: st
     for j in (sql_only, with_model, journal):
         j.close()
     raw_conn.close()
-    for name in ("raw", "sql", "model", "journal"):
-        remove_journal(workdir / f"ladder-{name}.{'db' if name == 'raw' else 'journal'}")
+    for f in files:
+        remove_journal(f)
     return {name: spent["raw"] / seconds for name, seconds in spent.items() if name != "raw"}
 
 
