@@ -11,6 +11,7 @@ A failing player or segment is logged; the chime is always in the WAV (signage.c
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shlex
 import subprocess
@@ -120,7 +121,8 @@ class CalloutPlayer:
         if path is None:
             path = self.out_dir / f"callout-{self._slot:02d}.wav"
             self._slot = (self._slot + 1) % KEEP
-        tmp = path.with_suffix(".tmp")
+        # A hidden name of this process beside the file: never another file of the directory.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             tmp.write_bytes(callout.wav)
             tmp.replace(path)  # a player never reads a half-written file

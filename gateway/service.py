@@ -96,17 +96,33 @@ def socket_path(journal: Path, configured: str | None, given: Path | None = None
 
 
 # -- the control socket ------------------------------------------------------------------------------
+# sockaddr_un's sun_path holds 108 bytes with the terminating NUL (Linux).
+_SUN_PATH_MAX = 107
+
+
+def socket_problem(path: Path) -> str | None:
+    """Why the control socket cannot be made at `path`, or None. Checked before the journal is
+    opened (or created), so a mistyped --socket leaves nothing behind."""
+    if not path.parent.is_dir():
+        return f"cannot listen on {path}: no such directory {path.parent}"
+    if len(os.fsencode(path)) > _SUN_PATH_MAX:
+        return f"cannot listen on {path}: a socket's path may be at most {_SUN_PATH_MAX} bytes"
+    if (path.exists() or path.is_symlink()) and not stat.S_ISSOCK(path.lstat().st_mode):
+        return f"{path} exists and is not a socket; refusing to replace it"
+    return None
+
+
 class ControlServer:
     """A Unix stream socket of JSON-line requests, served without blocking (`serve`)."""
 
     def __init__(self, path: Path, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         self.path = path
         self.handle = handle
+        problem = socket_problem(path)
+        if problem is not None:
+            raise GatewayError(problem)
         if path.exists() or path.is_symlink():
-            # Its journal's writer lock is ours, so a socket left here is a dead gateway's.
-            if not stat.S_ISSOCK(path.lstat().st_mode):
-                raise GatewayError(f"{path} exists and is not a socket; refusing to replace it")
-            path.unlink()
+            path.unlink()  # our journal's writer lock is held, so a socket left here is a dead gateway's
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.sock.bind(str(path))
@@ -243,6 +259,12 @@ class Gateway:
 
     def _start(self) -> None:
         cfg = self.config
+        # The socket is checked before the journal is created, so a bad --socket leaves no new
+        # journal behind; a journal in a missing directory is named first (the socket's
+        # default lives beside it).
+        problem = socket_problem(self.socket_file) if self.journal_file.parent.is_dir() else None
+        if problem is not None:
+            raise GatewayError(problem)
         if self.journal_file.exists():
             self.journal = TicketJournal.open(self.journal_file, (cfg, self.config_text), clock=self.wall)
         else:

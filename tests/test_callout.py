@@ -380,12 +380,16 @@ def test_cli_writes_one_callout(tmp_path: Path, capsys: pytest.CaptureFixture[st
     from tests.conftest import EXAMPLES
 
     wav = tmp_path / "c.wav"
+    # Someone's file whose name the WAV's temporary file once took (c.tmp), and so overwrote.
+    theirs = tmp_path / "c.tmp"
+    theirs.write_bytes(b"not ours")
     argv = ["callout", "--config", str(EXAMPLES / "nerima.toml"), "--ticket", "C-105", "--counter", "12"]
     code, out, _ = _cli(capsys, *argv, "--out", str(wav))
     assert code == 0
     assert out.startswith(f"wrote {wav} (") and out.rstrip().endswith("en/please_go_to_counter en/n12")
     assert wav.read_bytes() == assemble("C-105", "12", _load_shipped).wav
-    assert list(tmp_path.iterdir()) == [wav]  # no stray ring files beside it
+    assert sorted(tmp_path.iterdir()) == [theirs, wav]  # no stray ring or temporary files beside it
+    assert theirs.read_bytes() == b"not ours"
     code, out, err = _cli(capsys, *argv[:4], "C105x", "--counter", "12", "--out", str(wav))
     assert (code, out) == (
         2,

@@ -265,3 +265,42 @@ def test_a_journal_in_a_missing_directory_is_one_line(config: Path, capsys: pyte
     )
     assert code == 1
     assert err == f"counterfloor: error: cannot create {target}: no such directory {target.parent}\n"
+
+
+@pytest.mark.parametrize("where", ["missing-dir", "regular-file", "too-long"])
+def test_a_bad_socket_is_one_line_and_creates_no_journal(
+    config: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    # The journal used to be created first, and the socket refused after it.
+    from tests.conftest import run_cli
+
+    d = config.parent
+    journal = d / "j.db"
+    if where == "missing-dir":
+        sock = d / "nope" / "j.sock"
+        message = f"cannot listen on {sock}: no such directory {sock.parent}"
+    elif where == "regular-file":
+        sock = d / "notes.txt"
+        sock.write_text("mine\n")
+        message = f"{sock} exists and is not a socket; refusing to replace it"
+    else:
+        sock = d / ("s" * 120)
+        message = f"cannot listen on {sock}: a socket's path may be at most 107 bytes"
+    before = sorted(d.iterdir())
+    code, out, err = run_cli(
+        capsys,
+        "gateway",
+        "run",
+        "--config",
+        str(config),
+        "--journal",
+        str(journal),
+        "--socket",
+        str(sock),
+        "--run-for",
+        "1",
+    )
+    assert (code, out, err) == (1, "", f"counterfloor: error: {message}\n")
+    assert sorted(d.iterdir()) == before  # no journal, no lock, the file untouched
+    if where == "regular-file":
+        assert sock.read_text() == "mine\n"
