@@ -636,6 +636,9 @@ def _call_next_live(office: Office, state: OfficeState, ts: datetime, cmd: CallN
             t.counter = counter
             t.called_at = ts
             t.recalls = 0
+            calls = state.calls
+            calls.pop(tid, None)
+            calls[tid] = None
             c.current = tid
             state.last_seq, state.last_ts = seq, ts
             return Decision(events, [ShowCall(tid, counter, False)])

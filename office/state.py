@@ -73,6 +73,10 @@ class OfficeState:
     last_number: dict[str, int] = field(default_factory=dict)
     # Tickets whose last print failed, with why: valid, but the resident holds no paper.
     unprinted: dict[str, str] = field(default_factory=dict)
+    # Today's called tickets in the order of their latest call (a ticket called again moves to
+    # the end), so call times never decrease along it: the boards find the newest calls from its
+    # end instead of scanning every ticket of the day (signage.snapshot). Compared as a set.
+    calls: dict[str, None] = field(default_factory=dict)
 
     # -- queries -----------------------------------------------------------------------------
     def waiting(self, service: str) -> list[str]:
@@ -129,6 +133,7 @@ class OfficeState:
             self.last_number.clear()
             self.unprinted.clear()
             self.counters.clear()
+            self.calls.clear()
         self.schedule = e
 
     def _on_opened(self, e: ev.CounterOpened) -> None:
@@ -177,6 +182,9 @@ class OfficeState:
         t.counter = e.counter
         t.called_at = e.ts
         t.recalls = 0
+        calls = self.calls
+        calls.pop(t.id, None)
+        calls[t.id] = None
         c = self.counters.get(e.counter)
         if c is None:
             c = self.counter(e.counter)
@@ -293,6 +301,8 @@ class OfficeState:
                 s.queues.setdefault(t.service, []).append((t.order, t.id))
         for queue in s.queues.values():
             queue.sort()
+        called = sorted((t.called_at, t.issued_seq, t.id) for t in s.tickets.values() if t.called_at is not None)
+        s.calls = dict.fromkeys(tid for _, _, tid in called)
         return s
 
 

@@ -79,6 +79,39 @@ class BoardSnapshot:
         return self.calling[0] if self.calling else None
 
 
+# A call as the boards order them: (called_at, issued_seq, ticket), compared in C, never down to
+# the ticket (seqs are unique).
+_Called = tuple[datetime, int, Ticket]
+
+
+def _newest_calls(state: OfficeState, enough: int) -> tuple[list[_Called], list[_Called]]:
+    """The tickets counters attend (status CALLED), and at least the `enough` newest calls of
+    tickets called and still at a counter (attending or served there; a no-show, a ticket
+    transferred, held or back in its queue is at none), with every call as new as the last of
+    those. The gateway builds a snapshot on its loop at every change, and a rush day has
+    thousands of calls: the attended tickets are the counters' current ones, and the newest
+    calls are read from the end of `state.calls`, whose call times never decrease."""
+    tickets = state.tickets
+    attending_status = TicketStatus.CALLED  # an enum member looked up once
+    attending: list[_Called] = []
+    for c in state.counters.values():
+        t = tickets.get(c.current) if c.current is not None else None
+        if t is not None and t.status is attending_status and t.called_at is not None and t.counter is not None:
+            attending.append((t.called_at, t.issued_seq, t))
+    called: list[_Called] = []
+    last: datetime | None = None
+    for tid in reversed(state.calls):
+        t = tickets[tid]
+        at = t.called_at
+        if t.counter is None or at is None:
+            continue
+        if len(called) >= enough and at != last:
+            break  # older than every call kept: the ties of the last one are in
+        called.append((at, t.issued_seq, t))
+        last = at
+    return attending, called
+
+
 def build_snapshot(
     config: OfficeConfig,
     state: OfficeState,
@@ -103,14 +136,10 @@ def build_snapshot(
     services_by_id = {s.id: s for s in config.services}
     counters = {c.id: c for c in config.counters}
 
-    # (called_at, issued_seq, ticket): compared as tuples in C, never down to the ticket (seqs are unique)
-    called: list[tuple[datetime, int, Ticket]] = []
+    attending: list[_Called] = []
+    called: list[_Called] = []
     if current_day:
-        called = [
-            (t.called_at, t.issued_seq, t)
-            for t in state.tickets.values()
-            if t.called_at is not None and t.counter is not None
-        ]
+        attending, called = _newest_calls(state, calling_limit + recent_limit)
 
     def entry(t: Ticket) -> CallEntry:
         assert t.counter is not None and t.called_at is not None
@@ -119,10 +148,7 @@ def build_snapshot(
         prefix = services_by_id[t.service].prefix if t.service in services_by_id else t.id[:1]
         return CallEntry(t.id, prefix, t.number, t.counter, name, t.called_at.astimezone(config.tz))
 
-    # Only the newest few are shown: pick them (the gateway builds a snapshot on its loop at every
-    # change, and a rush day has thousands of calls), newest call first.
-    attending_status = TicketStatus.CALLED  # an enum member looked up once, not per ticket
-    attending = [c for c in called if c[2].status is attending_status]
+    # Only the newest few are shown, newest call first.
     calling_t = [c[2] for c in heapq.nlargest(calling_limit, attending)]
     shown = {t.id for t in calling_t}
     calling = [entry(t) for t in calling_t]

@@ -3,7 +3,10 @@ render, long names and three-digit counters that still fit, partial updates, the
 
 from __future__ import annotations
 
+import heapq
+import json
 import os
+import random
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -15,8 +18,20 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops
 
 from office.config import OfficeConfig, Text, parse_config
-from office.model import CallNext, IssueTicket, Office, OpenCounter
-from office.state import OfficeState
+from office.model import (
+    CallNext,
+    Command,
+    FinishService,
+    Hold,
+    IssueTicket,
+    MarkNoShow,
+    Office,
+    OfficeError,
+    OpenCounter,
+    Return,
+    Transfer,
+)
+from office.state import OfficeState, TicketStatus
 from signage.board import LANDSCAPE, PORTRAIT, BoardRenderer, Render, layout_for, render_board, theme_for
 from signage.catalog import both
 from signage.legibility import contrast, legibility_problems
@@ -361,3 +376,74 @@ def test_wrapping_keeps_every_character_and_the_width(words: str, width: int) ->
         assert width_of(line, 36) <= width or len(_tokens(line)) == 1, line
     for line in lines[1:]:
         assert line[:1] not in ("、", "。", "）", "・"), lines  # kinsoku: no line starts with these
+
+
+def _calls_by_scanning(state: OfficeState, calling_limit: int, recent_limit: int) -> tuple[list[str], list[str]]:
+    """The boards' calls as the builder once found them: every ticket of the day scanned."""
+    called = [
+        (t.called_at, t.issued_seq, t)
+        for t in state.tickets.values()
+        if t.called_at is not None and t.counter is not None
+    ]
+    attending = [c for c in called if c[2].status is TicketStatus.CALLED]
+    calling = [c[2].id for c in heapq.nlargest(calling_limit, attending)]
+    newest = heapq.nlargest(recent_limit + len(calling), called)
+    return calling, [c[2].id for c in newest if c[2].id not in calling][:recent_limit]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_snapshot_calls_from_the_call_order_equal_a_scan_of_every_ticket(nerima: OfficeConfig, seed: int) -> None:
+    # The builder reads the newest calls from the end of state.calls and the attended tickets
+    # from the counters; the boards must show what scanning every ticket shows, after no-shows
+    # (requeued, then dropped), transfers, holds and returns, calls in the same millisecond
+    # (ties broken by issue order, not call order), and in a state restored from a snapshot
+    # (whose call order is rebuilt from the tickets), with limits small enough to cut ties.
+    rng = random.Random(seed)
+    office = Office(nerima)
+    at = tokyo(2027, 3, 15, 9, 0)
+    counters = ("1", "6", "7", "11")  # notification, certificate, and shared counters
+    for counter in counters:
+        office.perform(OpenCounter(counter), at)
+    held: list[str] = []
+    kinds = ["issue"] * 4 + ["call"] * 3 + ["done", "no_show", "no_show", "transfer", "hold", "return"]
+    recalled = checked = 0
+    for i in range(1000):
+        at += timedelta(seconds=rng.choice((0, 0, 1, 3)))
+        action, counter = rng.choice(kinds), rng.choice(counters)
+        service = rng.choice(("certificate", "notification"))
+        current = office.state.counters[counter].current
+        command: Command
+        if action == "issue":
+            command = IssueTicket(service, f"tok{i}")
+        elif action == "call":
+            command = CallNext(counter)
+        elif action == "done":
+            command = FinishService(counter)
+        elif action == "no_show":
+            command = MarkNoShow(counter)
+        elif action == "transfer":
+            command = Transfer(service, counter=counter)
+        elif action == "hold" and current is not None:
+            command = Hold(current)
+            held.append(current)
+        elif action == "return" and held:
+            command = Return(held.pop(rng.randrange(len(held))))
+        else:
+            continue
+        try:
+            events = office.perform(command, at).events
+        except OfficeError:
+            continue
+        recalled += sum(1 for e in events if e.TYPE == "called" and office.state.tickets[e.ticket].requeued)
+        limits = rng.choice(((1, 1), (2, 3), (3, 1), (6, 8)))
+        states = [office.state]
+        if i % 10 == 0:
+            states.append(OfficeState.from_snapshot(json.loads(json.dumps(office.state.to_snapshot()))))
+        for state in states:
+            snap = build_snapshot(nerima, state, office.estimator, at, calling_limit=limits[0], recent_limit=limits[1])
+            assert ([c.ticket for c in snap.calling], [c.ticket for c in snap.recent]) == _calls_by_scanning(
+                state, *limits
+            ), (i, limits)
+            checked += 1
+    # What the day must have held for the comparison to mean something.
+    assert recalled >= 5 and checked >= 300 and len(office.state.calls) >= 100

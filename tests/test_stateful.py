@@ -626,6 +626,11 @@ class OfficeMachine(RuleBasedStateMachine):
                 t = state.tickets[c.current]
                 assert t.status is TicketStatus.CALLED and t.counter == cid
         assert len(state.tickets) == len(self.issued_today) or not self.events
+        # The call order the boards read from its end: every ticket ever called today, once, in
+        # the order of its latest call.
+        assert set(state.calls) == {tid for tid, t in state.tickets.items() if t.called_at is not None}
+        times = [state.tickets[tid].called_at for tid in state.calls]
+        assert times == sorted(times)
 
     @invariant()
     def records_replay_to_the_live_state(self) -> None:
