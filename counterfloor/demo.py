@@ -28,7 +28,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from counterfloor.simulate import DaySimulation, DaySummary, FloorView, SimulationError
+from counterfloor.floor_view import DaySummary, FloorView
+from counterfloor.simulate import DaySimulation, SimulationError
 from gateway.journal import JournalError, TicketJournal, new_token
 from office.calendar import plan_for
 from office.config import ConfigError, OfficeConfig, parse_config, read_config_text

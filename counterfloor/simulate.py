@@ -1,18 +1,19 @@
 """A seeded simulation of one office day, driven through the real office model.
 
-Owns the residents (when they come, what they want, how long they take, whether they answer a
-call) and the staff (opening and pausing counters on their shifts, calling, recalling, marking
-no-shows, transferring). Every floor change is a command sent through `execute(command, now)`:
-the `Office` itself for a pure run, or a `TicketJournal` for the demo, so the demo takes the
-crash-safe path. Pure: simulated time only, no I/O, no sleeping, no wall clock; the same config,
-date and seed give the same day. Pacing and drawing belong to `counterfloor.demo`.
+Owns the day as it plays out: the residents who arrive (`counterfloor.arrivals` draws who comes,
+when, and how each will behave) taking tickets, answering calls or not, giving up; and the staff
+opening and pausing counters on their shifts, calling, recalling, marking no-shows,
+transferring. Every floor change is a command sent through `execute(command, now)`: the `Office`
+itself for a pure run, or a `TicketJournal` for the demo, so the demo takes the crash-safe path.
+Pure: simulated time only, no I/O, no sleeping, no wall clock; the same config, date and seed
+give the same day. What it shows is `counterfloor.floor_view`; pacing and drawing belong to
+`counterfloor.demo`.
 """
 
 from __future__ import annotations
 
 import base64
 import heapq
-import itertools
 import math
 import random
 from collections.abc import Callable
@@ -20,8 +21,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import Enum
 
-from office.calendar import DayPlan, counter_shifts, plan_for
-from office.config import OfficeConfig, Service
+from counterfloor.arrivals import Arrival, demand_for, generate_arrivals, seconds_of_day, service_seconds
+from counterfloor.floor_view import CallView, CounterView, DaySummary, FloorView, ServiceSummary, ServiceView
+from office.calendar import counter_shifts, plan_for
+from office.config import OfficeConfig
 from office.estimate import WaitRange
 from office.model import (
     CallNext,
@@ -47,72 +50,7 @@ from office.state import CounterStatus, TicketStatus
 
 Execute = Callable[[Command, datetime], Decision]
 
-# -- demand: who comes, and when ---------------------------------------------------------------
-# Residents per staffed counter-hour on an ordinary Tuesday. Staffing is what a config tells us
-# about an office's size, so Nerima (about 96 counter-hours) gets roughly 700 residents and
-# Oizumi (about 34) roughly 250; a Saturday with half the counters gets half the crowd.
-RESIDENTS_PER_COUNTER_HOUR = 7.3
-WEEKDAY_FACTOR = (1.15, 1.0, 0.95, 0.95, 1.05, 1.0, 1.0)  # Monday busiest, Friday before a weekend
-OPENING_CROWD = 0.03  # of the day's residents queue at the door and take a ticket at opening
-OPENING_CROWD_RUSH = 0.05
-OFF_HOURS_FACTOR = 0.08  # residents who come for a service at an hour it is not offered
-
-
-@dataclass(frozen=True, slots=True)
-class Demand:
-    """How residents use one service: share of an ordinary day, factor in the moving season
-    (March–April), and the median minutes they will wait before giving up and leaving."""
-
-    share: float
-    rush: float
-    patience_minutes: float
-
-
-# Notifications are what the moving season multiplies; certificates follow moves (move-out and
-# new-employer paperwork); payments do not move with the season.
-KNOWN_DEMAND: dict[str, Demand] = {
-    "move": Demand(share=0.13, rush=3.5, patience_minutes=180),
-    "seal": Demand(share=0.06, rush=2.0, patience_minutes=120),
-    "insurance": Demand(share=0.06, rush=2.2, patience_minutes=120),
-    "certificate": Demand(share=0.52, rush=2.5, patience_minutes=90),
-    "payment": Demand(share=0.13, rush=1.0, patience_minutes=60),
-    "guidance": Demand(share=0.08, rush=1.5, patience_minutes=60),
-}
-LONG_SERVICE_MINUTES = 15.0  # an unknown service this long is taken to be a notification
-
-
-def demand_for(service: Service) -> Demand:
-    known = KNOWN_DEMAND.get(service.id)
-    if known is not None:
-        return known
-    if service.typical_minutes >= LONG_SERVICE_MINUTES:
-        return Demand(share=0.1, rush=3.0, patience_minutes=180)
-    return Demand(share=0.1, rush=1.8, patience_minutes=90)
-
-
-# Relative arrival rate through the day (local clock, piecewise linear): the morning peak,
-# the lunch dip, a steadier afternoon, and the after-work evening window.
-ARRIVAL_SHAPE: tuple[tuple[time, float], ...] = (
-    (time(8, 0), 1.5),
-    (time(8, 45), 1.45),
-    (time(9, 30), 1.5),
-    (time(10, 30), 1.65),
-    (time(11, 30), 1.35),
-    (time(12, 0), 0.8),
-    (time(12, 50), 0.75),
-    (time(13, 20), 1.25),
-    (time(14, 30), 1.35),
-    (time(15, 30), 1.15),
-    (time(16, 30), 0.85),
-    (time(17, 0), 0.45),
-    (time(17, 45), 0.55),
-    (time(18, 30), 0.35),
-    (time(19, 0), 0.2),
-    (time(23, 59), 0.2),
-)
-
-# Service times: lognormal around the configured typical minutes (its mean), never under 1 min.
-SERVICE_TIME_SIGMA = 0.3
+# Residents' behaviour on the floor (their arrivals: counterfloor.arrivals).
 WALK_SECONDS = (20, 60)  # from the seat to the counter after a call
 STAFF_REACTION_SECONDS = (10, 40)  # tidying up before pressing "call" again
 WAKE_SECONDS = (5, 20)  # an idle counter noticing a new ticket on its screen
@@ -120,132 +58,7 @@ RECALL_AFTER_SECONDS = (25, 45)  # waiting for a called resident before recallin
 P_MISS_FIRST_CALL = 0.03  # stepped out, or did not hear
 P_ANSWER_RECALL = 0.55
 P_ANSWER_REQUEUED_CALL = 0.85
-P_WRONG_SERVICE = 0.02  # took the wrong kind of ticket: the counter transfers it
-TRANSFER_AFTER_SECONDS = (40, 150)
-PATIENCE_SIGMA = 0.5
 STOP_AFTER_CLOSE = timedelta(hours=4)  # the building shuts: whoever still waits is sent home
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """One resident: when they reach the dispenser, what they want, and how they will behave."""
-
-    at: int  # seconds after local midnight
-    service: str
-    service_seconds: int
-    patience_seconds: int
-    # Uniform draws for the calls they may get: first call, recalls, a requeued call…
-    answers: tuple[float, ...]
-    wrong_service: bool
-    transfer_pick: float
-    transfer_after: int
-    second_service_z: float
-
-
-# -- what the demo shows ----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ServiceView:
-    id: str
-    prefix: str
-    name: str
-    waiting: int
-    longest_wait_minutes: float | None
-    issued: int
-    served: int
-    mean_wait_minutes: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class CounterView:
-    id: str
-    name: str
-    status: str  # closed / open / paused
-    activity: str  # off, idle, ready (about to call), calling, serving, lunch, overtime
-    ticket: str | None
-    service: str | None
-    served: int
-
-
-@dataclass(frozen=True, slots=True)
-class CallView:
-    at: datetime
-    ticket: str
-    counter: str
-    recall: bool
-
-
-@dataclass(frozen=True, slots=True)
-class FloorView:
-    """An immutable picture of the floor at one simulated moment, for drawing."""
-
-    now: datetime
-    start: datetime
-    planned_end: datetime
-    period: str
-    issued: int
-    refused: int
-    waiting: int
-    served: int
-    mean_wait_minutes: float | None
-    services: tuple[ServiceView, ...]
-    counters: tuple[CounterView, ...]
-    recent_calls: tuple[CallView, ...]
-    done: bool
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the planned day behind us (1.0 once done; draining past the plan stays < 1)."""
-        if self.done:
-            return 1.0
-        span = (self.planned_end - self.start).total_seconds()
-        return min(0.999, max(0.0, (self.now - self.start).total_seconds() / span)) if span > 0 else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceSummary:
-    """Tickets counted under the service they were issued for: issued = served + no_show + left."""
-
-    id: str
-    prefix: str
-    name: str
-    issued: int
-    served: int
-    no_show: int
-    left_at_close: int
-    transferred_out: int
-    mean_wait_minutes: float | None
-    max_wait_minutes: float | None
-    within_estimate: float | None  # share of called tickets whose wait fell in the printed range
-
-
-@dataclass(frozen=True, slots=True)
-class DaySummary:
-    office: str
-    office_name: str
-    day: date
-    rush: bool
-    seed: int
-    opens: time
-    closes: time
-    ended_at: datetime
-    residents: int  # everyone who came for a ticket
-    walked_away: int  # saw the estimated wait on the board and left without a ticket
-    issued: int
-    refused: tuple[tuple[str, int], ...]  # (reason, count), by reason
-    served: int
-    no_show: int
-    gave_up: int  # of the no-shows: residents who had left after waiting too long
-    left_at_close: int
-    recalls: int
-    transfers: int
-    mean_wait_minutes: float | None
-    max_wait_minutes: float | None
-    services: tuple[ServiceSummary, ...]
-    served_by_counter: tuple[tuple[str, int], ...]
-
-    @property
-    def refused_total(self) -> int:
-        return sum(n for _, n in self.refused)
 
 
 # -- the simulation ---------------------------------------------------------------------------
@@ -299,22 +112,6 @@ class _TicketLog:
     wrong_handled: bool = False  # the wrong-ticket mix-up has been dealt with
 
 
-def _seconds(t: time) -> int:
-    return t.hour * 3600 + t.minute * 60 + t.second
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean <= 0:
-        return 0
-    if mean > 30:  # normal approximation; per-minute means are far below this
-        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
-    limit, k, p = math.exp(-mean), 0, rng.random()
-    while p > limit:
-        k += 1
-        p *= rng.random()
-    return k
-
-
 def _seeded_token(rng: random.Random) -> Callable[[], str]:
     def make() -> str:
         return base64.urlsafe_b64encode(rng.getrandbits(192).to_bytes(24, "big")).decode("ascii")
@@ -322,107 +119,10 @@ def _seeded_token(rng: random.Random) -> Callable[[], str]:
     return make
 
 
-def _shape(seconds: int) -> float:
-    t = seconds / 3600.0
-    points = [(_seconds(k) / 3600.0, v) for k, v in ARRIVAL_SHAPE]
-    if t <= points[0][0]:
-        return points[0][1]
-    for (t0, v0), (t1, v1) in itertools.pairwise(points):
-        if t <= t1:
-            return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
-    return points[-1][1]
-
-
-def staffed_counter_hours(config: OfficeConfig, plan: DayPlan) -> float:
-    """Counter-hours planned for the day; an open-ended shift counts until reception closes."""
-    closes = _seconds(plan.closes) if plan.closes else 0
-    total = 0
-    for c in config.counters:
-        for start, end in counter_shifts(config, plan, c.id):
-            total += max(0, (_seconds(end) if end else closes) - _seconds(start))
-    return total / 3600.0
-
-
-def expected_residents(config: OfficeConfig, plan: DayPlan, rush: bool) -> float:
-    """How many residents the day should bring, before chance."""
-    base = RESIDENTS_PER_COUNTER_HOUR * staffed_counter_hours(config, plan) * WEEKDAY_FACTOR[plan.day.weekday()]
-    demands = [demand_for(s) for s in config.services]
-    shares = sum(d.share for d in demands)
-    factor = sum(d.share * (d.rush if rush else 1.0) for d in demands) / shares
-    return base * factor
-
-
-def generate_arrivals(config: OfficeConfig, plan: DayPlan, rng: random.Random, rush: bool) -> list[Arrival]:
-    """The day's residents, in order of arrival: Poisson per minute around the day's shape."""
-    if not plan.is_open or plan.opens is None or plan.closes is None:
-        return []
-    opens, closes = _seconds(plan.opens), _seconds(plan.closes)
-    services = config.services
-    demands = [demand_for(s) for s in services]
-    weights = [d.share * (d.rush if rush else 1.0) for d in demands]
-    total_weight = sum(weights)
-
-    def offered(sid: str, s: int) -> bool:
-        p = plan.period_at(time(s // 3600, s % 3600 // 60))
-        return p is not None and sid in p.services
-
-    # Per service, the rate at each minute: its share of the day's shape, full while it is
-    # offered; a few residents still come outside those hours and are turned away.
-    minutes = list(range(opens, closes, 60))
-    shape = [_shape(m) for m in minutes]
-    norm = sum(shape) or 1.0
-    total = expected_residents(config, plan, rush)
-    crowd = OPENING_CROWD_RUSH if rush else OPENING_CROWD
-    spread = total * (1.0 - crowd)
-    per_service: list[list[float]] = []
-    for svc, w in zip(services, weights, strict=True):
-        per_service.append(
-            [
-                spread * (w / total_weight) * v / norm * (1.0 if offered(svc.id, m) else OFF_HOURS_FACTOR)
-                for m, v in zip(minutes, shape, strict=True)
-            ]
-        )
-
-    times: list[tuple[int, int]] = []  # (second, service index)
-    # The opening crowd: residents who queued at the door take tickets in the first minutes.
-    for _ in range(_poisson(rng, total * crowd)):
-        idx = rng.choices(range(len(services)), weights=weights)[0]
-        times.append((opens + int(rng.uniform(0, 180)), idx))
-    for i, m in enumerate(minutes):
-        rates = [col[i] for col in per_service]
-        for _ in range(_poisson(rng, sum(rates))):
-            idx = rng.choices(range(len(services)), weights=rates)[0]
-            times.append((m + rng.randrange(60), idx))
-    times.sort()
-
-    out: list[Arrival] = []
-    for at, idx in times:
-        svc, dem = services[idx], demands[idx]
-        out.append(
-            Arrival(
-                at=at,
-                service=svc.id,
-                service_seconds=_service_seconds(svc.typical_minutes, rng.gauss(0.0, 1.0)),
-                patience_seconds=int(60 * dem.patience_minutes * math.exp(PATIENCE_SIGMA * rng.gauss(0.0, 1.0))),
-                answers=tuple(rng.random() for _ in range(6)),
-                wrong_service=rng.random() < P_WRONG_SERVICE,
-                transfer_pick=rng.random(),
-                transfer_after=rng.randint(*TRANSFER_AFTER_SECONDS),
-                second_service_z=rng.gauss(0.0, 1.0),
-            )
-        )
-    return out
-
-
-def _service_seconds(typical_minutes: float, z: float) -> int:
-    mu = math.log(typical_minutes) - SERVICE_TIME_SIGMA**2 / 2  # so the mean is the typical time
-    return max(60, round(60 * math.exp(mu + SERVICE_TIME_SIGMA * z)))
-
-
 def _merge_blocks(shifts: list[tuple[time, time | None]]) -> list[_Block]:
     blocks: list[_Block] = []
     for start, end in sorted(shifts, key=lambda s: s[0]):
-        s, e = _seconds(start), (_seconds(end) if end is not None else None)
+        s, e = seconds_of_day(start), (seconds_of_day(end) if end is not None else None)
         if blocks and blocks[-1].end is not None and s <= blocks[-1].end:
             last = blocks[-1]
             last.end = None if e is None else max(last.end or 0, e)
@@ -478,8 +178,8 @@ class DaySimulation:
         self._make_token = make_token or _seeded_token(random.Random(f"counterfloor-tokens-{seed}"))
         self._midnight = datetime.combine(day, time(0), tzinfo=config.tz)
 
-        self.opens = _seconds(self.plan.opens)
-        self.closes = _seconds(self.plan.closes)
+        self.opens = seconds_of_day(self.plan.opens)
+        self.closes = seconds_of_day(self.plan.closes)
         self._counters = {
             c.id: _Counter(c.id, _merge_blocks(counter_shifts(config, self.plan, c.id))) for c in config.counters
         }
@@ -501,7 +201,7 @@ class DaySimulation:
         self._started = False
         self._reception_ends = sorted(
             {
-                _seconds(end)
+                seconds_of_day(end)
                 for p in self.plan.periods
                 for sid in p.services
                 if (end := self.plan.service_closes(sid, p.start)) is not None
@@ -651,7 +351,7 @@ class DaySimulation:
         if local is None:
             return False
         return self.plan.service_closes(service, local) is not None or any(
-            service in p.services and _seconds(p.start) > t for p in self.plan.periods
+            service in p.services and seconds_of_day(p.start) > t for p in self.plan.periods
         )
 
     def _services(self, c: _Counter) -> tuple[str, ...]:
@@ -698,7 +398,7 @@ class DaySimulation:
         return work > capacity
 
     def _reception_end(self, service: str) -> int:
-        ends = [_seconds(p.end) for p in self.plan.periods if service in p.services]
+        ends = [seconds_of_day(p.end) for p in self.plan.periods if service in p.services]
         return max(ends, default=self.closes)
 
     def _leave(self, c: _Counter) -> None:
@@ -810,7 +510,7 @@ class DaySimulation:
             return
         if log.transferred:
             typical = self.config.service(self.office.state.tickets[c.ticket].service).typical_minutes
-            seconds = _service_seconds(typical, a.second_service_z)
+            seconds = service_seconds(typical, a.second_service_z)
         else:
             seconds = a.service_seconds
         self._at(self.now + seconds, _Kind.SERVICE_END, c.visit, c.id)

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from counterfloor import demo
-from counterfloor.simulate import DaySimulation, DaySummary, SimulationError, simulate_day
+from counterfloor.floor_view import DaySummary
+from counterfloor.simulate import DaySimulation, SimulationError, simulate_day
 from gateway.journal import JournalReader, TicketJournal, new_token
 from office import events as ev
 from office.calendar import counter_shifts, plan_for
