@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from enum import Enum
 
 from hal.codec import KIND_NAMES, Frame, P
@@ -162,6 +163,18 @@ class SetLamps:
 
 
 @dataclass(frozen=True, slots=True)
+class TodaysCalls:
+    """Call display: the office's business day now and its calls so far, as (ticket, counter id),
+    newest first. A day other than the one the display was last told of replaces what it
+    shows: those calls (RECENT), or a blank (CLEAR) when there are none, so a display never
+    greets the morning with yesterday's calls, even one that kept them on its flash while the
+    gateway was down. The same day again changes nothing."""
+
+    day: date
+    calls: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PortLost:
     """The bus's serial port is gone (adapter unplugged, pty closed): nothing reaches the device
     until the bus reopens it, so it is offline now, not after two more unanswered polls."""
@@ -190,6 +203,7 @@ LinkEvent = (
     | CommandRejected
     | ExecuteFailed
     | SetLamps
+    | TodaysCalls
     | PortLost
     | SetPrinter
 )
@@ -336,6 +350,7 @@ class DeviceLink:
         self.printer_stopped = False
         self.reprint: tuple[str, str] | None = None
         self._mode_text: tuple[str, ...] = ()  # the closed-office words last asked for (SetLamps)
+        self._calls_day: date | None = None  # call display: the business day it shows (TodaysCalls)
 
     # -- questions the scheduler asks ------------------------------------------------------------
     @property
@@ -386,6 +401,9 @@ class DeviceLink:
             return [CommandFailed(self.addr, "execute", event.reason)]
         if isinstance(event, SetPrinter):
             return self._set_printer(event)
+        if isinstance(event, TodaysCalls):
+            self._todays_calls(event)
+            return []
         if isinstance(event, PortLost):
             self._inflight = None  # its reply can no longer come
             return self._offline(f"port lost: {event.why}")
@@ -609,8 +627,12 @@ class DeviceLink:
         if self._can(P.CAP_STATUS_LAMP):
             self._send(Outgoing("STATUS_LAMP", lambda a, s: P.StatusLamp(a, s, colour, blink), slot="status"))
 
+    def _counter_label(self, counter: str) -> str:
+        """What a display shows for a counter: its name, cut to what a CALL carries."""
+        return clip_utf8(self._label(counter), P.MAX_COUNTER) or counter[: P.MAX_COUNTER]
+
     def _show_call(self, call: ShowCall) -> None:
-        label = clip_utf8(self._label(call.counter), P.MAX_COUNTER) or call.counter[: P.MAX_COUNTER]
+        label = self._counter_label(call.counter)
         flags = P.CALL_RECALL if call.recall else P.CALL_NEW
         self.current = (call.ticket, label)
         if not call.recall:
@@ -623,6 +645,22 @@ class DeviceLink:
             # offline shows the call again, announced once at most and listed once.
             self._desired["recent"] = Outgoing(
                 "RECENT", lambda a, s: P.Recent(a, s, fit_recent(self.resync_recent())), bulk=True, slot="recent"
+            )
+
+    def _todays_calls(self, event: TodaysCalls) -> None:
+        if self.spec.kind != P.KIND_CALL_DISPLAY or event.day == self._calls_day:
+            return
+        self._calls_day = event.day
+        self.recent = [(ticket, self._counter_label(counter)) for ticket, counter in event.calls[: P.MAX_RECENT]]
+        self.current = self.recent[0] if self.recent else None
+        # The "recent" slot: whatever the display lists, restored in full at a resync.
+        if not self.recent:
+            self._send(Outgoing("CLEAR", lambda a, s: P.Clear(a, s), slot="recent"))
+        elif self._can(P.CAP_RECENT):
+            self._send(
+                Outgoing(
+                    "RECENT", lambda a, s: P.Recent(a, s, fit_recent(self.resync_recent())), bulk=True, slot="recent"
+                )
             )
 
     def resync_recent(self) -> list[tuple[str, str]]:

@@ -31,7 +31,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -48,13 +48,14 @@ from gateway.device_link import (
     SetLamps,
     SetPrinter,
     StateChanged,
+    TodaysCalls,
 )
 from gateway.gpio_counters import GpioCounters
 from gateway.journal import JournalError, TicketJournal, new_token, utc_now
 from gateway.mode_words import dispenser_lines
 from gateway.printing import PrinterState, Printing
 from gateway.signs import SignDriver, sign_driver
-from hal.codec import KIND_BY_NAME, REPLY_TIMEOUT_S
+from hal.codec import KIND_BY_NAME, REPLY_TIMEOUT_S, P
 from hal.printer import open_printer
 from hal.serial_link import open_link
 from office import events as ev
@@ -245,6 +246,7 @@ class Gateway:
     gpio_factory: Any = None  # a gpiozero pin factory instead of gateway.pin_factory's (tests pass a mock one)
     prints: Path = field(init=False)
     _next_lamps: float = field(init=False, default=0.0)
+    _calls_day: date | None = field(init=False, default=None)  # the day the call displays were told of
 
     def __post_init__(self) -> None:
         self.prints = self.journal_file.with_name(self.journal_file.name + ".prints.jsonl")
@@ -368,6 +370,27 @@ class Gateway:
         for bus in self.buses:
             for link in bus.master.links:
                 link.handle(lamps, now)
+        self._show_todays_calls(wall, now)
+
+    def _show_todays_calls(self, wall: datetime, now: float) -> None:
+        """Call displays show the business day's calls: at the start (the journal's, if it has any
+        today) and, within a lamp refresh, at each new day (none yet: blank)."""
+        today = wall.astimezone(self.config.tz).date()
+        if today == self._calls_day or self.journal is None:
+            return
+        self._calls_day = today
+        state = self.journal.office.state
+        calls: list[tuple[str, str]] = []
+        if state.day == today:
+            for tid in reversed(state.calls):  # newest call first
+                counter = state.tickets[tid].counter
+                if counter is not None:  # still at the counter that called it (a no-show is at none)
+                    calls.append((tid, counter))
+                    if len(calls) == P.MAX_RECENT:
+                        break
+        event = TodaysCalls(today, tuple(calls))
+        for link in self.router.links:
+            link.handle(event, now)
 
     def _label(self, counter: str) -> str:
         try:

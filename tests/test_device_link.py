@@ -3,6 +3,7 @@ Frames are checked as golden bytes (docs/protocol.md test vectors) through firmw
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from gateway.device_link import (
     Replied,
     SetLamps,
     StateChanged,
+    TodaysCalls,
     Transmit,
     display_number,
     fit_recent,
@@ -380,3 +382,54 @@ def test_a_lost_port_makes_the_link_offline_at_once_and_the_call_in_flight_comes
     assert [tuple(e) for e in recent.entries] == [("B-002", "2"), ("A-101", "1")]
     link.handle(Replied(P.Ack(16, recent.seq)), 1.0)
     assert link.state is LinkState.ONLINE
+
+
+# -- a call display and the business day ------------------------------------------------------------
+def _deliver(link: DeviceLink, now: float = 0.0) -> list[Any]:
+    """Every frame the link wants to send now, each acknowledged."""
+    frames = []
+    for bulk in (False, True):
+        while link.wants(now, bulk):
+            f = sent(link.handle(CommandSlot(bulk), now))
+            link.handle(Replied(P.Ack(link.addr, f.seq)), now)
+            frames.append(f)
+    return frames
+
+
+def test_a_new_business_day_blanks_a_call_display_and_the_same_day_changes_nothing() -> None:
+    link = DeviceLink(DeviceSpec(16, P.KIND_CALL_DISPLAY, ()), lambda: "tok", counter_label=lambda c: f"{c}番窓口")
+    # The gateway starts on a day whose journal has calls: the display, once it answers, is
+    # given those (it may still show another day's, kept on its flash), newest first.
+    link.handle(TodaysCalls(date(2027, 3, 15), (("C-002", "7"), ("C-001", "6"))), 0.0)
+    frame = sent(link.handle(PollSlot(), 0.0))
+    link.handle(Replied(hello(16, frame.seq, P.KIND_CALL_DISPLAY)), 0.0)
+    [recent] = _deliver(link)
+    assert recent.NAME == "RECENT" and list(recent.entries) == [("C-002", "7番窓口"), ("C-001", "6番窓口")]
+    assert link.current == ("C-002", "7番窓口")
+    link.handle(OfficeOutcome(ShowCall("C-003", "6", False)), 1.0)
+    assert [f.NAME for f in _deliver(link, 1.0)] == ["CALL"]
+    # The same day again (every lamp refresh): nothing is sent, the calls stay.
+    link.handle(TodaysCalls(date(2027, 3, 15)), 2.0)
+    assert _deliver(link, 2.0) == [] and link.current == ("C-003", "6番窓口")
+    # Midnight: a new day with no calls yet blanks it, and a resync later blanks it again.
+    link.handle(TodaysCalls(date(2027, 3, 16)), 3.0)
+    [clear] = _deliver(link, 3.0)
+    assert clear.NAME == "CLEAR" and link.current is None and link.recent == []
+    link.handle(PortLost("unplugged"), 4.0)
+    poll = sent(link.handle(PollSlot(), 5.0))  # back: a HELLO answers the poll (it rebooted)
+    link.handle(Replied(hello(16, poll.seq, P.KIND_CALL_DISPLAY, cause=P.RESET_WATCHDOG)), 5.0)
+    identify = sent(link.handle(CommandSlot(), 5.0))
+    assert identify.NAME == "IDENTIFY"
+    link.handle(Replied(hello(16, identify.seq, P.KIND_CALL_DISPLAY, cause=P.RESET_WATCHDOG)), 5.0)
+    assert [f.NAME for f in _deliver(link, 5.0)] == ["CLEAR"]
+    # The day's first call puts the display's list back in the resync.
+    link.handle(OfficeOutcome(ShowCall("A-001", "1", False)), 6.0)
+    assert [f.NAME for f in _deliver(link, 6.0)] == ["CALL"]
+    assert link.resync_recent() == [("A-001", "1番窓口")]
+
+
+@pytest.mark.parametrize("kind", [P.KIND_DISPENSER, P.KIND_COUNTER_PAD])
+def test_todays_calls_are_for_call_displays_only(kind: int) -> None:
+    link = online(kind, addr=3)
+    link.handle(TodaysCalls(date(2027, 3, 16)), 1.0)
+    assert _deliver(link, 1.0) == [] and link.current is None

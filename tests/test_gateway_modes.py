@@ -4,6 +4,7 @@ gateway's call-outs (announced after the displays got the call, never on the loo
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,6 +144,16 @@ def _gateway(tmp_path: Path, wall: Wall, clock: FakeClock, config_text: str | No
     return gw
 
 
+def _steps_until(gw: service.Gateway, clock: FakeClock, wall: Wall, cond: Callable[[], object], seconds: float) -> None:
+    """Turn the gateway's loop until `cond()` holds, at most `seconds` of its clock."""
+    stop = clock.t + seconds
+    while not cond():
+        assert clock.t < stop
+        before = clock.t
+        gw.step()
+        wall.at += timedelta(seconds=clock.t - before)  # the wall clock keeps pace with the loop's
+
+
 def test_lamps_change_at_17_00_not_a_minute_late(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COUNTERFLOOR_MICROPYTHON", "")  # the pure-Python simulated devices
     clock, wall = FakeClock(), Wall(tokyo(2027, 3, 15, 16, 59, 58))
@@ -150,13 +161,8 @@ def test_lamps_change_at_17_00_not_a_minute_late(tmp_path: Path, monkeypatch: py
     try:
         dispenser = gw.buses[0].port.bus.devices[1]  # type: ignore[union-attr]
 
-        def steps_until(cond: object, seconds: float) -> None:
-            stop = clock.t + seconds
-            while not cond():  # type: ignore[operator]
-                assert clock.t < stop
-                before = clock.t
-                gw.step()
-                wall.at += timedelta(seconds=clock.t - before)  # the wall clock keeps pace with the loop's
+        def steps_until(cond: Callable[[], object], seconds: float) -> None:
+            _steps_until(gw, clock, wall, cond, seconds)
 
         steps_until(lambda: dispenser.lamps == 0b1111, 1.5)  # office: move, seal, certificate, payment
         steps_until(lambda: dispenser.lamps == 0b0101, 5.0)  # evening at 17:00: move, certificate
@@ -167,6 +173,48 @@ def test_lamps_change_at_17_00_not_a_minute_late(tmp_path: Path, monkeypatch: py
         steps_until(lambda: dispenser.lamps == 0, 5.0)  # 19:00: closed, and it says why
         steps_until(lambda: dispenser.text and dispenser.text[0] == RECEPTION_OVER.ja, 2.0)
         assert dispenser.text[1] == RECEPTION_OVER.en and "8:30" in dispenser.text[3]
+    finally:
+        gw.close()
+
+
+def test_call_displays_get_the_days_calls_at_a_restart_and_go_blank_at_a_new_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway never blanked a call display: yesterday's last calls (kept on the display's
+    # flash) greeted the morning until the day's first call.
+    monkeypatch.setenv("COUNTERFLOOR_MICROPYTHON", "")  # the pure-Python simulated devices
+    clock, wall = FakeClock(), Wall(tokyo(2027, 3, 15, 10))
+    gw = _gateway(tmp_path, wall, clock)
+    try:
+        for req in (
+            {"cmd": "issue", "service": "seal"},
+            {"cmd": "issue", "service": "seal"},
+            {"cmd": "open", "counter": "2"},
+            {"cmd": "call", "counter": "2"},
+            {"cmd": "call", "counter": "2"},
+        ):
+            assert gw.handle(req)["ok"]
+    finally:
+        gw.close()
+    gw = _gateway(tmp_path, wall, clock)  # restarted the same day; its simulated display starts blank
+    try:
+        display = gw.buses[0].port.bus.devices[16]  # type: ignore[union-attr]
+        label = gw._label("2")
+        _steps_until(gw, clock, wall, lambda: display.call is not None, 2.0)
+        assert display.call == ("B-002", label) and display.chimes == 0  # restored quietly
+        assert [tuple(e) for e in display.recent] == [("B-002", label), ("B-001", label)]
+        wall.at = tokyo(2027, 3, 16, 0, 0, 30)  # past midnight: no calls yet today
+        gw._refresh_lamps()
+        _steps_until(gw, clock, wall, lambda: display.call is None and not display.recent, 2.0)
+        wall.at = tokyo(2027, 3, 16, 10)
+        for req in (
+            {"cmd": "issue", "service": "seal"},
+            {"cmd": "open", "counter": "2"},
+            {"cmd": "call", "counter": "2"},
+        ):
+            assert gw.handle(req)["ok"]
+        _steps_until(gw, clock, wall, lambda: display.call is not None, 2.0)
+        assert display.call == ("B-001", label) and [tuple(e) for e in display.recent] == [("B-001", label)]
     finally:
         gw.close()
 
