@@ -164,14 +164,16 @@ class SetLamps:
 
 @dataclass(frozen=True, slots=True)
 class TodaysCalls:
-    """Call display: the office's business day now and its calls so far, as (ticket, counter id),
-    newest first. A day other than the one the display was last told of replaces what it
-    shows: those calls (RECENT), or a blank (CLEAR) when there are none, so a display never
-    greets the morning with yesterday's calls, even one that kept them on its flash while the
-    gateway was down. The same day again changes nothing."""
+    """The office's business day now and its calls so far: `calls` as (ticket, counter id), newest
+    first; `at_counters` as (counter id, ticket) of each counter's latest call. A day other
+    than the one the device was last told of replaces what it shows: a call display those
+    calls (RECENT) or a blank (CLEAR) when there are none, a counter pad its counter's latest
+    number or a blank, so the morning never shows yesterday's calls (a display keeps them on
+    its flash while the gateway is down). The same day again changes nothing."""
 
     day: date
     calls: tuple[tuple[str, str], ...] = ()
+    at_counters: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +352,7 @@ class DeviceLink:
         self.printer_stopped = False
         self.reprint: tuple[str, str] | None = None
         self._mode_text: tuple[str, ...] = ()  # the closed-office words last asked for (SetLamps)
-        self._calls_day: date | None = None  # call display: the business day it shows (TodaysCalls)
+        self._calls_day: date | None = None  # call display, counter pad: the business day it shows (TodaysCalls)
 
     # -- questions the scheduler asks ------------------------------------------------------------
     @property
@@ -648,9 +650,17 @@ class DeviceLink:
             )
 
     def _todays_calls(self, event: TodaysCalls) -> None:
-        if self.spec.kind != P.KIND_CALL_DISPLAY or event.day == self._calls_day:
+        kind = self.spec.kind
+        if kind not in (P.KIND_CALL_DISPLAY, P.KIND_COUNTER_PAD) or event.day == self._calls_day:
             return
         self._calls_day = event.day
+        if kind == P.KIND_COUNTER_PAD:
+            latest = next((ticket for counter, ticket in event.at_counters if counter == self.spec.counter), None)
+            if latest is None:
+                self._show_number("    ", P.LAMP_OFF, 0)
+            else:  # as after the call: its number, green
+                self._show_number(display_number(latest), P.LAMP_GREEN, 0)
+            return
         self.recent = [(ticket, self._counter_label(counter)) for ticket, counter in event.calls[: P.MAX_RECENT]]
         self.current = self.recent[0] if self.recent else None
         # The "recent" slot: whatever the display lists, restored in full at a resync.

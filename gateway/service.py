@@ -373,22 +373,25 @@ class Gateway:
         self._show_todays_calls(wall, now)
 
     def _show_todays_calls(self, wall: datetime, now: float) -> None:
-        """Call displays show the business day's calls: at the start (the journal's, if it has any
-        today) and, within a lamp refresh, at each new day (none yet: blank)."""
+        """Call displays and counter pads show the business day's calls: at the start (the
+        journal's, if it has any today) and, within a lamp refresh, at each new day (none yet:
+        blank). Once a day, so the scan of the day's calls costs nothing on the loop."""
         today = wall.astimezone(self.config.tz).date()
         if today == self._calls_day or self.journal is None:
             return
         self._calls_day = today
         state = self.journal.office.state
         calls: list[tuple[str, str]] = []
+        at_counters: dict[str, str] = {}
         if state.day == today:
             for tid in reversed(state.calls):  # newest call first
                 counter = state.tickets[tid].counter
-                if counter is not None:  # still at the counter that called it (a no-show is at none)
+                if counter is None:  # a no-show, or back in a queue: at no counter now
+                    continue
+                if len(calls) < P.MAX_RECENT:
                     calls.append((tid, counter))
-                    if len(calls) == P.MAX_RECENT:
-                        break
-        event = TodaysCalls(today, tuple(calls))
+                at_counters.setdefault(counter, tid)
+        event = TodaysCalls(today, tuple(calls), tuple(at_counters.items()))
         for link in self.router.links:
             link.handle(event, now)
 

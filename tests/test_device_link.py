@@ -428,8 +428,25 @@ def test_a_new_business_day_blanks_a_call_display_and_the_same_day_changes_nothi
     assert link.resync_recent() == [("A-001", "1番窓口")]
 
 
-@pytest.mark.parametrize("kind", [P.KIND_DISPENSER, P.KIND_COUNTER_PAD])
-def test_todays_calls_are_for_call_displays_only(kind: int) -> None:
-    link = online(kind, addr=3)
+def test_a_new_business_day_blanks_a_counter_pad_unless_its_counter_called_that_day() -> None:
+    pad = online(P.KIND_COUNTER_PAD, addr=5, counter="3")
+    pad.handle(OfficeOutcome(ShowCall("B-023", "3", False)), 0.0)
+    _deliver(pad)
+    # A start on a day when counter 3 has called: its latest number, green, as after the call.
+    day = TodaysCalls(date(2027, 3, 15), (("A-004", "1"), ("B-024", "3")), (("1", "A-004"), ("3", "B-024")))
+    pad.handle(day, 1.0)
+    assert [(f.NAME, getattr(f, "text", None)) for f in _deliver(pad, 1.0)] == [
+        ("DISPLAY_NUMBER", "B024"),
+        ("STATUS_LAMP", None),
+    ]
+    pad.handle(day, 2.0)  # the same day: nothing
+    assert _deliver(pad, 2.0) == []
+    pad.handle(TodaysCalls(date(2027, 3, 16), (("A-001", "1"),), (("1", "A-001"),)), 3.0)  # another counter's call
+    number, lamp = _deliver(pad, 3.0)
+    assert (number.text, lamp.colour, lamp.blink) == ("    ", P.LAMP_OFF, 0)
+
+
+def test_todays_calls_leave_a_dispenser_alone() -> None:
+    link = online(P.KIND_DISPENSER, addr=3)
     link.handle(TodaysCalls(date(2027, 3, 16)), 1.0)
     assert _deliver(link, 1.0) == [] and link.current is None

@@ -177,7 +177,7 @@ def test_lamps_change_at_17_00_not_a_minute_late(tmp_path: Path, monkeypatch: py
         gw.close()
 
 
-def test_call_displays_get_the_days_calls_at_a_restart_and_go_blank_at_a_new_day(
+def test_displays_and_pads_get_the_days_calls_at_a_restart_and_go_blank_at_a_new_day(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The gateway never blanked a call display: yesterday's last calls (kept on the display's
@@ -199,13 +199,16 @@ def test_call_displays_get_the_days_calls_at_a_restart_and_go_blank_at_a_new_day
     gw = _gateway(tmp_path, wall, clock)  # restarted the same day; its simulated display starts blank
     try:
         display = gw.buses[0].port.bus.devices[16]  # type: ignore[union-attr]
+        pad = gw.buses[0].port.bus.devices[6]  # type: ignore[union-attr]  # counter 2's
         label = gw._label("2")
-        _steps_until(gw, clock, wall, lambda: display.call is not None, 2.0)
+        _steps_until(gw, clock, wall, lambda: display.call is not None and pad.number != "    ", 2.0)
         assert display.call == ("B-002", label) and display.chimes == 0  # restored quietly
         assert [tuple(e) for e in display.recent] == [("B-002", label), ("B-001", label)]
+        assert (pad.number, pad.status_lamp) == ("B002", (P.LAMP_GREEN, 0))
         wall.at = tokyo(2027, 3, 16, 0, 0, 30)  # past midnight: no calls yet today
         gw._refresh_lamps()
         _steps_until(gw, clock, wall, lambda: display.call is None and not display.recent, 2.0)
+        _steps_until(gw, clock, wall, lambda: pad.number == "    " and pad.status_lamp == (P.LAMP_OFF, 0), 2.0)
         wall.at = tokyo(2027, 3, 16, 10)
         for req in (
             {"cmd": "issue", "service": "seal"},
