@@ -246,7 +246,7 @@ class Gateway:
     gpio_factory: Any = None  # a gpiozero pin factory instead of gateway.pin_factory's (tests pass a mock one)
     prints: Path = field(init=False)
     _next_lamps: float = field(init=False, default=0.0)
-    _calls_day: date | None = field(init=False, default=None)  # the day the call displays were told of
+    _calls_day: date | None = field(init=False, default=None)  # the day call displays and pads were told of
 
     def __post_init__(self) -> None:
         self.prints = self.journal_file.with_name(self.journal_file.name + ".prints.jsonl")
