@@ -155,9 +155,8 @@ class ExecuteFailed:
 
 @dataclass(frozen=True, slots=True)
 class SetLamps:
-    """Dispenser: these services are offered now. `lines`: what a dispenser's panel and a call
-    display's message lines say about the mode (gateway.mode_words: why it is closed, when it
-    opens; () when open), None to leave them."""
+    """Dispenser: these services are offered now. `lines`: what the panel says about the mode
+    (gateway.mode_words: why it is closed, when it opens; () when open), None to leave it."""
 
     services: frozenset[str]
     lines: tuple[str, ...] | None = None
@@ -683,10 +682,8 @@ class DeviceLink:
 
     def _set_mode_text(self, lines: tuple[str, ...]) -> None:
         """Closed: say why, again at every refresh (a refusal's words give way to it). Opened: the
-        closed words are over, but words put there since (a printer's) stay. A call display
-        shows them under its calls: residents who come before opening or after reception
-        closed read there when it opens."""
-        if self.spec.kind not in (P.KIND_DISPENSER, P.KIND_CALL_DISPLAY):
+        closed words are over, but words put there since (a printer's) stay."""
+        if self.spec.kind != P.KIND_DISPENSER:
             return
         old, self._mode_text = self._mode_text, lines
         if lines and self.text != lines:

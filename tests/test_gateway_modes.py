@@ -112,17 +112,6 @@ def test_closed_words_are_shown_refreshed_over_a_refusal_and_cleared_at_opening(
     assert _shown(link, 180.0) == [] and link.text == ()
 
 
-def test_a_call_display_says_why_it_is_closed_until_opening() -> None:
-    link = online(P.KIND_CALL_DISPLAY, addr=16)
-    closed = ("受付時間外", "Outside opening hours", "本日8時30分から受付", "Opens today at 8:30")
-    link.handle(SetLamps(frozenset(), closed), 0.0)
-    assert _shown(link) == list(closed)
-    link.handle(SetLamps(frozenset(), closed), 60.0)  # the same words: nothing sent again
-    assert not link.wants(60.0, bulk=True)
-    link.handle(SetLamps(frozenset({"move"}), ()), 120.0)
-    assert _shown(link, 120.0) == [] and link.text == ()
-
-
 def test_opening_leaves_a_printers_words_alone() -> None:
     link = online(P.KIND_DISPENSER, addr=1)
     link.handle(SetLamps(frozenset(), ("closed", "closed")), 0.0)
@@ -220,13 +209,7 @@ def test_displays_and_pads_get_the_days_calls_at_a_restart_and_go_blank_at_a_new
         gw._refresh_lamps()
         _steps_until(gw, clock, wall, lambda: display.call is None and not display.recent, 2.0)
         _steps_until(gw, clock, wall, lambda: pad.number == "    " and pad.status_lamp == (P.LAMP_OFF, 0), 2.0)
-        # Under no calls, the display says when reception opens, as the dispenser does.
-        _steps_until(gw, clock, wall, lambda: display.text != (), 2.0)
-        assert display.text == dispenser_lines(mode_at(gw.config, wall.at), wall.at)
-        assert display.text[0] == "受付時間外" and display.text[3] == "Opens today at 8:30"
         wall.at = tokyo(2027, 3, 16, 10)
-        gw._refresh_lamps()  # open: the words go
-        _steps_until(gw, clock, wall, lambda: display.text == (), 2.0)
         for req in (
             {"cmd": "issue", "service": "seal"},
             {"cmd": "open", "counter": "2"},
