@@ -50,8 +50,9 @@ DEVICES = ("dispenser", "counter_pad", "call_display")
 # on the running board (HEAP_RUNNING_MAX); the check scripts' constructed device is bounded too.
 # bench/mp_heap.py: booted by main.py, serving, after its first requests: 37.5-38.9 KB, the same
 # in every heap layout tried since main.py boots in a function of its own (a stale stack word
-# used to keep the dropped loader's module and its ~1.9 KB of constants in some layouts).
-HEAP_RUNNING_MAX = 40_500
+# used to keep the dropped loader's module and its ~1.9 KB of constants in some layouts). The
+# call display holds a full list of recent calls there (39.8 KB): its bound is the goal itself.
+HEAP_RUNNING_MAX = {"dispenser": 40_500, "counter_pad": 40_500, "call_display": 40 * 1024}
 HEAP_DEVICE_MAX = 42_000  # check_*.py: codec imported and device constructed (the same layout effect)
 HEAP_APP_MAX = 24_000  # the device's own modules and objects, without the protocol codec
 
@@ -148,7 +149,7 @@ def test_a_running_board_stays_within_its_heap_bound(device: str, mpy_dir: Path,
     heap = figures(lines)
     print(f"{device} running: {heap}")
     assert 0 < heap["heap_probe"] < 1024, heap  # the gateway task, not counted against the board
-    assert 0 < heap["heap_codec"] < heap["heap_device"] < HEAP_RUNNING_MAX, heap
+    assert 0 < heap["heap_codec"] < heap["heap_device"] < HEAP_RUNNING_MAX[device], heap
 
 
 @pytest.mark.parametrize("source", ["py", "mpy"])
