@@ -334,6 +334,10 @@ class DeviceLink:
         self.identity: Identified | None = None
         self._need_identify = True
         self._identify_now = False  # a HELLO to a POLL: IDENTIFY right away, not next cycle
+        # An event was accepted (its command stored): acknowledge it with a POLL right away, not
+        # a cycle later. Until the device hears the ack it offers the event again, and a gateway
+        # restarted meanwhile would act on it twice; this keeps that window to one exchange.
+        self._ack_now = False
         self._resync = False  # state must be sent in full when next seen
         self._urgent: deque[Outgoing] = deque()
         self._bulk: deque[Outgoing] = deque()
@@ -371,7 +375,7 @@ class DeviceLink:
             return bool(self._bulk) and not self._need_identify
         if self._need_identify:
             return self._identify_now
-        return bool(self._urgent)
+        return self._ack_now or bool(self._urgent)
 
     def retry_at(self) -> float | None:
         return self._retry.ready_at if self._retry is not None else None
@@ -400,6 +404,7 @@ class DeviceLink:
             return self._set_lamps(event.services)
         if isinstance(event, ExecuteFailed):
             self.tracker.ack = self._prev_ack
+            self._ack_now = False  # not stored: offered again next cycle, not in a tight loop
             return [CommandFailed(self.addr, "execute", event.reason)]
         if isinstance(event, SetPrinter):
             return self._set_printer(event)
@@ -428,6 +433,7 @@ class DeviceLink:
             frame = P.Identify(self.addr, self._next_seq())
         else:
             frame = P.Poll(self.addr, self._next_seq(), self.tracker.ack)
+            self._ack_now = False  # this poll carries the ack
         self._inflight = _Exchange(frame, None)
         return [Transmit(frame, poll=True)]
 
@@ -442,6 +448,11 @@ class DeviceLink:
         if self._need_identify:  # right after a HELLO to a POLL
             self._identify_now = False
             frame = P.Identify(self.addr, self._next_seq())
+            self._inflight = _Exchange(frame, None)
+            return [Transmit(frame, poll=True)]
+        if self._ack_now and not bulk:  # a POLL carrying the ack of the event just stored
+            self._ack_now = False
+            frame = P.Poll(self.addr, self._next_seq(), self.tracker.ack)
             self._inflight = _Exchange(frame, None)
             return [Transmit(frame, poll=True)]
         out = (self._bulk if bulk else self._urgent).popleft()
@@ -465,6 +476,7 @@ class DeviceLink:
             prev = self.tracker.ack
             if frame.TYPE in (P.ButtonPress.TYPE, P.Key.TYPE) and self.tracker.accept(frame.ev):
                 self._prev_ack = prev
+                self._ack_now = True
                 effects += self._device_event(frame)
         else:
             if frame.TYPE == P.Nak.TYPE:
@@ -493,6 +505,7 @@ class DeviceLink:
             # It restarted (or never heard IDENTIFY): whatever it was told is gone.
             self._need_identify = True
             self._identify_now = True
+            self._ack_now = False
             self._urgent.clear()
             self._bulk.clear()
             self._retry = None
@@ -526,6 +539,7 @@ class DeviceLink:
 
     def _offline(self, why: str) -> list[LinkEffect]:
         # Queued commands go; what it should show stays in _desired and is resent when it is seen.
+        self._ack_now = False  # the next cycle's POLL carries the ack
         self._urgent.clear()
         self._bulk.clear()
         self._retry = None

@@ -84,8 +84,29 @@ def test_call_next_is_shown_on_the_display_before_the_next_poll(nerima: OfficeCo
     assert floor.pad.status_lamp == (P.LAMP_GREEN, 0)
     after = [(f.NAME, f.addr) for f in floor.sent[n:]]
     call = after.index(("CALL", 16))
-    # Right after the poll that brought the KEY, before any other poll.
-    assert after[call - 1 : call + 3] == [("POLL", 5), ("CALL", 16), ("DISPLAY_NUMBER", 5), ("STATUS_LAMP", 5)]
+    # Right after the poll that brought the KEY, before any other poll; then the KEY's ack.
+    assert after[call - 1 : call + 4] == [
+        ("POLL", 5),
+        ("CALL", 16),
+        ("POLL", 5),
+        ("DISPLAY_NUMBER", 5),
+        ("STATUS_LAMP", 5),
+    ]
+
+
+def test_an_event_is_acknowledged_in_the_exchange_after_its_command_is_stored(nerima: OfficeConfig) -> None:
+    # The ack used to wait for the next cycle's poll (50 ms and more): a gateway killed in that
+    # window would meet the press again after its restart and issue a second ticket for it.
+    floor = started(nerima)
+    ev = floor.dispenser.press(1)
+    n = len(floor.sent)
+    floor.cycles(1)
+    after = floor.sent[n:]
+    brought = next(i for i, f in enumerate(after) if f.NAME == "POLL" and f.addr == 1)
+    ack = after[brought + 1]  # the very next exchange on the bus
+    assert (ack.NAME, ack.addr, ack.ack) == ("POLL", 1, ev)
+    assert [type(c).__name__ for c in floor.commands] == ["IssueTicket"]
+    assert floor.dispenser.waiting_events == 0 and floor.printed() == ["B-001"]
 
 
 def test_nobody_waiting_and_an_office_error_show_on_the_pad(nerima: OfficeConfig) -> None:

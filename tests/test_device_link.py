@@ -18,6 +18,7 @@ from gateway.device_link import (
     DeviceLink,
     DeviceSpec,
     Execute,
+    ExecuteFailed,
     Identified,
     LinkEffect,
     LinkState,
@@ -119,6 +120,24 @@ def test_each_event_number_is_acted_on_once_and_acknowledged_in_the_next_poll() 
     # The ack was lost: the device sends event 3 again; it is not acted on again.
     again = link.handle(Replied(P.Key(5, poll.seq, 3, P.KEY_CALL_NEXT)), 0.1)
     assert not [e for e in again if isinstance(e, Execute)]
+
+
+def test_an_accepted_event_is_acknowledged_at_once_unless_its_command_could_not_be_stored() -> None:
+    link = online(P.KIND_COUNTER_PAD, addr=5)
+    poll = sent(link.handle(PollSlot(), 0.0))
+    link.handle(Replied(P.Key(5, poll.seq, 3, P.KEY_CALL_NEXT)), 0.0)
+    assert link.wants(0.0)  # not a cycle later: the next exchange on the bus
+    ack = sent(link.handle(CommandSlot(), 0.0))
+    assert (ack.NAME, ack.ack) == ("POLL", 3)
+    link.handle(Replied(P.Ack(5, ack.seq)), 0.0)
+    assert not link.wants(0.0)
+    # The journal could not store the next one: not acknowledged, and offered again next
+    # cycle (an immediate poll would fetch it straight back, over and over, while a disk is full).
+    poll = sent(link.handle(PollSlot(), 0.1))
+    link.handle(Replied(P.Key(5, poll.seq, 4, P.KEY_CALL_NEXT)), 0.1)
+    link.handle(ExecuteFailed("OperationalError: disk I/O error"), 0.1)
+    assert not link.wants(0.1)
+    assert sent(link.handle(PollSlot(), 0.2)).ack == 3
 
 
 def test_a_button_press_issues_a_ticket_with_a_fresh_token() -> None:
