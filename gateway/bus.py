@@ -3,7 +3,8 @@
 Owns the bus schedule: one request at a time (the reply, or its time-out, ends the exchange);
 a cycle polls every device once in address order, then gives at most one bulk exchange
 (SHOW_TEXT, RECENT) to one device, taking turns; urgent commands (CALL, DISPLAY_NUMBER, LAMPS,
-retries whose back-off is over) go out before the next poll. It also routes office effects to the
+the POLL acknowledging an event just stored, retries whose back-off is over) go out before the
+next poll. It also routes office effects to the
 links that show them — a call to every display and pad of the office, whatever bus it is on
 (`CallRouter`). It must not know what a device does with a frame (gateway.device_link) nor touch a
 port: `BusMaster` is pure (bytes in, bytes out, an injected clock in seconds), `SyncDriver` puts it

@@ -336,7 +336,7 @@ class DeviceLink:
         self._identify_now = False  # a HELLO to a POLL: IDENTIFY right away, not next cycle
         # An event was accepted (its command stored): acknowledge it with a POLL right away, not
         # a cycle later. Until the device hears the ack it offers the event again, and a gateway
-        # restarted meanwhile would act on it twice; this keeps that window to one exchange.
+        # restarted meanwhile would act on it twice; this keeps that window to an exchange or two.
         self._ack_now = False
         self._resync = False  # state must be sent in full when next seen
         self._urgent: deque[Outgoing] = deque()
