@@ -659,9 +659,7 @@ class DeviceLink:
             # Resent, RECENT restores the current call too (its first entry, shown without a
             # chime: docs/protocol.md), so a display that rebooted or missed calls while
             # offline shows the call again, announced once at most and listed once.
-            self._desired["recent"] = Outgoing(
-                "RECENT", lambda a, s: P.Recent(a, s, fit_recent(self.resync_recent())), bulk=True, slot="recent"
-            )
+            self._desired["recent"] = self._recent_outgoing()
 
     def _todays_calls(self, event: TodaysCalls) -> None:
         kind = self.spec.kind
@@ -681,11 +679,13 @@ class DeviceLink:
         if not self.recent:
             self._send(Outgoing("CLEAR", lambda a, s: P.Clear(a, s), slot="recent"))
         elif self._can(P.CAP_RECENT):
-            self._send(
-                Outgoing(
-                    "RECENT", lambda a, s: P.Recent(a, s, fit_recent(self.resync_recent())), bulk=True, slot="recent"
-                )
-            )
+            self._send(self._recent_outgoing())
+
+    def _recent_outgoing(self) -> Outgoing:
+        """RECENT with the list as it is when it goes out (built lazily, at its first attempt)."""
+        return Outgoing(
+            "RECENT", lambda a, s: P.Recent(a, s, fit_recent(self.resync_recent())), bulk=True, slot="recent"
+        )
 
     def resync_recent(self) -> list[tuple[str, str]]:
         """The RECENT list that resyncs a call display: the current call first (even a recall of

@@ -384,13 +384,11 @@ class Gateway:
         calls: list[tuple[str, str]] = []
         at_counters: dict[str, str] = {}
         if state.day == today:
-            for tid in reversed(state.calls):  # newest call first
-                counter = state.tickets[tid].counter
-                if counter is None:  # a no-show, or back in a queue: at no counter now
-                    continue
+            for t in state.calls_at_counters():  # newest call first
+                assert t.counter is not None
                 if len(calls) < P.MAX_RECENT:
-                    calls.append((tid, counter))
-                at_counters.setdefault(counter, tid)
+                    calls.append((t.id, t.counter))
+                at_counters.setdefault(t.counter, t.id)
         event = TodaysCalls(today, tuple(calls), tuple(at_counters.items()))
         for link in self.router.links:
             link.handle(event, now)

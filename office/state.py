@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
@@ -85,6 +86,16 @@ class OfficeState:
     def ahead_of(self, ticket: Ticket) -> int:
         queue = self.queues.get(ticket.service, [])
         return bisect.bisect_left(queue, (ticket.order, ticket.id))
+
+    def calls_at_counters(self) -> Iterator[Ticket]:
+        """Today's called tickets still at the counter that called them (attended or served
+        there; a no-show, or one transferred, held or back in its queue, is at none), newest
+        call first: read from the end of `calls`, so a caller that needs a few stops early."""
+        tickets = self.tickets
+        for tid in reversed(self.calls):
+            t = tickets[tid]
+            if t.counter is not None:
+                yield t
 
     def counter(self, counter_id: str) -> CounterState:
         c = self.counters.get(counter_id)

@@ -90,7 +90,7 @@ def _newest_calls(state: OfficeState, enough: int) -> tuple[list[_Called], list[
     transferred, held or back in its queue is at none), with every call as new as the last of
     those. The gateway builds a snapshot on its loop at every change, and a rush day has
     thousands of calls: the attended tickets are the counters' current ones, and the newest
-    calls are read from the end of `state.calls`, whose call times never decrease."""
+    calls are read from the end of `state.calls` (whose call times never decrease)."""
     tickets = state.tickets
     attending_status = TicketStatus.CALLED  # an enum member looked up once
     attending: list[_Called] = []
@@ -100,10 +100,9 @@ def _newest_calls(state: OfficeState, enough: int) -> tuple[list[_Called], list[
             attending.append((t.called_at, t.issued_seq, t))
     called: list[_Called] = []
     last: datetime | None = None
-    for tid in reversed(state.calls):
-        t = tickets[tid]
+    for t in state.calls_at_counters():
         at = t.called_at
-        if t.counter is None or at is None:
+        if at is None:
             continue
         if len(called) >= enough and at != last:
             break  # older than every call kept: the ties of the last one are in
