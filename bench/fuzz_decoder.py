@@ -1,6 +1,6 @@
 """An atheris (libFuzzer) harness for the frame decoder, run by `python -m bench.run --only fuzz`
-for a bounded number of inputs; never part of the test suite (tests/test_codec.py has the
-Hypothesis properties). By hand:
+for a bounded number of inputs, and by tests/test_fuzz.py for 20,000 in CI (tests/test_codec.py
+and tests/test_fuzz.py hold the Hypothesis properties). By hand:
 
     uv run python bench/fuzz_decoder.py -runs=200000 -timeout=5 -max_len=600 -seed=1
 

@@ -48,7 +48,7 @@ FRAMES = [
     p.Recent(16, 12, [("B023", "3"), ("A104", "1"), ("C007", "5")]),
     p.DisplayNumber(5, 13, "B023"),
     p.StatusLamp(5, 14, p.LAMP_GREEN, 0),
-    p.Hello(16, 15, 1, p.KIND_CALL_DISPLAY, (1, 0, 3), 7, p.RESET_POWER_ON),
+    p.Hello(16, 15, 2, p.KIND_CALL_DISPLAY, (1, 0, 3), 7, p.RESET_POWER_ON, 305419896, 0),
     p.ShowText(1, 16, ["本日の受付は終了しました", "Reception closed for today"]),
 ]
 RAWS = [f.to_raw() for f in FRAMES]

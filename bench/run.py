@@ -10,9 +10,10 @@
     uv run python -m bench.run --only signage                                # board render, call update
     uv run python -m bench.run --only signs                                  # the gateway's signs: loop cost
 
-Timing goals are reported here, never asserted in tests. Each ratio is against a baseline
-measured in the same run. Files go to a temporary directory under --dir (default: the system
-temp dir), which must be on the disk being measured: synchronous=FULL timings are fsync timings.
+`uv run python bench/run.py …` works the same. Timing goals are reported here, never asserted in
+tests. Each ratio is against a baseline measured in the same run. Files go to a temporary
+directory under --dir (default: the system temp dir), which must exist and be on the disk being
+measured: synchronous=FULL timings are fsync timings.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench import crash, devices, memory, printing, recovery, signage, signs, throughput, tickets
+# bench/signage_bench.py, not signage.py: run as `python bench/run.py`, bench/ comes first on
+# sys.path and a bench/signage.py would shadow the signage package every benchmark draws with.
+from bench import crash, devices, memory, printing, recovery, signage_bench, signs, throughput, tickets
 from bench.common import Result, rush_steps
 
 BENCHES = (
@@ -82,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where the benchmark's files go")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     args = parser.parse_args(argv)
+    # Checked now, not after minutes of benchmarks. --dir is not created: it says which disk is
+    # measured, and a mistyped one made on the spot would time the wrong disk without a word.
+    for flag, folder in (("--dir", args.dir), ("--out", args.out.parent if args.out else None)):
+        if folder is not None and not folder.is_dir():
+            print(f"{parser.prog}: error: {flag}: no such directory: {folder}", file=sys.stderr)
+            return 2
     only = args.only or list(BENCHES)
     kills = args.kills if args.kills is not None else (20 if args.quick else 500)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             results += printing.run(workdir, 40 if args.quick else 200, log)
             print("printing done", flush=True)
         if "signage" in only:
-            results += signage.run(workdir, log, 20 if args.quick else 4)
+            results += signage_bench.run(workdir, log, 20 if args.quick else 4)
             print("signage done", flush=True)
         if "signs" in only:
             results += signs.run(workdir, log, 40 if args.quick else 10)

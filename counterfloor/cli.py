@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -16,9 +17,17 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from counterfloor.outputs import output_problem
-from gateway import control
+from gateway import control, salvage
 from gateway.control import queue_json, queue_table
-from gateway.journal import JournalError, JournalReader, TicketJournal
+from gateway.journal import (
+    JournalCorrupt,
+    JournalError,
+    JournalReader,
+    NotAJournal,
+    RequestDone,
+    TicketJournal,
+    utc_now,
+)
 from gateway.service import GatewayError, journal_path, run_gateway, socket_path
 from office import events as ev
 from office import model as m
@@ -70,8 +79,14 @@ def _at_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--at",
         type=_iso_moment,
-        help="act as if it were this moment (ISO 8601; without an offset, the office's local time) — for "
-        "scripts and tests; the journal never goes back in time",
+        help="the command's time (ISO 8601; without an offset, the office's local time): within two minutes of "
+        "the clock, on today's business day, unless --offline; the journal never goes back in time",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="build a journal offline (tests, training): --at may be any moment; the journal is opened directly, "
+        "so this is refused while a gateway runs on it",
     )
 
 
@@ -126,14 +141,24 @@ def _gateway_socket(args: argparse.Namespace) -> Path:
 
 
 def _ask_gateway(args: argparse.Namespace, request: dict[str, Any]) -> dict[str, Any] | None:
-    """The running gateway's reply to `request`, or None when no gateway listens."""
+    """The running gateway's reply to `request`, or None when no gateway listens. A request
+    with an "id" whose reply is lost (the gateway restarted, a time-out) is sent once more, and
+    if the gateway is gone by then, the caller carries it out on the journal under the same id:
+    a repeated id is answered with the first result, so nothing is done twice."""
     path = _gateway_socket(args)
     try:
         reply = control.ask(path, request)
     except control.GatewayAbsent:
         return None
     except (OSError, ValueError) as exc:
-        raise CliError(f"the gateway at {path} did not answer: {exc}") from None
+        if "id" not in request:
+            raise CliError(f"the gateway at {path} did not answer: {exc}") from None
+        try:
+            reply = control.ask(path, request)
+        except control.GatewayAbsent:
+            return None
+        except (OSError, ValueError) as again:
+            raise CliError(f"the gateway at {path} did not answer, twice: {again}") from None
     if not reply.get("ok"):
         code = EXIT_USAGE if reply.get("kind") == control.KIND_USAGE else EXIT_REFUSED
         raise CliError(str(reply.get("error", "the gateway refused the request")), code)
@@ -144,10 +169,10 @@ def _command_runner(
     to_request: Callable[[argparse.Namespace], dict[str, Any]],
 ) -> Callable[[argparse.Namespace, TextIO], int]:
     def run(args: argparse.Namespace, out: TextIO) -> int:
-        request = {"cmd": args.action, **to_request(args)}
+        request = {"cmd": args.action, **to_request(args), "id": control.new_request_id()}
         if args.at is not None:
             request["at"] = args.at.isoformat()
-        reply = _ask_gateway(args, request)
+        reply = None if args.offline else _ask_gateway(args, request)
         if reply is not None:
             output, refused = str(reply.get("output", "")), reply.get("refused")
         else:
@@ -155,11 +180,19 @@ def _command_runner(
                 config = journal.office.config
                 try:
                     command = control.build_command(request)
-                    now = control.request_time(request, config)
+                    now = control.request_time(request, config, None if args.offline else utc_now())
+                    key = control.request_key(request)
                 except control.BadRequest as exc:
                     raise CliError(str(exc), EXIT_USAGE) from None
-                decision = journal.execute(command, now)
-            output, refused = control.describe(decision, config), control.refusal(decision)
+                try:
+                    decision = journal.execute(
+                        command, now, request=key, result=lambda d: json.dumps(control.done_reply(d, config))
+                    )
+                except RequestDone as done:  # carried out by the gateway before it stopped
+                    first = json.loads(done.result)
+                    output, refused = str(first.get("output", "")), first.get("refused")
+                else:
+                    output, refused = control.describe(decision, config), control.refusal(decision)
         out.write(output)
         if refused:
             raise CliError(f"refused ({refused['reason']}): {refused['message']}")
@@ -205,7 +238,21 @@ def cmd_gateway_run(args: argparse.Namespace, out: TextIO) -> int:
     if args.run_for is not None and not args.run_for > 0:  # `not >` so that nan is refused too
         raise CliError(f"--run-for must be a positive number of seconds (got {args.run_for})", EXIT_USAGE)
     journal = journal_path(config, args.journal)
-    run_gateway(config, text, journal, socket_path(journal, config.gateway.socket, args.socket), out, args.run_for)
+    clock_from = args.clock_from
+    if clock_from is not None and clock_from.tzinfo is None:
+        clock_from = clock_from.replace(tzinfo=config.tz)
+    sock = socket_path(journal, config.gateway.socket, args.socket)
+    run_gateway(config, text, journal, sock, out, args.run_for, clock_from)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
+    """The floor manager's purge of old days, after the gateway refused one (a clock leap?)."""
+    if _ask_gateway(args, {"cmd": "ping"}) is not None:
+        raise CliError("prune: stop the gateway first (it holds the journal); then prune and start it again")
+    with TicketJournal.open(args.journal) as journal:
+        deleted = journal.prune_before(args.before)
+    out.write(f"{deleted} events of days before {args.before} deleted from {args.journal}\n")
     return 0
 
 
@@ -220,24 +267,62 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         problem = output_problem(args.out)
         if problem:
             raise CliError(f"--out: {problem}", EXIT_USAGE)
-    with JournalReader(args.journal) as reader:
-        office = reader.office_id
-        lines = (
-            json.dumps(ev.public_record(e, office), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for e in reader.events(first, last)
-        )
-        if args.out:
-            tmp = Path(str(args.out) + ".partial")
-            try:
-                with open(tmp, "w", encoding="utf-8") as f:
-                    count = sum(1 for _ in map(f.write, lines))
-                tmp.replace(args.out)
-            except OSError as exc:  # a full disk: no half-written file is left behind
-                tmp.unlink(missing_ok=True)
-                raise CliError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
-            out.write(f"{count} events written to {args.out}\n")
-        else:
-            out.writelines(lines)
+    written = salvage.Tally()
+    damage: list[str] = []
+
+    def export(sink: TextIO) -> None:
+        def write(event: ev.Event, office: str) -> None:
+            sink.write(json.dumps(ev.public_record(event, office), ensure_ascii=False, separators=(",", ":")) + "\n")
+            written.add(event.seq)
+
+        try:
+            # Without a writer running, read so that nothing beside the journal is written:
+            # a damaged journal must be left exactly as it is found.
+            with salvage.open_reader(args.journal) as reader:
+                office = reader.office_id
+                for event in reader.events(first, last):
+                    # Consecutive days hold consecutive seqs: a seq twice or skipped is a
+                    # damaged page SQLite read without noticing (the day index's, say).
+                    if written.count and event.seq != written.last + 1:
+                        raise JournalCorrupt(f"{args.journal}: event {event.seq} read after event {written.last}")
+                    write(event, office)
+        except (JournalCorrupt, NotAJournal) as exc:
+            # Damage (or a header too damaged to say what the file is): export what is readable,
+            # then say what is missing. The --out file starts again, all of it salvaged (a page
+            # read before the damage showed may be the damaged one); stdout cannot be taken
+            # back, so it goes on after what it has.
+            after = written.last
+            with salvage.Salvage.open(args.journal, exc) as rescue:
+                if sink is not out:
+                    sink.seek(0)
+                    sink.truncate()
+                    written.count, written.first, written.last, after = 0, None, 0, 0
+                office = rescue.office or ""
+                lo, hi = (first.isoformat() if first else ""), (last.isoformat() if last else "9999-12-31")
+                for day, event in rescue.events():
+                    if event.seq > after and lo <= day <= hi:
+                        write(event, office)
+                damage.append(rescue.report(first, last, written, after))
+
+    if args.out:
+        tmp = Path(str(args.out) + ".partial")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                export(f)
+            tmp.replace(args.out)
+        except OSError as exc:  # a full disk: no half-written file is left behind
+            tmp.unlink(missing_ok=True)
+            if exc.filename is not None and os.fspath(exc.filename) not in (str(tmp), str(args.out)):
+                raise  # the journal's (unreadable): main() names it
+            raise CliError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
+        except BaseException:  # nor after a journal that cannot be read at all
+            tmp.unlink(missing_ok=True)
+            raise
+        out.write(f"{written.count} events written to {args.out}\n")
+    else:
+        export(out)
+    if damage:
+        raise CliError(damage[0])
     return 0
 
 
@@ -306,6 +391,15 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
+    p = osub.add_parser(
+        "prune",
+        help="delete the stored days before a date (after the gateway refused a purge: check the clock first)",
+    )
+    _journal_arg(p)
+    _socket_arg(p)
+    p.add_argument("--before", type=_iso_date, required=True, help="the first business day to keep")
+    p.set_defaults(func=cmd_prune)
+
     p = osub.add_parser("export", help="write the event log as JSON Lines (docs/events.md)")
     _journal_arg(p)
     p.add_argument("--date", type=_iso_date, help="one business day")
@@ -335,6 +429,13 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--socket", type=Path, help="the control socket (default: gateway.socket, or <journal>.sock)")
     p.add_argument("--run-for", type=float, metavar="SECONDS", help="stop after this long (tests, demos)")
+    p.add_argument(
+        "--clock-from",
+        type=_iso_moment,
+        metavar="TIME",
+        help="run on a clock that starts at TIME (ISO 8601; naive: the office's local time) instead of the "
+        "system's: for tests and demos on a journal of their own, never on a live floor",
+    )
     p.set_defaults(func=cmd_gateway_run)
 
 
@@ -462,6 +563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc), EXIT_REFUSED)
     except (JournalError, GatewayError) as exc:
         _fail(str(exc), EXIT_REFUSED)
+    except sqlite3.DatabaseError as exc:
+        # Damage met only while a command was being stored (a page the write needed): nothing
+        # was stored; still one line naming the file.
+        _fail(f"{getattr(args, 'journal', None) or 'the journal'}: {exc}", EXIT_REFUSED)
     except BrokenPipeError:
         return 0
     except OSError as exc:

@@ -50,6 +50,7 @@ class BusDevice:
     fw_active = None  # the slot running now (slots.active; None: no slots in use)
     restart = None  # called once a committed update's ACK is out (main.py: board.reset)
     restart_due = False
+    boot = 0  # this boot's number, kept on flash (slots.boot_number), sent in HELLO; 0: none
 
     def __init__(self, addr, uart, now, reset_cause=p.RESET_UNKNOWN, capacity=8):
         if not isinstance(addr, int) or not p.ADDR_MIN <= addr <= p.ADDR_MAX:
@@ -113,7 +114,14 @@ class BusDevice:
 
     def _hello(self, seq):
         caps = self.CAPS | p.CAP_FW_UPDATE
-        return p.Hello(self.addr, seq, p.PROTOCOL_VERSION, self.KIND, self.VERSION, caps, self.reset_cause)
+        # lap: the round of event numbers of the event the next POLL brings (the waiting ones are
+        # the last numbered), so that boot, lap and ev name each event once for the gateway's
+        # journal. Worked out here, not by an EventQueue method: a method costs every board heap.
+        q = self.events
+        lap = (q._n - len(q)) // 255 & 0xFF
+        return p.Hello(
+            self.addr, seq, p.PROTOCOL_VERSION, self.KIND, self.VERSION, caps, self.reset_cause, self.boot, lap
+        )
 
     def _ack(self, frame):
         return p.Ack(self.addr, frame.seq)

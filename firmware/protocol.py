@@ -67,7 +67,7 @@ _KEY_TRANSFER = const(5)
 #   CALL flags: exactly one of NEW and RECALL. KEY_TRANSFER's arg is the target service index.
 #   MAX_SERVICES: LAMPS is a 16-bit mask; BUTTON_PRESS and KEY_TRANSFER carry an index 0..15.
 _CONSTANTS = """
-PROTOCOL_VERSION=1 HEADER_LEN=3 CRC_LEN=2 MIN_FRAME=5 MAX_FRAME=128 MAX_PAYLOAD=123 MAX_ENCODED=129
+PROTOCOL_VERSION=2 HEADER_LEN=3 CRC_LEN=2 MIN_FRAME=5 MAX_FRAME=128 MAX_PAYLOAD=123 MAX_ENCODED=129
 MAX_WIRE=131 ADDR_MIN=1 ADDR_MAX=16
 BAUD=115200 BITS_PER_BYTE=10 TURNAROUND_US=1000 REPLY_TIMEOUT_US=2500 MAX_RETRIES=3 BACKOFF_MS=10
 OFFLINE_AFTER_MISSED_POLLS=2
@@ -518,7 +518,7 @@ _MESSAGES = """
 44 FW_ABORT
 80 ACK
 81 NAK reason:B1-7 info:I0=0
-82 HELLO proto:B1-255 kind:B1-3 version:V caps:H0 reset_cause:B0-5
+82 HELLO proto:B1-255 kind:B1-3 version:V caps:H0 reset_cause:B0-5 boot:I0 lap:B0-255
 83 FW_STATUS state:B0-2 offset:I0
 90 BUTTON_PRESS ev:B1-255 service:B0-15
 A0 KEY ev:B1-255 key:B1-6 arg:B0-15=0
@@ -820,10 +820,10 @@ class EventQueue:
     """Device side: events (BUTTON_PRESS, KEY) waiting to be collected by POLL, oldest first.
     Each gets a number 1..255; it is sent in answer to every POLL until a POLL acknowledges that
     number, so an event is delivered even when a reply is lost. Bounded: push() refuses (returns
-    0) when `capacity` events are waiting."""
+    0) when `capacity` events are waiting. `_n` counts the events numbered, for HELLO's `lap`."""
 
     capacity = 8
-    _ev = 0
+    _n = 0  # events numbered since boot, never wrapping: HELLO's lap is counted from it
     overflows = 0
 
     def __init__(self, addr, capacity=8):
@@ -841,9 +841,9 @@ class EventQueue:
         if len(self._items) >= self.capacity:
             self.overflows += 1
             return 0
-        ev = self._ev % 255 + 1  # 1..255, wrapping past 0 (0 means "none" in POLL.ack): next_ev
+        ev = self._n % 255 + 1  # 1..255, wrapping past 0 (0 means "none" in POLL.ack): next_ev
         cls(self.addr, 0, ev, *args)
-        self._ev = ev
+        self._n += 1
         self._items.append((ev, cls, args))
         return ev
 

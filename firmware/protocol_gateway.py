@@ -74,6 +74,22 @@ BY_NAME = dict([(m.NAME, m) for m in FRAME_CLASSES])
 # --- What completes protocol's Frame, Message and Decoder
 
 
+_HELLO_V1_RAW = 13  # header 3 + payload 8 (no boot, no lap) + CRC 2
+_parse_current = _p._parse_raw
+
+
+def _parse_raw(raw):
+    """protocol's parser, which also reads a version-1 HELLO (8 payload bytes, before `boot`
+    and `lap`) as boot 0 and lap 0, "none": a gateway must still identify, and update over the
+    bus, the boards it meets running older firmware; their presses are kept apart in memory
+    only, as before (docs/protocol.md, "Versions"). Installed as protocol's _parse_raw, which
+    the Decoder and from_raw call."""
+    if raw[1] == 0x82 and len(raw) == _HELLO_V1_RAW:
+        body = bytes(raw[:-2]) + bytes(5)
+        raw = body + _p.crc16(body).to_bytes(2, "big")
+    return _parse_current(raw)
+
+
 def _from_raw(raw):
     """The frame in `raw` (header + payload + CRC); ProtocolError naming what is wrong."""
     err = _p._raw_error(raw)
@@ -161,6 +177,7 @@ try:  # CPython has protocol's CRC in C; MicroPython's binascii does not
 except ImportError:
     pass
 
+setattr(_p, "_parse_raw", _parse_raw)  # the module attribute protocol's Decoder calls
 _p.Frame.from_raw = staticmethod(_from_raw)
 _p.Frame.from_bytes = staticmethod(_from_bytes)
 _p.Frame.fields = _fields

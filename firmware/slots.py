@@ -59,6 +59,32 @@ def boot(watchdog_ms=5000, root=None):
     return reset_cause
 
 
+def boot_number(root=None):
+    """This boot's number, for HELLO: the one kept on flash plus one, written back (aside, then
+    renamed) before the board says anything, so no two boots of a board share one (the gateway
+    journals each press by boot number and event number: docs/protocol.md). A first boot starts
+    from a random number, so a board new to a bus (a replacement) does not repeat the numbers of
+    the one it replaces; a flash that cannot be written gives a random number every boot, since
+    one not kept would come again. Never 0 (HELLO's "none")."""
+    import os
+
+    path = board.path_join(board.flash_dir() if root is None else root, "boot_number")
+    try:
+        n = (int(_read(path)) + 1) & 0xFFFFFFFF  # no file: int(None), a TypeError
+    except (TypeError, ValueError):  # no number yet, or an unreadable one
+        n = 0
+    try:
+        if not n:
+            n = int.from_bytes(os.urandom(4), "big") or 1
+        with open(path + ".tmp", "w") as f:
+            f.write(str(n))
+        os.rename(path + ".tmp", path)
+    except OSError as e:
+        n = int.from_bytes(os.urandom(4), "big") or 1
+        print("boot: %s not kept (%r): boot number %d drawn at random" % (path, e, n))
+    return n
+
+
 def _try(slot_dir, name):
     before = set(sys.modules)
     sys.path.insert(0, slot_dir)
@@ -174,6 +200,7 @@ def start(argv):
     clock = board.real_clock()
     dev = module.make(cfg, board.bus_uart(opts.get("serial")), clock(), cause)
     dev.fw_active = active
+    dev.boot = boot_number()
     dev.restart = board.reset
     if version:
         dev.VERSION = version

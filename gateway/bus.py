@@ -42,11 +42,13 @@ from gateway.device_link import (
     OfficeOutcome,
     PollSlot,
     PortLost,
+    PressId,
     Replied,
     SetLamps,
     Transmit,
 )
 from gateway.firmware_update import FirmwareUpdate
+from gateway.journal import RequestDone
 from hal.codec import REPLY_TIMEOUT_S, TURNAROUND_S, Frame, P, wire_time
 from office.calendar import plan_for
 from office.config import OfficeConfig
@@ -95,6 +97,18 @@ class CallRouter:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class PressStore:
+    """How a bus stores its devices' presses once each (docs/protocol.md, "Sequence numbers,
+    retries and duplicates"): `execute(command, request)` runs a press's command with its request
+    id stored in the same transaction (TicketJournal.execute), and raises RequestDone if the id
+    was stored already: by a gateway that stopped between storing the press and acknowledging it.
+    `bus` names the bus in the ids, the same across restarts (its port URL)."""
+
+    bus: str
+    execute: Callable[[Command, str], Decision]
+
+
 @dataclass(slots=True)
 class _InFlight:
     link: DeviceLink
@@ -110,7 +124,10 @@ class BusMaster:
 
     `execute` runs an office command durably (TicketJournal.execute bound to a wall clock) and
     returns its Decision; an OfficeError it raises goes back to the device that asked. `router`
-    shows the calls it brings about: the office's shared one, else one of this bus's links."""
+    shows the calls it brings about: the office's shared one, else one of this bus's links.
+    `presses`, when given, runs instead the commands of device events that have a PressId (a
+    device with a boot number), so that a press stored before a restart is not acted on again;
+    without it (tests, tools) such a press is told apart in memory only."""
 
     def __init__(
         self,
@@ -120,6 +137,7 @@ class BusMaster:
         reply_timeout: float = REPLY_TIMEOUT_S,
         min_cycle: float = 0.0,
         router: CallRouter | None = None,
+        presses: PressStore | None = None,
     ) -> None:
         self.links = sorted(links, key=lambda link: link.addr)
         self.router = router if router is not None else CallRouter(self.links)
@@ -129,6 +147,8 @@ class BusMaster:
         if len(self.by_addr) != len(self.links):
             raise ValueError("two device links with the same address")
         self._execute = execute
+        self.presses = presses
+        self.presses_again = 0  # presses met again that were stored already (acknowledged, not acted on)
         self.reply_timeout = reply_timeout
         self.min_cycle = min_cycle
         self._decoder: Any = P.Decoder()
@@ -269,12 +289,28 @@ class BusMaster:
         for effect in effects:
             out.append(effect)
             if isinstance(effect, Execute):
-                out += self._run(origin, effect.command, now)
+                out += self._run(origin, effect.command, now, effect.press)
         return out
 
-    def _run(self, origin: DeviceLink, command: Command, now: float) -> list[LinkEffect]:
+    def _run(self, origin: DeviceLink, command: Command, now: float, press: PressId | None = None) -> list[LinkEffect]:
         try:
-            decision = self._execute(command)
+            if press is None or self.presses is None:
+                decision = self._execute(command)
+            else:
+                try:
+                    decision = self.presses.execute(command, press.request(self.presses.bus, origin.addr))
+                except RequestDone:
+                    # Stored by a gateway that stopped before its ack reached the device: the link
+                    # acks it now (it was accepted), and nothing else happens — no second ticket,
+                    # no second call.
+                    self.presses_again += 1
+                    _log.info(
+                        "device %d: press ev %d of boot %d already stored; acknowledged again",
+                        origin.addr,
+                        press.ev,
+                        press.boot,
+                    )
+                    return []
         except OfficeError as e:
             return origin.handle(CommandRejected(e.code, str(e)), now)
         except Exception as e:  # the journal could not store it: the bus must keep running

@@ -7,7 +7,9 @@ that `counterfloor office …` prints the same whether the running gateway or th
 carried the command out. No I/O here except `ask`, the client side of one request.
 
 Commands (fields besides "cmd"; every command takes an optional "at", ISO 8601, a naive time
-being the office's local time):
+being the office's local time, within two minutes of the gateway's clock on its business day —
+and an optional "id", a client's name for the request: a retry with the same id, its reply lost,
+is answered with the first reply and `"repeated": true`, and not carried out again):
     issue {service}; call|recall|no-show|served|pause|resume|close {counter};
     open {counter, services?: [ids]}; transfer {ticket | counter, to}; hold|return {ticket};
     show {json?: bool}; ping; status {json?: bool} (gateway only: the devices' state, e.g. printers);
@@ -16,7 +18,10 @@ being the office's local time):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import secrets
 import socket
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -26,13 +31,14 @@ from typing import Any
 from gateway.journal import new_token
 from office import events as ev
 from office import model as m
-from office.calendar import moment_problem
+from office.calendar import at_problem, moment_problem
 from office.config import OfficeConfig
 from office.state import OfficeState, TicketStatus
 
 MAX_LINE = 64 * 1024  # a request longer than this is refused, not buffered forever
 KIND_REFUSED = "refused"  # the office refused it (exit 1)
 KIND_USAGE = "usage"  # the request itself is wrong (exit 2)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class BadRequest(ValueError):
@@ -86,6 +92,18 @@ COMMANDS: dict[str, Callable[[Mapping[str, Any]], m.Command]] = {
 }
 
 
+def parse_line(line: bytes) -> dict[str, Any]:
+    """One request line as its JSON object; BadRequest for anything else (not UTF-8, not JSON,
+    not an object, nested too deep to parse: `[[[…` 60,000 deep raised RecursionError)."""
+    try:
+        req = json.loads(line)
+    except (ValueError, RecursionError):
+        req = None
+    if not isinstance(req, dict):
+        raise BadRequest("not a JSON object on one line")
+    return req
+
+
 def build_command(req: Mapping[str, Any]) -> m.Command:
     """The office command a request asks for; BadRequest naming what is wrong."""
     build = COMMANDS.get(str(req.get("cmd")))
@@ -103,8 +121,10 @@ def reprint_request(req: Mapping[str, Any]) -> tuple[str, str | None]:
     return _field(req, "ticket"), printer
 
 
-def request_time(req: Mapping[str, Any], config: OfficeConfig) -> datetime | None:
-    """The request's "at" as an aware moment (naive: the office's local time), None for now."""
+def request_time(req: Mapping[str, Any], config: OfficeConfig, wall: datetime | None) -> datetime | None:
+    """The request's "at" as an aware moment (naive: the office's local time), None for now.
+    On a live floor (`wall`, the gateway's clock) "at" must be within calendar.AT_TOLERANCE of
+    it, on its business day; `wall` None is an offline journal (tests, training): any moment."""
     at = req.get("at")
     if at is None:
         return None
@@ -114,7 +134,35 @@ def request_time(req: Mapping[str, Any], config: OfficeConfig) -> datetime | Non
         raise BadRequest(f"'at' is not an ISO 8601 time like 2027-03-15T09:30+09:00: {at!r}") from None
     if problem := moment_problem(moment):
         raise BadRequest(f"'at': {problem}: {at!r}")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=config.tz)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=config.tz)
+    if wall is not None and (problem := at_problem(moment, wall, config.tz)):
+        raise BadRequest(f"'at': {problem}")
+    return moment
+
+
+def request_key(req: Mapping[str, Any]) -> str | None:
+    """The journal's key for the request's optional "id" (a client's retry of a request whose
+    reply it lost carries the same id and gets the first result), or None without one."""
+    rid = req.get("id")
+    if rid is None:
+        return None
+    if not isinstance(rid, str) or not _REQUEST_ID.fullmatch(rid):
+        raise BadRequest(f"'id' must be 1-64 letters, digits and ._:- (got {rid!r})")
+    return f"ctl:{rid}"
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(12)
+
+
+def done_reply(decision: m.Decision, config: OfficeConfig) -> dict[str, Any]:
+    """The reply to a command carried out: what the floor manager reads, and its events."""
+    return {
+        "ok": True,
+        "output": describe(decision, config),
+        "refused": refusal(decision),
+        "events": [ev.public_record(e, config.id) for e in decision.events],
+    }
 
 
 # -- what the floor manager sees ------------------------------------------------------------------
@@ -239,7 +287,9 @@ def ask(path: Path, request: Mapping[str, Any], timeout: float = 30.0) -> dict[s
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
             raise GatewayAbsent(str(exc)) from None
-        sock.sendall(json.dumps(request, ensure_ascii=False).encode() + b"\n")
+        # A gateway that refused the connection (too many open) said why before closing: read it.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(json.dumps(request, ensure_ascii=False).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(65536)

@@ -221,11 +221,32 @@ class Transmit:
 
 
 @dataclass(frozen=True, slots=True)
+class PressId:
+    """Which event of which boot of its device a press (BUTTON_PRESS, KEY) is: the HELLO's boot
+    number, the lap (how many times the event numbers went round 1..255, mod 256, counted from
+    the HELLO's `lap`) and `ev`. Names the press once for 65,280 events of a boot, far more than
+    a device makes while the journal keeps request ids (two business days)."""
+
+    boot: int
+    lap: int
+    ev: int
+
+    def request(self, bus: str, addr: int) -> str:
+        """The press's request id in the journal: `dev:<bus>:<addr>:<boot>:<n>`, n = lap × 255 + ev.
+        `bus` names the bus the same way across restarts (its port URL): addresses repeat across
+        buses."""
+        return f"dev:{bus}:{addr}:{self.boot}:{self.lap * 255 + self.ev}"
+
+
+@dataclass(frozen=True, slots=True)
 class Execute:
-    """Run this office command (journal, then model); tell the outcome back to `addr`."""
+    """Run this office command (journal, then model); tell the outcome back to `addr`. `press`:
+    the device event that asked for it, stored with it so that it is acted on once even across a
+    gateway restart (None: the device has no boot number, a version-1 board)."""
 
     addr: int
     command: Command
+    press: PressId | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +350,14 @@ class DeviceLink:
         self.state = LinkState.CONNECTING
         self.tracker = P.EventTracker()
         self._prev_ack = 0  # the ack before the last accepted event, to undo it (ExecuteFailed)
+        # What names its events for the journal (PressId): the boot number of the HELLO that
+        # answered IDENTIFY (0: none, a version-1 board), that HELLO's lap for the first event
+        # after it, and the (lap, ev) of the last event accepted since (None: none yet), with the
+        # one before it to undo an ExecuteFailed as the ack is.
+        self.boot = 0
+        self._hello_lap = 0
+        self._last_press: tuple[int, int] | None = None
+        self._prev_press: tuple[int, int] | None = None
         self.seq = 0xFF  # the first request takes seq 0
         self.missed = 0
         self.identity: Identified | None = None
@@ -404,6 +433,7 @@ class DeviceLink:
             return self._set_lamps(event.services)
         if isinstance(event, ExecuteFailed):
             self.tracker.ack = self._prev_ack
+            self._last_press = self._prev_press
             self._ack_now = False  # not stored: offered again next cycle, not in a tight loop
             return [CommandFailed(self.addr, "execute", event.reason)]
         if isinstance(event, SetPrinter):
@@ -477,7 +507,7 @@ class DeviceLink:
             if frame.TYPE in (P.ButtonPress.TYPE, P.Key.TYPE) and self.tracker.accept(frame.ev):
                 self._prev_ack = prev
                 self._ack_now = True
-                effects += self._device_event(frame)
+                effects += self._device_event(frame, self._press(frame.ev))
         else:
             if frame.TYPE == P.Nak.TYPE:
                 if frame.reason == P.NAK_BUSY:
@@ -518,6 +548,8 @@ class DeviceLink:
                 )
             ]
         self._need_identify = False
+        # The events that follow are this boot's, the first of them in the HELLO's lap.
+        self.boot, self._hello_lap, self._last_press = frame.boot, frame.lap, None
         self.identity = Identified(self.addr, frame.kind, tuple(frame.version), frame.caps, frame.reset_cause)
         self._queue_state()
         effects: list[LinkEffect] = [self.identity]
@@ -564,7 +596,15 @@ class DeviceLink:
         return effects
 
     # -- device events -> office commands -----------------------------------------------------------
-    def _device_event(self, frame: Frame) -> list[LinkEffect]:
+    def _press(self, ev: int) -> PressId | None:
+        """The PressId of event `ev`, just accepted: events come in the order numbered, so the
+        lap goes up when the number went round (255 -> 1). None without a boot number."""
+        self._prev_press = last = self._last_press
+        lap = self._hello_lap if last is None else (last[0] + (ev < last[1])) & 0xFF
+        self._last_press = (lap, ev)
+        return PressId(self.boot, lap, ev) if self.boot else None
+
+    def _device_event(self, frame: Frame, press: PressId | None = None) -> list[LinkEffect]:
         spec = self.spec
         if frame.TYPE == P.ButtonPress.TYPE and spec.kind == P.KIND_DISPENSER:
             if frame.service >= len(spec.services):
@@ -574,13 +614,13 @@ class DeviceLink:
                 return [CommandFailed(self.addr, "BUTTON_PRESS", "refused: its printer cannot print")]
             if self.reprint is not None and self.reprint[0] == service:
                 ticket, self.reprint = self.reprint[1], None
-                return [Execute(self.addr, Reprint(ticket))]
-            return [Execute(self.addr, IssueTicket(service, self._new_token()))]
+                return [Execute(self.addr, Reprint(ticket), press)]
+            return [Execute(self.addr, IssueTicket(service, self._new_token()), press)]
         if frame.TYPE == P.Key.TYPE and spec.kind == P.KIND_COUNTER_PAD and spec.counter:
             command = key_command(frame.key, frame.arg, spec.counter, spec.services)
             if command is None:
                 return [CommandFailed(self.addr, "KEY", f"key {frame.key} arg {frame.arg} means nothing here")]
-            return [Execute(self.addr, command)]
+            return [Execute(self.addr, command, press)]
         return [CommandFailed(self.addr, frame.NAME, f"not expected from a {spec.kind_name}")]
 
     # -- office effects -> frames -----------------------------------------------------------------

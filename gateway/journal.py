@@ -30,7 +30,7 @@ from office.config import OfficeConfig, parse_config
 from office.model import Command, Decision, Office
 from office.state import SNAPSHOT_FORMAT, OfficeState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x43464A31  # "CFJ1": marks the file as a counterfloor journal
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 SYNC_MODES = ("FULL", "NORMAL", "OFF")
@@ -38,7 +38,11 @@ SYNC_MODES = ("FULL", "NORMAL", "OFF")
 # (docs/benchmarks.md: about 0.9× the time to read and parse the day's rows, against 2×), while a
 # snapshot of a full day costs tens of milliseconds; 4000 paid twice as many for half the replay.
 DEFAULT_SNAPSHOT_EVERY = 8000
-_INSERT_EVENT = "INSERT INTO events VALUES (?, ?, ?, ?, ?)"
+# The retention cutoff moves with the calendar, a day or a holiday's few days at a time; a move
+# larger than this at once is a clock leap, not a closure (the longest, New Year's, is about 9).
+PURGE_STEP_MAX_DAYS = 14
+# Columns named: a journal migrated from v1 has its day column last.
+_INSERT_EVENT = "INSERT INTO events (seq, day, ts, type, body) VALUES (?, ?, ?, ?, ?)"
 _log = logging.getLogger(__name__)
 
 
@@ -60,6 +64,16 @@ class JournalTooNew(JournalError):
 
 class JournalCorrupt(JournalError):
     pass
+
+
+class RequestDone(JournalError):
+    """The request id was stored already, with the command it asked for: it is not carried out
+    again. `result` is what the first time stored (a retried request gets the first answer)."""
+
+    def __init__(self, request: str, result: str) -> None:
+        self.request = request
+        self.result = result
+        super().__init__(f"request {request!r} was carried out already")
 
 
 def new_token() -> str:
@@ -120,7 +134,7 @@ def _check_version(path: Path, version: int) -> None:
         raise NotAJournal(f"{path} has no journal schema; left untouched")
 
 
-_SCHEMA_V2 = """
+_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE events (
     seq  INTEGER PRIMARY KEY,
@@ -131,7 +145,14 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_day ON events (day, seq);
 CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, format INTEGER NOT NULL, state TEXT NOT NULL);
+CREATE TABLE requests (id TEXT PRIMARY KEY, day TEXT NOT NULL, seq INTEGER NOT NULL, result TEXT NOT NULL);
 """
+# Request ids of commands carried out (a control request's id, a device's press): a retry of one
+# gets the first result instead of a second ticket. Stored with the command's events, in their
+# transaction; kept for the current and the previous business day.
+_REQUESTS_TABLE = (
+    "CREATE TABLE requests (id TEXT PRIMARY KEY, day TEXT NOT NULL, seq INTEGER NOT NULL, result TEXT NOT NULL)"
+)
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
@@ -148,7 +169,12 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, format INTEGER NOT NULL, state TEXT NOT NULL)")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """v2 kept no request ids."""
+    conn.execute(_REQUESTS_TABLE)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def _connect(path: Path, synchronous: str, read_only: bool = False) -> sqlite3.Connection:
@@ -198,15 +224,21 @@ class _Lock:
 
 
 class JournalReader:
-    """Read-only access to a journal, safe beside a running writer."""
+    """Read-only access to a journal, safe beside a running writer.
 
-    def __init__(self, path: str | Path) -> None:
+    `uri`, if given, is what SQLite opens instead of `path` (gateway.salvage's read that writes
+    nothing beside a journal no writer has open); messages still name `path`."""
+
+    def __init__(self, path: str | Path, *, uri: str | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise JournalError(f"no journal at {self.path}")
         _check_version(self.path, _read_header(self.path).user_version)
         try:
-            self.conn = _connect(self.path, "FULL", read_only=True)
+            if uri is None:
+                self.conn = _connect(self.path, "FULL", read_only=True)
+            else:
+                self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         except sqlite3.DatabaseError as exc:
             raise _sqlite_error(self.path, exc) from None
         try:
@@ -232,19 +264,32 @@ class JournalReader:
     def state(self) -> OfficeState:
         """The current business day's state, recovered as the writer recovers it (newest usable
         snapshot plus the events after it), without taking the writer's lock."""
-        return TicketJournal._recover(self.conn)[0]
+        with self._reading():
+            return TicketJournal._recover(self.conn)[0]
 
     def days(self) -> list[str]:
-        return [d for (d,) in self.conn.execute("SELECT DISTINCT day FROM events ORDER BY day")]
+        with self._reading():
+            return [d for (d,) in self.conn.execute("SELECT DISTINCT day FROM events ORDER BY day")]
 
     def events(self, first_day: date | None = None, last_day: date | None = None) -> Iterator[ev.Event]:
         lo = first_day.isoformat() if first_day else ""
         hi = last_day.isoformat() if last_day else "9999-12-31"
-        rows = self.conn.execute(
-            "SELECT seq, ts, type, body FROM events WHERE day BETWEEN ? AND ? ORDER BY seq",
-            (lo, hi),
-        )
-        yield from _decode_rows(rows)
+        with self._reading():  # damage shows only when its page is reached, mid-way
+            rows = self.conn.execute(
+                "SELECT seq, ts, type, body FROM events WHERE day BETWEEN ? AND ? ORDER BY seq",
+                (lo, hi),
+            )
+            yield from _decode_rows(rows)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """SQLite's errors and unreadable rows met while reading, as one line naming the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise _sqlite_error(self.path, exc) from None
+        except JournalCorrupt as exc:
+            raise JournalCorrupt(f"{self.path} is damaged: {exc}") from None
 
     def close(self) -> None:
         self.conn.close()
@@ -320,7 +365,7 @@ class TicketJournal:
             try:
                 conn.execute("BEGIN")
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                for statement in _SCHEMA_V2.split(";"):
+                for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.executemany(
@@ -387,6 +432,9 @@ class TicketJournal:
         except sqlite3.DatabaseError as exc:
             lock.release()
             raise _sqlite_error(p, exc) from None
+        except JournalCorrupt as exc:  # an unreadable or unreplayable row: name the file
+            lock.release()
+            raise JournalCorrupt(f"{p} is damaged: {exc}") from None
         except BaseException:
             lock.release()
             raise
@@ -429,8 +477,26 @@ class TicketJournal:
         return state, last_seq - start
 
     # -- writing -----------------------------------------------------------------------------
-    def execute(self, command: Command, now: datetime | None = None) -> Decision:
+    def recorded(self, request: str) -> str | None:
+        """The result stored with request id `request` (current and previous business day), or
+        None if no command was stored under it."""
+        row = self.conn.execute("SELECT result FROM requests WHERE id = ?", (request,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def execute(
+        self,
+        command: Command,
+        now: datetime | None = None,
+        *,
+        request: str | None = None,
+        result: Callable[[Decision], str] | None = None,
+    ) -> Decision:
         """Decide and apply, store durably, then return: effects in the result may be released.
+
+        With a `request` id, a command that stores events stores the id with them (and
+        `result(decision)`, what a retry of the id is answered), in the same transaction; an id
+        stored already raises RequestDone with that result, and nothing is decided again. A
+        command that stores nothing (refused) stores no id: a retry is decided afresh.
 
         The model applies the events as it decides (`Office.perform`); if they cannot be stored,
         the live state is thrown away and recovered from the file, as after a crash (a failed
@@ -439,6 +505,8 @@ class TicketJournal:
         stored, unless the commit itself got through: then the recovered state has the events)."""
         if self._stale:
             self._reload()
+        if request is not None and (done := self.recorded(request)) is not None:
+            raise RequestDone(request, done)
         office = self.office
         decision = office.perform(command, now or self.clock())
         events = decision.events
@@ -474,6 +542,11 @@ class TicketJournal:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_INSERT_EVENT, rows)
+                if request is not None:
+                    conn.execute(
+                        "INSERT INTO requests VALUES (?, ?, ?, ?)",
+                        (request, day, first.seq, result(decision) if result is not None else ""),
+                    )
                 if new_day:
                     self._prune(date.fromisoformat(day))
                 conn.execute("COMMIT")
@@ -521,11 +594,57 @@ class TicketJournal:
             self.conn.execute("DELETE FROM snapshots WHERE seq < ?", (state.last_seq,))
         self._since_snapshot = 0
 
-    def _prune(self, today: date) -> None:
-        """Delete days older than the retention period (tickets hold no personal data). Runs in
-        the transaction that stores the new day's first events."""
-        cutoff = today - timedelta(days=self.office.config.rules.retention_days)
-        self.conn.execute("DELETE FROM events WHERE day < ?", (cutoff.isoformat(),))
+    def _prune(self, new_day: date) -> None:
+        """Delete days older than the retention period (tickets hold no personal data), and the
+        request ids of days before the previous one. Runs in the transaction that stores the new
+        day's first events.
+
+        The period counts from the wall clock's today (not from the new day, which an `at` or a
+        wrong clock could put years ahead), never reaches today's or yesterday's events, and the
+        cutoff moves at most PURGE_STEP_MAX_DAYS at once: a cutoff that would leap further (a
+        clock leap) deletes nothing and is logged; `prune_before` is the deliberate way past it."""
+        wall_today = self.clock().astimezone(self.office.config.tz).date()
+        conn = self.conn
+        conn.execute("DELETE FROM requests WHERE day < ?", ((new_day - timedelta(days=1)).isoformat(),))
+        keep_from = min(wall_today, new_day) - timedelta(days=1)  # yesterday, by either clock
+        cutoff = min(wall_today - timedelta(days=self.office.config.rules.retention_days), keep_from)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'retention_cutoff'").fetchone()
+        previous = date.fromisoformat(row[0]) if row else None
+        if previous is not None and cutoff <= previous:
+            return
+        oldest_text = conn.execute("SELECT min(day) FROM events WHERE day < ?", (cutoff.isoformat(),)).fetchone()[0]
+        if oldest_text:
+            reference = previous or date.fromisoformat(oldest_text)
+            if (cutoff - reference).days > PURGE_STEP_MAX_DAYS:
+                doomed = conn.execute(
+                    "SELECT count(DISTINCT day) FROM events WHERE day < ?", (cutoff.isoformat(),)
+                ).fetchone()[0]
+                _log.warning(
+                    "%s: retention purge refused: its cutoff would move from %s to %s at once, deleting %d "
+                    "stored day(s) — is the clock right (today is %s by it)? Nothing deleted; after checking, "
+                    "`counterfloor office prune --before %s` deletes them",
+                    self.path,
+                    reference,
+                    cutoff,
+                    doomed,
+                    wall_today,
+                    cutoff,
+                )
+                return
+            conn.execute("DELETE FROM events WHERE day < ?", (cutoff.isoformat(),))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('retention_cutoff', ?)", (cutoff.isoformat(),))
+
+    def prune_before(self, cutoff: date) -> int:
+        """Delete the stored days before `cutoff` (the floor manager's explicit purge, after a
+        refused one); never today's or yesterday's by the wall clock. Returns the events deleted."""
+        wall_today = self.clock().astimezone(self.office.config.tz).date()
+        limit = wall_today - timedelta(days=1)
+        if cutoff > limit:
+            raise JournalError(f"prune: {cutoff} would delete yesterday's or today's events; the latest is {limit}")
+        with self._transaction():
+            deleted = self.conn.execute("DELETE FROM events WHERE day < ?", (cutoff.isoformat(),)).rowcount
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('retention_cutoff', ?)", (cutoff.isoformat(),))
+        return int(deleted)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.conn)
@@ -560,7 +679,8 @@ def _usable_snapshot(conn: sqlite3.Connection, lo: int, hi: int) -> OfficeState 
 
 
 def _sqlite_error(path: Path, exc: sqlite3.DatabaseError) -> JournalError:
-    if isinstance(exc, sqlite3.OperationalError):
+    # Python's sqlite3 raises OperationalError for a text that is not UTF-8: damage, not use.
+    if isinstance(exc, sqlite3.OperationalError) and not str(exc).startswith("Could not decode to UTF-8"):
         return JournalError(f"{path} cannot be used: {exc}")
     return JournalCorrupt(f"{path} is damaged and cannot be read as a journal: {exc}")
 

@@ -20,25 +20,24 @@ changed; they are drawn in its renderer process, never in this one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import select
 import signal
-import socket
-import stat
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
 from gateway import control
 from gateway.announce import CallAnnouncer, callout_player
-from gateway.bus import BusConnection, BusMaster, CallRouter, Clock, MonotonicClock, OpenPort, step_buses
+from gateway.bus import BusConnection, BusMaster, CallRouter, Clock, MonotonicClock, OpenPort, PressStore, step_buses
+from gateway.clock_watch import ClockWatch
+from gateway.control_server import ControlServer, ControlSocketError, socket_group, socket_problem
 from gateway.device_link import (
     CommandFailed,
     DeviceLink,
@@ -51,13 +50,13 @@ from gateway.device_link import (
     TodaysCalls,
 )
 from gateway.gpio_counters import GpioCounters
-from gateway.journal import JournalError, TicketJournal, new_token, utc_now
+from gateway.journal import JournalError, RequestDone, TicketJournal, new_token, utc_now
 from gateway.mode_words import dispenser_lines
 from gateway.printing import PrinterState, Printing
 from gateway.signs import SignDriver, sign_driver
 from hal.codec import KIND_BY_NAME, REPLY_TIMEOUT_S, P
-from hal.printer import open_printer
-from hal.serial_link import open_link
+from hal.printer import open_printer, printer_url_problem
+from hal.serial_link import open_link, url_problem
 from office import events as ev
 from office import model as m
 from office.calendar import mode_at
@@ -96,111 +95,6 @@ def socket_path(journal: Path, configured: str | None, given: Path | None = None
     return journal.with_name(journal.name + ".sock")
 
 
-# -- the control socket ------------------------------------------------------------------------------
-# sockaddr_un's sun_path holds 108 bytes with the terminating NUL (Linux).
-_SUN_PATH_MAX = 107
-
-
-def socket_problem(path: Path) -> str | None:
-    """Why the control socket cannot be made at `path`, or None. Checked before the journal is
-    opened (or created), so a mistyped --socket leaves nothing behind."""
-    if not path.parent.is_dir():
-        return f"cannot listen on {path}: no such directory {path.parent}"
-    if len(os.fsencode(path)) > _SUN_PATH_MAX:
-        return f"cannot listen on {path}: a socket's path may be at most {_SUN_PATH_MAX} bytes"
-    if (path.exists() or path.is_symlink()) and not stat.S_ISSOCK(path.lstat().st_mode):
-        return f"{path} exists and is not a socket; refusing to replace it"
-    return None
-
-
-class ControlServer:
-    """A Unix stream socket of JSON-line requests, served without blocking (`serve`)."""
-
-    def __init__(self, path: Path, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        self.path = path
-        self.handle = handle
-        problem = socket_problem(path)
-        if problem is not None:
-            raise GatewayError(problem)
-        if path.exists() or path.is_symlink():
-            path.unlink()  # our journal's writer lock is held, so a socket left here is a dead gateway's
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.sock.bind(str(path))
-        except OSError as exc:
-            self.sock.close()
-            raise GatewayError(f"cannot listen on {path}: {exc}") from None
-        self.sock.listen(16)
-        self.sock.setblocking(False)
-        self.clients: dict[socket.socket, bytearray] = {}
-
-    def serve(self, timeout: float = 0.0) -> int:
-        """Accept connections and answer every complete request line; requests answered."""
-        answered = 0
-        readable, _, _ = select.select([self.sock, *self.clients], [], [], timeout)
-        for s in readable:
-            if s is self.sock:
-                try:
-                    conn, _ = self.sock.accept()
-                except BlockingIOError:
-                    continue
-                conn.settimeout(1.0)  # a reply is small; a client that will not read is dropped
-                self.clients[conn] = bytearray()
-                continue
-            answered += self._read(s)
-        return answered
-
-    def _read(self, conn: socket.socket) -> int:
-        buf = self.clients[conn]
-        try:
-            chunk = conn.recv(65536)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._drop(conn)
-            return 0
-        buf += chunk
-        answered = 0
-        while b"\n" in buf:
-            line, _, rest = bytes(buf).partition(b"\n")
-            buf[:] = rest
-            if not self._reply(conn, self._answer(line)):
-                return answered
-            answered += 1
-        if len(buf) > control.MAX_LINE:
-            self._reply(conn, {"ok": False, "kind": control.KIND_USAGE, "error": "request line too long"})
-            self._drop(conn)
-        return answered
-
-    def _answer(self, line: bytes) -> dict[str, Any]:
-        try:
-            req = json.loads(line)
-        except ValueError:
-            return {"ok": False, "kind": control.KIND_USAGE, "error": "not a JSON object on one line"}
-        if not isinstance(req, dict):
-            return {"ok": False, "kind": control.KIND_USAGE, "error": "not a JSON object on one line"}
-        return self.handle(req)
-
-    def _reply(self, conn: socket.socket, reply: dict[str, Any]) -> bool:
-        try:
-            conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
-            return True
-        except OSError:
-            self._drop(conn)
-            return False
-
-    def _drop(self, conn: socket.socket) -> None:
-        self.clients.pop(conn, None)
-        conn.close()
-
-    def close(self) -> None:
-        for conn in list(self.clients):
-            self._drop(conn)
-        self.sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
 # -- the gateway -------------------------------------------------------------------------------------
 @dataclass
 class Bus:
@@ -218,6 +112,25 @@ def open_bus_port(url: str) -> OpenPort:
     """A bus's port, never waiting on a read (the bus master keeps time)."""
     port: Any = open_link(url, timeout=0)  # a concrete pyserial class: SerialBase lacks in_waiting
     return port  # type: ignore[no-any-return]
+
+
+def port_problem(config: OfficeConfig) -> str | None:
+    """The first port of `config` that can never be opened, named with its key, or None. Opens
+    nothing (hal's URL checks), so it runs before the journal is touched; a port that is merely
+    missing now passes, and is retried once the gateway runs."""
+    ports = [("gateway.port", config.gateway.port)] if config.gateway.port else []
+    ports += [
+        (f"devices[{i}].port", d.port)
+        for i, d in enumerate(config.devices)
+        if d.on_bus and d.port != config.gateway.port
+    ]
+    for key, url in ports:
+        if (why := url_problem(url)) is not None:
+            return f"{config.source}: {key}: bad bus port URL {url!r}: {why}"
+    for i, printer in enumerate(config.printers):
+        if (why := printer_url_problem(printer.port)) is not None:
+            return f"{config.source}: printers[{i}].port: bad printer port URL {printer.port!r}: {why}"
+    return None
 
 
 @dataclass
@@ -247,6 +160,7 @@ class Gateway:
     prints: Path = field(init=False)
     _next_lamps: float = field(init=False, default=0.0)
     _calls_day: date | None = field(init=False, default=None)  # the day call displays and pads were told of
+    clock_watch: ClockWatch = field(default_factory=ClockWatch)  # notices the wall clock jumping
 
     def __post_init__(self) -> None:
         self.prints = self.journal_file.with_name(self.journal_file.name + ".prints.jsonl")
@@ -261,12 +175,17 @@ class Gateway:
 
     def _start(self) -> None:
         cfg = self.config
+        # Every port first: a URL that can never work stops the gateway before a journal is
+        # created or opened (opening one stores this config in it).
+        if (bad_port := port_problem(cfg)) is not None:
+            raise GatewayError(bad_port)
         # The socket is checked before the journal is created, so a bad --socket leaves no new
         # journal behind; a journal in a missing directory is named first (the socket's
         # default lives beside it).
         problem = socket_problem(self.socket_file) if self.journal_file.parent.is_dir() else None
         if problem is not None:
             raise GatewayError(problem)
+        group = socket_group(cfg)  # an unknown gateway.socket_group: a ConfigError before any file is made
         if self.journal_file.exists():
             self.journal = TicketJournal.open(self.journal_file, (cfg, self.config_text), clock=self.wall)
         else:
@@ -287,6 +206,9 @@ class Gateway:
                 reply_timeout=reply_timeout,
                 min_cycle=cfg.gateway.cycle_ms / 1000,
                 router=self.router,
+                # Presses journalled by request id, the bus named by its port URL (the same after a
+                # restart), so one stored just before a crash is not acted on again after it.
+                presses=PressStore(url, self._execute),
             )
             connection = BusConnection(master, url, self.clock, self.opener)
             self.buses.append(Bus(url, master, connection))
@@ -296,7 +218,10 @@ class Gateway:
                 raise GatewayError(f"{cfg.source}: bad bus port URL {url!r}: {exc}") from None
         self.printing = Printing(cfg, self._execute, self._show_printer, self.printer_opener or open_printer)
         self.printing.start(self.clock.now())
-        self.server = ControlServer(self.socket_file, self.handle)
+        try:
+            self.server = ControlServer(self.socket_file, self.handle, self.clock, cfg.gateway.socket_mode, group)
+        except ControlSocketError as exc:
+            raise GatewayError(str(exc)) from None
         self.gpio = GpioCounters(cfg, self._execute, self.router, self.gpio_factory)
         if self.announcer is None and (player := callout_player(cfg, self.journal_file)) is not None:
             self.announcer = CallAnnouncer(player)
@@ -336,6 +261,7 @@ class Gateway:
     def step(self) -> None:
         """One turn of the loop: one exchange per bus, side by side (or a wait, at most a cycle,
         until a bus has something to do), then the socket, then the lamps."""
+        self._watch_clock()
         cycle = max(self.config.gateway.cycle_ms / 1000, 0.01)
         for effect in step_buses([bus.connection for bus in self.buses], self.clock, max_wait=cycle):
             self._effect(effect)
@@ -355,6 +281,25 @@ class Gateway:
 
     def stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+
+    def _watch_clock(self) -> None:
+        """A jump of the wall clock is logged and recorded in the journal (a `clock_stepped`
+        event) once, when noticed: the model follows a step forward (a new business day only if
+        the date really changed) and holds a step back at the last event's time."""
+        step = self.clock_watch.check(self.wall(), self.clock.now())
+        if step is None or self.journal is None:
+            return
+        _log.warning(
+            "the wall clock jumped %+.1f s (from %s to %s); events %s",
+            step.step_s,
+            step.expected.isoformat(timespec="seconds"),
+            step.now.isoformat(timespec="seconds"),
+            "follow it" if step.step_s > 0 else "hold at the last event's time until it catches up",
+        )
+        try:
+            self.journal.execute(m.RecordClockStep(step.expected, step.step_s), step.now)
+        except (JournalError, OSError, sqlite3.Error) as exc:
+            _log.error("the clock step could not be recorded: %s", exc)
 
     def _refresh_lamps(self) -> None:
         """Dispensers light the services offered now and, when closed, say why (office.calendar).
@@ -400,9 +345,17 @@ class Gateway:
             return counter
 
     # -- office commands -------------------------------------------------------------------------
-    def _execute(self, command: m.Command) -> m.Decision:
+    def _execute(self, command: m.Command, request: str | None = None) -> m.Decision:
+        """Store and apply `command`. With `request` (a device press's id, gateway.bus.PressStore)
+        the id is stored with its events, and RequestDone is raised if it was stored already."""
         assert self.journal is not None
-        decision = self.journal.execute(command, self.wall())
+        decision = self.journal.execute(
+            command,
+            self.wall(),
+            request=request,
+            # What the press made, kept with its id for whoever reads the journal: "ticket_issued B-001".
+            result=lambda d: ", ".join(f"{e.TYPE} {getattr(e, 'ticket', '')}".strip() for e in d.events),
+        )
         if self.announcer is not None:
             self.announcer.note(decision)
         return decision
@@ -465,7 +418,14 @@ class Gateway:
             if cmd == "reprint":
                 return self._reprint(req, journal, config)
             command = control.build_command(req)
-            decision = journal.execute(command, control.request_time(req, config))
+            at = control.request_time(req, config, self.wall())
+            request = control.request_key(req)
+            decision = journal.execute(
+                command, at, request=request, result=lambda d: json.dumps(control.done_reply(d, config))
+            )
+        except RequestDone as done:
+            # A retry of a request whose reply was lost: the first answer, nothing done again.
+            return {**json.loads(done.result), "repeated": True}
         except control.BadRequest as exc:
             return {"ok": False, "kind": control.KIND_USAGE, "error": str(exc)}
         except m.OfficeError as exc:
@@ -478,12 +438,7 @@ class Gateway:
         self._show(decision)
         if self.announcer is not None:
             self.announcer.note(decision)
-        return {
-            "ok": True,
-            "output": control.describe(decision, config),
-            "refused": control.refusal(decision),
-            "events": [ev.public_record(e, config.id) for e in decision.events],
-        }
+        return control.done_reply(decision, config)
 
     def device_state(self) -> dict[str, Any]:
         """The devices' state in one place (what the MQTT issue publishes): printers for now."""
@@ -502,7 +457,7 @@ class Gateway:
             return {"ok": False, "kind": control.KIND_REFUSED, "error": "no printers are configured ([[printers]])"}
         if printer is not None and printer not in printing.lines:
             raise control.BadRequest(f"reprint: unknown printer {printer!r}; printers are {sorted(printing.lines)}")
-        decision = journal.execute(m.Reprint(ticket), control.request_time(req, config))
+        decision = journal.execute(m.Reprint(ticket), control.request_time(req, config, self.wall()))
         ready = next(e for e in decision.effects if isinstance(e, m.TicketReady))
         used = printing.submit(ready, None, self.clock.now(), printer)
         assert used is not None
@@ -525,6 +480,12 @@ class Gateway:
             self.router.show(effect, now)
 
 
+def _clock_from(start: datetime) -> Callable[[], datetime]:
+    """A wall clock that reads `start` now and runs on with the monotonic clock."""
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
 def run_gateway(
     config: OfficeConfig,
     config_text: str,
@@ -532,12 +493,16 @@ def run_gateway(
     sock: Path,
     out: TextIO,
     run_for: float | None = None,
+    clock_from: datetime | None = None,
 ) -> None:
-    """Start the gateway, print `ready …`, run until SIGTERM/SIGINT or `run_for`, then close."""
+    """Start the gateway, print `ready …`, run until SIGTERM/SIGINT or `run_for`, then close.
+    `clock_from`: the wall clock starts at that moment and runs on (tests and demos only)."""
     if not logging.getLogger().handlers:
         # What happens to devices and ports goes to stderr (journald adds the time).
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     gw = Gateway(config, config_text, journal, sock, out)
+    if clock_from is not None:
+        gw.wall = _clock_from(clock_from)
     previous = {s: signal.signal(s, gw.stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         gw.start()

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 import serial
 
-from hal.printer_sim import SimPrinterPort
+from hal.printer_sim import SimPrinterPort, parse_printer_url
 from hal.printer_status import FULL_REQUEST, NO_RESPONSE, STATUS_KINDS, PrinterStatus, StatusFormatError, parse_status
-from hal.serial_link import open_link
+from hal.serial_link import open_link, url_problem
 
 PRINTER_BAUD = 115200  # a serial printer's usual fast setting; USB and pty ignore it
 CHUNK = 512  # bytes per write: small enough for a printer's receive buffer, large enough to be quick
@@ -115,6 +115,20 @@ def open_printer(url: str) -> Any:
         return open_link(url, timeout=0, write_timeout=0, baudrate=PRINTER_BAUD)
     except (ValueError, OSError) as exc:  # serial.SerialException is an OSError
         raise PrinterPortError(f"cannot open printer port {url!r}: {exc}") from None
+
+
+def printer_url_problem(url: str) -> str | None:
+    """Why open_printer can never open `url`, or None; opens nothing (hal.serial_link.url_problem
+    says what None promises). Decided the way open_printer picks its transport."""
+    if url.startswith("sim://"):
+        try:
+            parse_printer_url(url)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    if is_device_path(url):
+        return None
+    return url_problem(url)
 
 
 def write_some(port: Any, data: bytes) -> int:

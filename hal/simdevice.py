@@ -13,6 +13,7 @@ pulled cable).
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,6 +50,11 @@ class SimDevice:
     caps: int | None = None
     buttons: int = 16
     reset_cause: int = P.RESET_POWER_ON
+    # Its boot number (HELLO's `boot`), as a board keeps it on flash: one more at every reboot().
+    # None: drawn at random, as a board's first boot does (a new simulated bus, say after the
+    # gateway reopened its port, must not repeat the numbers of the one before). 0: none, as a
+    # version-1 board.
+    boot: int | None = None
     # What it shows, for tests.
     calls: list[tuple[int, str, str]] = field(default_factory=list)  # (flags, ticket, counter)
     number: str = "    "
@@ -64,6 +70,8 @@ class SimDevice:
     def __post_init__(self) -> None:
         if self.caps is None:
             self.caps = DEFAULT_CAPS[self.kind]
+        if self.boot is None:
+            self.boot = int.from_bytes(os.urandom(4), "big") or 1
         self._boot(self.reset_cause)
 
     @classmethod
@@ -87,7 +95,10 @@ class SimDevice:
         self.call = None
 
     def reboot(self, cause: int = P.RESET_WATCHDOG) -> None:
-        """A reset: RAM is gone (queued events, a half-received frame, what it showed)."""
+        """A reset: RAM is gone (queued events, a half-received frame, what it showed); the boot
+        number kept on flash goes up by one."""
+        if self.boot:
+            self.boot = (self.boot + 1) & 0xFFFFFFFF or 1
         self._boot(cause)
 
     # -- input ---------------------------------------------------------------------------------
@@ -128,7 +139,12 @@ class SimDevice:
         return bytes(reply)
 
     def _hello(self, seq: int) -> Frame:
-        return P.Hello(self.addr, seq, P.PROTOCOL_VERSION, self.kind, self.version, self.caps, self.reset_cause)
+        # The lap of the event the next POLL brings, as firmware/device.py counts it (the queue's
+        # waiting events are the last ones numbered).
+        lap = (self._events._n - len(self._events)) // 255 & 0xFF
+        return P.Hello(
+            self.addr, seq, P.PROTOCOL_VERSION, self.kind, self.version, self.caps, self.reset_cause, self.boot, lap
+        )
 
     def _act(self, req: Frame) -> Frame:
         self.requests += 1

@@ -10,7 +10,7 @@ callers pass the moment. docs/calendar.md describes the rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
 import jpholiday
 
@@ -192,6 +192,33 @@ def moment_problem(moment: datetime) -> str | None:
     if MOMENT_YEARS[0] <= moment.year <= MOMENT_YEARS[1]:
         return None
     return f"the year must be {MOMENT_YEARS[0]}-{MOMENT_YEARS[1]}"
+
+
+# How far a command's explicit time ("at") may be from the gateway's clock on a live floor: a
+# client's clock a little off, a request that waited in a queue. Anything further would stamp
+# events with a time the floor did not live (a day years ahead once opened a fake business day
+# and purged the real one), so it is refused; offline journals (tests, training) may say so.
+AT_TOLERANCE = timedelta(minutes=2)
+
+
+def at_problem(at: datetime, wall: datetime, tz: tzinfo) -> str | None:
+    """Why a command on a live floor may not take the explicit time `at` (aware) when the
+    gateway's clock says `wall`, or None: it must be within AT_TOLERANCE of `wall`, on the same
+    business day. The same rule for the future and the past."""
+    local, today = at.astimezone(tz), wall.astimezone(tz)
+    if local.date() != today.date():
+        return (
+            f"{local:%Y-%m-%d %H:%M} is not today ({today:%Y-%m-%d} by the gateway's clock): a command "
+            "cannot open or reach another business day"
+        )
+    off = (at - wall).total_seconds()
+    if abs(off) > AT_TOLERANCE.total_seconds():
+        side = "ahead of" if off > 0 else "behind"
+        return (
+            f"{local:%H:%M:%S} is {abs(off) / 60:.0f} min {side} the gateway's clock ({today:%H:%M:%S}); "
+            f"at most {AT_TOLERANCE.total_seconds() / 60:.0f} min either way"
+        )
+    return None
 
 
 def local_time(config: OfficeConfig, moment: datetime) -> datetime:

@@ -6,6 +6,8 @@ Owns parsing and validating the TOML file into frozen dataclasses. Pure: callers
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import shlex
 import tomllib
@@ -35,13 +37,26 @@ BOARD_SIZES = ((1920, 1080), (1080, 1920))
 LED_MAX = (512, 256)  # the largest LED matrix a Pi drives directly, in pixels
 # Matched whole (fullmatch): "$" would also accept a trailing newline.
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-_TIME_RE = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+# office.id names MQTT topics and files: no "_" (kept for other ids), and no leading "-", which
+# a shell or a command line would read as an option.
+_OFFICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+# [0-9], not \d: \d also matches other scripts' digits (٣, ３), which int() and fromisoformat
+# then read or refuse with a ValueError that is not a ConfigError.
+_TIME_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+TYPICAL_MINUTES_MAX = 240
+# gateway.socket_mode: permission bits as octal digits ("0660", "660"); no setuid/setgid/sticky.
+_SOCKET_MODE_RE = re.compile(r"0?[0-7]{3}")
+# gateway.socket_group: a group name of POSIX-portable characters, at most 32 (a final "$" as groupadd allows).
+_GROUP_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message names file, key and problem."""
 
     def __init__(self, source: str, key: str, problem: str) -> None:
+        # A key is the file's own text (an unknown key's name): escaped so that the error stays
+        # one line, whatever the file holds (a quoted key "\r" once split it in two).
+        key = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in key)
         self.source = source
         self.key = key
         self.problem = problem
@@ -123,7 +138,10 @@ class GatewaySettings:
 
     `journal`: relative to the config file's directory. `socket`: relative to the journal's
     directory (default `<journal>.sock`). `port`: the shared bus's serial URL. `cycle_ms`: the
-    shortest bus cycle (a poll of every device). `reply_timeout_ms`: None for the protocol's."""
+    shortest bus cycle (a poll of every device). `reply_timeout_ms`: None for the protocol's.
+    `socket_mode`, `socket_group`: the control socket's permission bits and group name (None: the
+    gateway process's own group); the group is looked up by the gateway when it starts, not here
+    (a journal's stored config is parsed on machines that may not have that group)."""
 
     journal: str | None = None
     socket: str | None = None
@@ -131,6 +149,8 @@ class GatewaySettings:
     cycle_ms: int = 50
     reply_timeout_ms: float | None = None
     pin_factory: str = "lgpio"  # gpiozero's pin factory for gpio_counter devices (hal.gpio.PIN_FACTORIES)
+    socket_mode: int = 0o660  # whoever may open the socket may command the floor: owner and group
+    socket_group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +279,15 @@ class OfficeConfig:
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_TOML_KINDS = {"int": "an integer", "float": "a float", "bool": "a boolean", "list": "an array", "dict": "a table"}
+
+
+def _key_path(prefix: str, key: str) -> str:
+    """`prefix.key` as an error names it; a key that is not a bare TOML key is quoted, as TOML
+    writes it (ConfigError escapes what is not printable)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        key = json.dumps(key, ensure_ascii=False)
+    return f"{prefix}.{key}" if prefix else key
 
 
 def read_config_text(path: str | Path) -> str:
@@ -305,7 +334,7 @@ class _Parser:
         """A key this version does not know is a typo or a setting that would be ignored."""
         for k in table:
             if k not in allowed:
-                where = f"{prefix}.{k}" if prefix else k
+                where = _key_path(prefix, k)
                 raise self.fail(where, f"unknown setting; known: {sorted(allowed)}")
 
     def table(self, data: Mapping[str, Any], key: str, name: str) -> Mapping[str, Any]:
@@ -326,6 +355,20 @@ class _Parser:
             value = str(value)  # counters are often numbered: id = 5
         if not isinstance(value, str) or not _ID_RE.fullmatch(value):
             raise self.fail(key, f"must be an id of 1-32 lowercase letters, digits, '-' or '_' (got {value!r})")
+        return value
+
+    def office_id(self, office: Mapping[str, Any]) -> str:
+        """office.id: a string, never a number read as one (id = 1_0 would name topics and files
+        "10", which nobody wrote); 1-32 of a-z 0-9 '-', not starting with '-'."""
+        value = office.get("id")
+        rule = "an id of 1-32 lowercase letters, digits or '-' (not first)"
+        if value is None:
+            raise self.fail("office.id", f"missing: must be {rule}")
+        if not isinstance(value, str):
+            kind = _TOML_KINDS.get(type(value).__name__, "a date or time")
+            raise self.fail("office.id", f"must be {rule}, as a string in quotes (got {kind}: {value!r})")
+        if not _OFFICE_ID_RE.fullmatch(value):
+            raise self.fail("office.id", f"must be {rule} (got {value!r})")
         return value
 
     def text(self, data: Mapping[str, Any], key: str, name: str) -> Text:
@@ -368,7 +411,7 @@ class _Parser:
     def office(self, data: Mapping[str, Any]) -> OfficeConfig:
         office = self.table(data, "office", "office")
         self.known(office, "office", {"id", "name", "timezone", "public_base_url"})
-        office_id = self.ident(office, "office.id", "id")
+        office_id = self.office_id(office)
         name = self.text(office, "office.name", "name")
         tz = self.string(office, "office.timezone", "timezone")
         try:
@@ -515,7 +558,8 @@ class _Parser:
             if kind not in SIGN_KINDS:
                 raise self.fail(f"{key}.kind", f"unknown kind {kind!r}; kinds are {list(SIGN_KINDS)}")
             raw = item.get("size", "1920x1080" if kind == "board" else None)
-            m = re.fullmatch(r"(\d+)x(\d+)", raw) if isinstance(raw, str) else None
+            # ASCII digits, at most 5: int() refuses 4,301 digits with a plain ValueError.
+            m = re.fullmatch(r"([0-9]{1,5})x([0-9]{1,5})", raw) if isinstance(raw, str) else None
             size = (int(m.group(1)), int(m.group(2))) if m else None
             if kind == "board" and size not in BOARD_SIZES:
                 raise self.fail(f"{key}.size", f'a board is "1920x1080" or "1080x1920" (got {raw!r})')
@@ -532,6 +576,7 @@ class _Parser:
         if not isinstance(value, dict):
             raise self.fail("gateway", "must be a table")
         known = {"journal", "socket", "port", "cycle_ms", "reply_timeout_ms", "pin_factory"}
+        known |= {"socket_mode", "socket_group"}
         for k in value:
             if k not in known:
                 raise self.fail(f"gateway.{k}", f"unknown setting; known: {sorted(known)}")
@@ -548,6 +593,13 @@ class _Parser:
         if factory not in GPIO_PIN_FACTORIES:
             choices = list(GPIO_PIN_FACTORIES)
             raise self.fail("gateway.pin_factory", f"unknown pin factory {factory!r}; one of {choices}")
+        mode = value.get("socket_mode", "0660")
+        if not isinstance(mode, str) or not _SOCKET_MODE_RE.fullmatch(mode):
+            # A TOML number is refused too: 660 would be read as decimal, not the bits meant.
+            raise self.fail("gateway.socket_mode", f'must be octal mode bits in quotes, like "0660" (got {mode!r})')
+        group = value.get("socket_group")
+        if group is not None and (not isinstance(group, str) or not _GROUP_RE.fullmatch(group)):
+            raise self.fail("gateway.socket_group", f'must be a group name, like "counterfloor" (got {group!r})')
         return GatewaySettings(
             journal=paths.get("journal"),
             socket=paths.get("socket"),
@@ -555,6 +607,8 @@ class _Parser:
             cycle_ms=cycle,
             reply_timeout_ms=None if reply is None else float(reply),
             pin_factory=factory,
+            socket_mode=int(mode, 8),
+            socket_group=group,
         )
 
     def devices(
@@ -584,7 +638,7 @@ class _Parser:
                 continue
             for k in item:
                 if k not in known:
-                    raise self.fail(f"{key}.{k}", f"unknown setting; known: {sorted(known)}")
+                    raise self.fail(_key_path(key, k), f"unknown setting; known: {sorted(known)}")
             if kind not in DEVICE_KINDS:
                 raise self.fail(f"{key}.kind", f"unknown kind {kind!r}; kinds are {list(DEVICE_KINDS)}")
             addr = item.get("addr")
@@ -645,7 +699,7 @@ class _Parser:
         known = {"kind", "counter", "keys", "lamps", "buzzer"}
         for k in item:
             if k not in known:
-                raise self.fail(f"{key}.{k}", f"unknown setting for a gpio_counter; known: {sorted(known)}")
+                raise self.fail(_key_path(key, k), f"unknown setting for a gpio_counter; known: {sorted(known)}")
         counter = self.ident(item, f"{key}.counter", "counter")
         if counter not in counter_ids:
             raise self.fail(f"{key}.counter", f"unknown counter {counter!r}; counters are {counter_ids}")
@@ -664,7 +718,7 @@ class _Parser:
                 raise self.fail(f"{key}.{name}", f"must be a table of {' / '.join(allowed)} = BCM pin")
             for n in raw:
                 if n not in allowed:
-                    raise self.fail(f"{key}.{name}.{n}", f"unknown {name[:-1]}; one of {list(allowed)}")
+                    raise self.fail(_key_path(f"{key}.{name}", n), f"unknown {name[:-1]}; one of {list(allowed)}")
             return tuple((n, pin(raw[n], f"{key}.{name}.{n}")) for n in raw)
 
         keys = table("keys", GPIO_KEY_NAMES, required=True)
@@ -678,7 +732,7 @@ class _Parser:
         known = {"recall_limit", "no_show", "retention_days", "year_end_closure", "public_holidays"}
         for k in value:
             if k not in known:
-                raise self.fail(f"rules.{k}", f"unknown setting; known: {sorted(known)}")
+                raise self.fail(_key_path("rules", k), f"unknown setting; known: {sorted(known)}")
         no_show = value.get("no_show", "requeue_once")
         if no_show not in NO_SHOW_POLICIES:
             raise self.fail("rules.no_show", f"must be one of {list(NO_SHOW_POLICIES)}")
@@ -772,9 +826,14 @@ class _Parser:
                     f"{key}.numbers",
                     f"must be [first, last] with 0 ≤ first < last ≤ 9999 (got {numbers!r})",
                 )
+            # Fractional minutes are fine (4.5): the estimate only multiplies them. NaN and inf
+            # would poison every estimate, and 0 or less would promise residents no wait at all.
             typical = item.get("typical_minutes", 10)
-            if not isinstance(typical, int | float) or isinstance(typical, bool) or not 0 < typical <= 240:
-                raise self.fail(f"{key}.typical_minutes", f"must be minutes between 0 and 240 (got {typical!r})")
+            where = f"{key}.typical_minutes"
+            if not isinstance(typical, int | float) or isinstance(typical, bool):
+                raise self.fail(where, f"must be a number of minutes like 12 or 4.5 (got {typical!r})")
+            if not math.isfinite(typical) or not 0 < typical <= TYPICAL_MINUTES_MAX:
+                raise self.fail(where, f"must be minutes above 0, at most {TYPICAL_MINUTES_MAX} (got {typical!r})")
             out.append(
                 Service(
                     id=sid,

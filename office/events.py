@@ -201,6 +201,22 @@ class Reprinted(Event):
 
 
 @dataclass(slots=True)
+class ClockStepped(Event):
+    """The gateway's wall clock jumped against its monotonic clock (NTP correcting a Pi that
+    booted with a wrong time, a clock set by hand): it showed `expected` a moment ago by the
+    monotonic clock's count, and `step_s` seconds more than that now (negative: it went back).
+    Changes nothing on the floor; `ts` is when it was noticed, by the clock as it now is (held at
+    the last event's time when it went back: events never go back in time)."""
+
+    TYPE: ClassVar[str] = "clock_stepped"
+    expected: str
+    step_s: float
+
+    def body(self) -> dict[str, Any]:
+        return {"expected": self.expected, "step_s": self.step_s}
+
+
+@dataclass(slots=True)
 class Served(Event):
     TYPE: ClassVar[str] = "served"
     ticket: str
@@ -228,6 +244,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Served,
         PrintFailed,
         Reprinted,
+        ClockStepped,
     )
 }
 

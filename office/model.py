@@ -124,6 +124,14 @@ class RecordReprint:
     printer: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordClockStep:
+    """The gateway's wall clock jumped by `step_s` seconds; it showed `expected` just before."""
+
+    expected: datetime
+    step_s: float
+
+
 Command = (
     StartDay
     | IssueTicket
@@ -141,6 +149,7 @@ Command = (
     | RecordPrintFailure
     | Reprint
     | RecordReprint
+    | RecordClockStep
 )
 
 
@@ -566,6 +575,13 @@ def _record_reprint(office: Office, state: OfficeState, ts: datetime, cmd: Recor
     return Decision([ev.Reprinted(seq=state.last_seq + 1, ts=ts, ticket=t.id, printer=cmd.printer)], [])
 
 
+def _record_clock_step(office: Office, state: OfficeState, ts: datetime, cmd: RecordClockStep) -> Decision:
+    stepped = ev.ClockStepped(
+        seq=state.last_seq + 1, ts=ts, expected=ev.format_ts(cmd.expected), step_s=round(cmd.step_s, 3)
+    )
+    return Decision([stepped], [])
+
+
 _Handler = Callable[[Office, OfficeState, datetime, Any], Decision]
 _HANDLERS: dict[type, _Handler] = {
     StartDay: _start_day,
@@ -584,6 +600,7 @@ _HANDLERS: dict[type, _Handler] = {
     RecordPrintFailure: _record_print_failure,
     Reprint: _reprint,
     RecordReprint: _record_reprint,
+    RecordClockStep: _record_clock_step,
 }
 
 

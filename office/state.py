@@ -363,4 +363,5 @@ _HANDLERS: dict[type[ev.Event], Any] = {
     ev.Served: OfficeState._on_served,
     ev.PrintFailed: OfficeState._on_print_failed,
     ev.Reprinted: OfficeState._on_reprinted,
+    ev.ClockStepped: lambda state, event: None,  # a record for people: the floor is unchanged
 }

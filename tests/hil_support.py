@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.bus import BusMaster, SyncDriver
+from gateway.bus import BusMaster, PressStore, SyncDriver
 from gateway.device_link import DeviceLink, DeviceSpec, LinkEffect, LinkState, PrintTicket
 from gateway.journal import TicketJournal
 from hal.bus_hub import BusHub, DeviceLine
@@ -182,7 +182,10 @@ class Floor:
             DeviceLink(DeviceSpec(5, P.KIND_COUNTER_PAD, services, counter="1"), token),
             DeviceLink(DeviceSpec(16, P.KIND_CALL_DISPLAY), token, counter_label=self.label),
         ]
-        self.bus = BusMaster(self.links, self.execute, min_cycle=self.min_cycle)
+        # Presses journalled by request id, as gateway.service does (the hub's pty is the bus).
+        self.bus = BusMaster(
+            self.links, self.execute, min_cycle=self.min_cycle, presses=PressStore("hub", self.execute)
+        )
         self.hub = BusHub()
         self.boards: dict[str, Board] = {}
         for i, (kind, addr) in enumerate(BOARDS):
@@ -199,9 +202,9 @@ class Floor:
     def wall(self) -> datetime:
         return self.wall0 + timedelta(seconds=self.clock.now())
 
-    def execute(self, command: Command) -> Decision:
+    def execute(self, command: Command, request: str | None = None) -> Decision:
         self.commands.append(command)
-        return self.journal.execute(command, self.wall())
+        return self.journal.execute(command, self.wall(), request=request)
 
     def step(self) -> None:
         self.effects += self.driver.step()

@@ -4,16 +4,25 @@ sim:// serial link, on a fake clock (every time here is simulated seconds, never
 from __future__ import annotations
 
 import itertools
+import logging
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gateway.bus import offered_services
-from gateway.device_link import CommandFailed, LinkState, StateChanged
+from gateway.bus import BusMaster, PressStore, SyncDriver, offered_services
+from gateway.device_link import CommandFailed, DeviceLink, DeviceSpec, LinkState, StateChanged
+from gateway.journal import JournalReader, TicketJournal
 from hal.codec import P
+from hal.serial_link import open_link
 from hal.simdevice import FaultyBackend, FaultyLine
+from office import events as ev
 from office.config import OfficeConfig
-from tests.conftest import tokyo
-from tests.floor_support import Floor, make_floor
+from office.model import Command, Decision, OpenCounter
+from tests.conftest import EXAMPLES, tokyo
+from tests.floor_support import FakeClock, Floor, Tokens, make_floor
 
 MONDAY_10 = tokyo(2027, 3, 15, 10, 0)
 
@@ -319,3 +328,138 @@ def test_a_display_offline_while_calls_are_made_shows_the_newest_call_again_with
     assert display.call == ("A-002", "1番窓口")
     assert display.recent == (("A-002", "1番窓口"), ("A-001", "1番窓口"))
     assert len(display.calls) == 1 and display.chimes == 0  # restored, not announced
+
+
+# --- A press is acted on once, even across a gateway restart (docs/protocol.md, "Events")
+
+
+class Killed(BaseException):
+    """The gateway dies here, as under SIGKILL: nothing after it runs. (Not an Exception, which
+    the bus takes for a store that failed.)"""
+
+
+class JournalledGateway:
+    """A gateway's bus end as gateway.service wires it: a TicketJournal on a file, the presses
+    journalled by request id (PressStore). `kill_after_store` dies right after the next press's
+    command is committed, before its ack; `restart()` builds it all afresh on the same journal
+    file and the same port (the devices behind it keep what they hold), as a new process would."""
+
+    URL = "sim://bus?dispenser=1&counter_pad=5&call_display=16&backend=python"
+
+    def __init__(self, cfg: OfficeConfig, path: Path) -> None:
+        self.cfg = cfg
+        self.path = path
+        self.clock = FakeClock()
+        port: Any = open_link(self.URL)  # hal.protocol_sim's port: its simulated devices are `bus`
+        self.port = port
+        self.devices = port.bus.devices
+        self.kill_after_store = False
+        self.journal = TicketJournal.create(path, cfg, (EXAMPLES / "nerima.toml").read_text("utf-8"), clock=self.wall)
+        self.journal.execute(OpenCounter("1"), self.wall())
+        self._start()
+
+    def wall(self) -> datetime:
+        return MONDAY_10 + timedelta(seconds=self.clock.now())
+
+    def _start(self) -> None:
+        services = tuple(s.id for s in self.cfg.services)
+        self.links = [
+            DeviceLink(DeviceSpec(1, P.KIND_DISPENSER, services), Tokens()),
+            DeviceLink(DeviceSpec(5, P.KIND_COUNTER_PAD, services, counter="1"), Tokens()),
+            DeviceLink(DeviceSpec(16, P.KIND_CALL_DISPLAY), Tokens()),
+        ]
+        self.bus = BusMaster(self.links, self.execute, min_cycle=0.05, presses=PressStore(self.URL, self.execute))
+        self.driver = SyncDriver(self.bus, self.port, self.clock)
+        self.bus.set_offered(offered_services(self.cfg, self.wall()), self.clock.now())
+
+    def execute(self, command: Command, request: str | None = None) -> Decision:
+        decision = self.journal.execute(command, self.wall(), request=request)
+        if request is not None and self.kill_after_store:
+            self.kill_after_store = False
+            raise Killed(request)
+        return decision
+
+    def restart(self) -> None:
+        self.journal.close()
+        self.journal = TicketJournal.open(self.path, clock=self.wall)
+        self._start()
+
+    def cycles(self, n: int) -> None:
+        self.driver.run_cycles(n)
+
+    def stored(self, kind: type[ev.Event]) -> list[str]:
+        with JournalReader(self.path) as reader:
+            return [getattr(e, "ticket", "") for e in reader.events() if isinstance(e, kind)]
+
+
+def test_a_press_stored_just_before_a_restart_is_acknowledged_and_not_acted_on_again(
+    nerima: OfficeConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = JournalledGateway(nerima, tmp_path / "journal.sqlite")
+    dispenser, pad = gw.devices[1], gw.devices[5]
+    gw.cycles(3)
+    boot = dispenser.boot
+    assert gw.bus.by_addr[1].boot == boot != 0
+    assert dispenser.press(1) == 1  # seal
+    gw.kill_after_store = True
+    with pytest.raises(Killed, match=re.escape(f"dev:{gw.URL}:1:{boot}:1")):
+        gw.cycles(2)
+    assert gw.stored(ev.TicketIssued) == ["B-001"] and dispenser.waiting_events == 1  # stored, not acknowledged
+
+    gw.restart()
+    with caplog.at_level(logging.INFO, logger="gateway.bus"):
+        gw.cycles(3)
+    assert f"device 1: press ev 1 of boot {boot} already stored; acknowledged again" in caplog.messages
+    assert gw.stored(ev.TicketIssued) == ["B-001"]  # no second ticket
+    assert dispenser.waiting_events == 0 and gw.bus.presses_again == 1
+
+    # A counter pad's key the same way: one call, not two.
+    assert pad.key(P.KEY_CALL_NEXT) == 1
+    gw.kill_after_store = True
+    with pytest.raises(Killed):
+        gw.cycles(2)
+    gw.restart()
+    gw.cycles(3)
+    assert gw.stored(ev.Called) == ["B-001"] and pad.waiting_events == 0 and gw.bus.presses_again == 1
+
+    # Presses after it are new, and so is one 255 presses later with the same ev (its lap differs).
+    for i in range(255):
+        assert dispenser.press(i % 6)  # every service, so that no ticket range runs out
+        gw.cycles(1)
+    assert dispenser.press(5) == 2  # ev 2 again: the numbers went round since B-001's press
+    gw.cycles(2)
+    assert len(gw.stored(ev.TicketIssued)) == 257 and dispenser.waiting_events == 0
+    assert gw.bus.presses_again == 1  # the pad's key, met again after the restart: none since
+    # Killed again in the second lap: the restarted gateway learns the lap from the HELLO, so it
+    # names the press met again as the one stored (n = 255 + 3), not as lap 0's ev 3.
+    assert dispenser.press(5) == 3
+    gw.kill_after_store = True
+    with pytest.raises(Killed, match=re.escape(f"dev:{gw.URL}:1:{boot}:258")):
+        gw.cycles(2)
+    gw.restart()
+    gw.cycles(3)
+    assert len(gw.stored(ev.TicketIssued)) == 258 and dispenser.waiting_events == 0
+    assert gw.bus.presses_again == 1
+
+
+def test_a_restarted_device_numbers_its_presses_from_1_again_and_they_are_not_taken_for_stored_ones(
+    nerima: OfficeConfig, tmp_path: Path
+) -> None:
+    gw = JournalledGateway(nerima, tmp_path / "journal.sqlite")
+    dispenser = gw.devices[1]
+    gw.cycles(3)
+    first_boot = dispenser.boot
+    assert dispenser.press(1) == 1
+    gw.cycles(2)
+    dispenser.reboot(P.RESET_POWER_ON)  # RAM gone, boot number one more (kept on flash)
+    gw.cycles(3)
+    assert dispenser.boot == first_boot + 1 and gw.bus.by_addr[1].boot == first_boot + 1
+    assert dispenser.press(1) == 1  # ev 1 again, but of the next boot
+    gw.cycles(2)
+    assert gw.stored(ev.TicketIssued) == ["B-001", "B-002"] and gw.bus.presses_again == 0
+    # The same after a gateway restart: the device and its ev 2 are met again, and are new.
+    gw.restart()
+    gw.cycles(3)
+    assert dispenser.press(1) == 2
+    gw.cycles(2)
+    assert gw.stored(ev.TicketIssued) == ["B-001", "B-002", "B-003"]

@@ -39,15 +39,17 @@ def journal(request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.Captu
 
 def test_a_morning_at_the_counter(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
     j = ("--journal", str(journal))
-    assert run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-15T08:40")[0] == 0
-    code, out, _ = run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-15T08:41")
+    assert run(capsys, "office", "issue", *j, "--service", "move", "--offline", "--at", "2027-03-15T08:40")[0] == 0
+    code, out, _ = run(capsys, "office", "issue", *j, "--service", "move", "--offline", "--at", "2027-03-15T08:41")
     assert code == 0
     assert out.startswith("A-002") and "position 2 (1 ahead)" in out
-    assert run(capsys, "office", "issue", *j, "--service", "certificate", "--at", "2027-03-15T08:42")[0] == 0
-    assert run(capsys, "office", "open", *j, "--counter", "1", "--at", "2027-03-15T08:45")[0] == 0
-    code, out, _ = run(capsys, "office", "call", *j, "--counter", "1", "--at", "2027-03-15T08:46")
+    assert (
+        run(capsys, "office", "issue", *j, "--service", "certificate", "--offline", "--at", "2027-03-15T08:42")[0] == 0
+    )
+    assert run(capsys, "office", "open", *j, "--counter", "1", "--offline", "--at", "2027-03-15T08:45")[0] == 0
+    code, out, _ = run(capsys, "office", "call", *j, "--counter", "1", "--offline", "--at", "2027-03-15T08:46")
     assert (code, out) == (0, "A-001 called to counter 1\n")
-    code, out, _ = run(capsys, "office", "call", *j, "--counter", "1", "--at", "2027-03-15T09:05")
+    code, out, _ = run(capsys, "office", "call", *j, "--counter", "1", "--offline", "--at", "2027-03-15T09:05")
     assert code == 0 and "A-001 served at counter 1" in out and "A-002 called to counter 1" in out
 
     code, out, _ = run(capsys, "office", "show", *j, "--json")
@@ -60,11 +62,11 @@ def test_a_morning_at_the_counter(journal: Path, capsys: pytest.CaptureFixture[s
 
 def test_export_is_the_documented_event_log(journal: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     j = ("--journal", str(journal))
-    run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-15T09:00+09:00")
-    run(capsys, "office", "open", *j, "--counter", "1", "--at", "2027-03-15T09:01+09:00")
-    run(capsys, "office", "call", *j, "--counter", "1", "--at", "2027-03-15T09:02+09:00")
-    run(capsys, "office", "served", *j, "--counter", "1", "--at", "2027-03-15T09:20+09:00")
-    run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-16T09:00+09:00")
+    run(capsys, "office", "issue", *j, "--service", "move", "--offline", "--at", "2027-03-15T09:00+09:00")
+    run(capsys, "office", "open", *j, "--counter", "1", "--offline", "--at", "2027-03-15T09:01+09:00")
+    run(capsys, "office", "call", *j, "--counter", "1", "--offline", "--at", "2027-03-15T09:02+09:00")
+    run(capsys, "office", "served", *j, "--counter", "1", "--offline", "--at", "2027-03-15T09:20+09:00")
+    run(capsys, "office", "issue", *j, "--service", "move", "--offline", "--at", "2027-03-16T09:00+09:00")
     out_file = tmp_path / "day.jsonl"
     code, out, _ = run(capsys, "office", "export", *j, "--date", "2027-03-15", "--out", str(out_file))
     assert code == 0 and out == f"5 events written to {out_file}\n"
@@ -89,17 +91,25 @@ def test_export_is_the_documented_event_log(journal: Path, capsys: pytest.Captur
     ("argv", "code", "message"),
     [
         (["office", "call", "--counter", "99"], 1, "unknown counter '99'"),
-        (["office", "issue", "--service", "nope", "--at", "2027-03-15T10:00"], 1, "unknown service 'nope'"),
-        (["office", "recall", "--counter", "1", "--at", "2027-03-15T10:00"], 1, "serving nobody"),
-        (["office", "hold", "--ticket", "Z-001", "--at", "2027-03-15T10:00"], 1, "no ticket 'Z-001'"),
-        (["office", "issue", "--service", "move", "--at", "2027-03-21T10:00"], 1, "closed_today"),
-        (["office", "issue", "--service", "move", "--at", "2027-03-15T21:00"], 1, "not_offered_now"),
+        (
+            ["office", "issue", "--service", "nope", "--offline", "--at", "2027-03-15T10:00"],
+            1,
+            "unknown service 'nope'",
+        ),
+        (["office", "recall", "--counter", "1", "--offline", "--at", "2027-03-15T10:00"], 1, "serving nobody"),
+        (["office", "hold", "--ticket", "Z-001", "--offline", "--at", "2027-03-15T10:00"], 1, "no ticket 'Z-001'"),
+        (["office", "issue", "--service", "move", "--offline", "--at", "2027-03-21T10:00"], 1, "closed_today"),
+        (["office", "issue", "--service", "move", "--offline", "--at", "2027-03-15T21:00"], 1, "not_offered_now"),
         (["office", "export", "--from", "2027-03-16", "--to", "2027-03-10"], 2, "--from 2027-03-16 is after"),
         (["office", "export", "--date", "2027-03-16", "--to", "2027-03-10"], 2, "either --date or --from/--to"),
         (["office", "issue", "--service", "move", "--at", "noon"], 2, "not an ISO 8601 time"),
         (["office", "export", "--date", "16/03/2027"], 2, "not a date YYYY-MM-DD"),
         # An empty --services once opened the counter with the config's services.
-        (["office", "open", "--counter", "1", "--services", "", "--at", "2027-03-15T10:00"], 2, "'services' must be"),
+        (
+            ["office", "open", "--counter", "1", "--services", "", "--offline", "--at", "2027-03-15T10:00"],
+            2,
+            "'services' must be",
+        ),
         # The year 1 in +14:00 is the year 0 in Tokyo: once an OverflowError traceback.
         (["office", "issue", "--service", "move", "--at", "0001-01-01T00:00+14:00"], 2, "the year must be 2-9998"),
     ],
@@ -108,7 +118,7 @@ def test_bad_commands_say_why_and_change_nothing(
     journal: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str
 ) -> None:
     j = ["--journal", str(journal)]
-    run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-15T09:00")
+    run(capsys, "office", "issue", *j, "--service", "move", "--offline", "--at", "2027-03-15T09:00")
     before = digest(journal)
     got, out, err = run(capsys, *argv, *j)
     assert got == code
@@ -147,13 +157,13 @@ def test_reconfigure_keeps_history_and_refuses_another_office(
     path = tmp_path / "j.db"
     j = ("--journal", str(path))
     run(capsys, "office", "init", "--config", str(EXAMPLES / "oizumi.toml"), *j)
-    run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-15T09:00")
+    run(capsys, "office", "issue", *j, "--service", "move", "--offline", "--at", "2027-03-15T09:00")
     changed = tmp_path / "oizumi-changed.toml"
     changed.write_text((EXAMPLES / "oizumi.toml").read_text().replace("typical_minutes = 20", "typical_minutes = 25"))
     assert run(capsys, "office", "reconfigure", "--config", str(changed), *j)[0] == 0
     code, _, err = run(capsys, "office", "reconfigure", "--config", str(EXAMPLES / "nerima.toml"), *j)
     assert code == 1 and "belongs to office 'oizumi'" in err
-    code, out, _ = run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-15T09:05")
+    code, out, _ = run(capsys, "office", "issue", *j, "--service", "move", "--offline", "--at", "2027-03-15T09:05")
     assert code == 0 and out.startswith("A-002")
 
 
@@ -180,7 +190,7 @@ def test_console_script_is_installed() -> None:
 
 def test_export_never_writes_over_a_journal(journal: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     j = ["--journal", str(journal)]
-    run(capsys, "office", "issue", *j, "--service", "move", "--at", "2027-03-15T09:00")
+    run(capsys, "office", "issue", *j, "--service", "move", "--offline", "--at", "2027-03-15T09:00")
     before = digest(journal)
     other = tmp_path / "other.db"
     run(capsys, "office", "init", "--config", str(EXAMPLES / "oizumi.toml"), "--journal", str(other))

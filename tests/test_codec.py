@@ -108,7 +108,8 @@ def ref_payload(vector: dict[str, Any]) -> bytes:
         case "FW_STATUS":
             return struct.pack(">BI", f["state"], f["offset"])
         case "HELLO":
-            return struct.pack(">BB3BHB", f["proto"], f["kind"], *f["version"], f["caps"], f["reset_cause"])
+            fixed = (f["proto"], f["kind"], *f["version"], f["caps"], f["reset_cause"], f["boot"], f["lap"])
+            return struct.pack(">BB3BHBIB", *fixed)
         case "BUTTON_PRESS":
             return struct.pack(">BB", f["ev"], f["service"])
         case "KEY":
@@ -179,6 +180,20 @@ def test_vector_decodes_to_its_frame(vector: dict[str, Any]) -> None:
     assert p.Decoder().feed(wire) == [frame]
     assert frame.fields() == build(vector).fields()
     assert frame.is_reply == (SPEC_TYPES[vector["type"]] >= 0x80)
+
+
+def test_a_version_1_hello_is_read_as_boot_0_and_lap_0() -> None:
+    """The gateway meets boards still running version-1 firmware (to update them over the bus):
+    their 8-byte HELLO reads as boot 0, lap 0, "none" (protocol_gateway; docs/protocol.md,
+    "Versions"). Any other short HELLO is still malformed."""
+    v1 = bytes.fromhex("000301820401010102030561013f0c00")  # version 1's vector hello-dispenser
+    expected = p.Hello(1, 0, 1, 1, (1, 0, 3), 97, 1, 0, 0)
+    assert p.Frame.from_bytes(v1) == expected
+    assert p.Decoder().feed(v1) == [expected]
+    body = bytes.fromhex("0182000101010203056101") + b"\x00"  # nine payload bytes
+    d = p.Decoder()
+    assert d.feed(b"\x00" + p.cobs_encode(body + p.crc16(body).to_bytes(2, "big")) + b"\x00") == []
+    assert d.malformed == 1
 
 
 def test_every_message_type_has_a_vector_and_the_spec_code() -> None:
@@ -373,7 +388,7 @@ def wire_len(frame: p.Frame) -> int:
 def press_to_display_us(turnaround_us: int = p.TURNAROUND_US, timeout_us: int = p.REPLY_TIMEOUT_US) -> dict[str, float]:
     byte_us = p.BITS_PER_BYTE * 1_000_000 / p.BAUD
     poll = wire_len(p.Poll(16, 255, 255))
-    hello = wire_len(p.Hello(16, 255, 1, 3, (255, 255, 255), 0xFFFF, 5))
+    hello = wire_len(p.Hello(16, 255, 2, 3, (255, 255, 255), 0xFFFF, 5, 0xFFFFFFFF, 255))
     key = wire_len(p.Key(16, 255, 255, p.KEY_TRANSFER, 15))
     longest_poll_reply = max(hello, key, wire_len(p.ButtonPress(16, 255, 255, 15)), wire_len(p.Ack(16, 255)))
     nak = wire_len(p.Nak(16, 255, 6, 0xFFFFFFFF))
@@ -399,7 +414,7 @@ def press_to_display_us(turnaround_us: int = p.TURNAROUND_US, timeout_us: int = 
 
 def test_press_to_display_latency_meets_100_ms_and_matches_the_doc() -> None:
     t = press_to_display_us()
-    assert (t["poll"], t["hello"], t["key"], t["call"]) == (9, 16, 11, 35)
+    assert (t["poll"], t["hello"], t["key"], t["call"]) == (9, 21, 11, 35)
     assert t["total"] <= 100_000
     doc = DOC_PATH.read_text(encoding="utf-8")
     for name in ("slot", "bulk", "cycle"):
@@ -454,7 +469,9 @@ FIELD_STRATEGIES: dict[type[p.Frame], st.SearchStrategy[tuple[Any, ...]]] = {
     p.FwAbort: st.just(()),
     p.Ack: st.just(()),
     p.Nak: st.tuples(u(p.NAK_REASON_MAX, 1), u(0xFFFFFFFF)),
-    p.Hello: st.tuples(u(255, 1), st.sampled_from(p.KINDS), st.tuples(u(255), u(255), u(255)), u(0xFFFF), u(5)),
+    p.Hello: st.tuples(
+        u(255, 1), st.sampled_from(p.KINDS), st.tuples(u(255), u(255), u(255)), u(0xFFFF), u(5), u(0xFFFFFFFF), u(255)
+    ),
     p.FwStatus: st.tuples(u(p.FW_VERIFIED), u(0xFFFFFFFF)),
     p.ButtonPress: st.tuples(u(255, 1), u(15)),
     p.Key: st.one_of(

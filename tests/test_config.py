@@ -4,7 +4,6 @@ that names the source, the key and the problem -- never another exception."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from office.config import ConfigError, Hours, Rules, Text, load_config, parse_config
 
 from .conftest import EXAMPLES
+from .toml_writer import toml_text
 
 MINIMAL = """
 [office]
@@ -149,6 +149,14 @@ BAD_CONFIGS = [
     ("missing office.id", _replace('id = "test"\n', ""), "office.id", "must be an id"),
     ("bad office.id", _replace('id = "test"', 'id = "Test Office"'), "office.id", "must be an id"),
     ("office.id bool", _replace('id = "test"', "id = true"), "office.id", "must be an id"),
+    # office.id names MQTT topics and files: a string of a-z 0-9 -, never a number read as one.
+    ("office.id integer", _replace('id = "test"', "id = 5"), "office.id", "as a string in quotes (got an integer: 5)"),
+    ("office.id underscore", _replace('id = "test"', 'id = "test_office"'), "office.id", "must be an id"),
+    ("office.id leading hyphen", _replace('id = "test"', 'id = "-test"'), "office.id", "must be an id"),
+    ("office.id too long", _replace('id = "test"', f'id = "{"a" * 33}"'), "office.id", "1-32"),
+    ("office.id empty", _replace('id = "test"', 'id = ""'), "office.id", "must be an id"),
+    ("office.id uppercase", _replace('id = "test"', 'id = "Test"'), "office.id", "lowercase"),
+    ("office.id table", _replace('id = "test"', "id = { x = 1 }"), "office.id", "got a table"),
     ("missing ja", _replace('ja = "テスト区民事務所", ', ""), "office.name.ja", "missing"),
     ("name not a table", _replace('name = { ja = "テスト区民事務所", en = "Test Ward Office" }', 'name = "x"'),
      "office.name", "must be a table"),
@@ -164,6 +172,10 @@ BAD_CONFIGS = [
     ("url with space", _replace('"https://queue.example.jp/test/"', '"https://queue.example.jp/my queue/"'),
      "office.public_base_url", "without spaces"),
     ("time with newline", _replace('from = "08:30"', 'from = "08:30\\n"'), "hours.weekday.from", "HH:MM"),
+    # \d matched other scripts' digits, which fromisoformat then refused with a plain ValueError.
+    ("time with Arabic-Indic digit", _replace('from = "08:30"', 'from = "0\u0668:30"'), "hours.weekday.from",
+     "HH:MM"),
+    ("time with fullwidth digits", _replace('from = "08:30"', 'from = "０８:３０"'), "hours.weekday.from", "HH:MM"),
     ("prefix with newline", _replace('prefix = "C"', 'prefix = "C\\n"'), "services[1].prefix", "capital letter"),
     ("missing hours", _replace("[hours]", "[hour]"), "hours", "missing table"),
     ("hours not a table", _replace('weekday = { from = "08:30", to = "17:00" }', 'weekday = "08:30-17:00"'),
@@ -193,9 +205,19 @@ BAD_CONFIGS = [
     ("numbers floats", _replace("numbers = [0, 50]", "numbers = [1.0, 50]"), "services[1].numbers", "[first, last]"),
     ("numbers one", _replace("numbers = [0, 50]", "numbers = [50]"), "services[1].numbers", "[first, last]"),
     ("typical zero", _replace("typical_minutes = 4.5", "typical_minutes = 0"), "services[1].typical_minutes",
-     "between 0 and 240"),
+     "above 0, at most 240 (got 0)"),
+    ("typical negative", _replace("typical_minutes = 4.5", "typical_minutes = -0.5"), "services[1].typical_minutes",
+     "above 0"),
+    ("typical over 240", _replace("typical_minutes = 4.5", "typical_minutes = 240.5"), "services[1].typical_minutes",
+     "at most 240"),
+    ("typical nan", _replace("typical_minutes = 4.5", "typical_minutes = nan"), "services[1].typical_minutes",
+     "(got nan)"),
+    ("typical inf", _replace("typical_minutes = 4.5", "typical_minutes = inf"), "services[1].typical_minutes",
+     "(got inf)"),
+    ("typical bool", _replace("typical_minutes = 4.5", "typical_minutes = true"), "services[1].typical_minutes",
+     "a number of minutes"),
     ("typical string", _replace("typical_minutes = 4.5", 'typical_minutes = "4"'), "services[1].typical_minutes",
-     "between 0 and 240"),
+     "a number of minutes like 12 or 4.5 (got '4')"),
     ("unknown mode", _replace("typical_minutes = 4.5", 'periods = ["night"]'), "services[1].periods", "unknown mode"),
     ("periods string", _replace("typical_minutes = 4.5", 'periods = "office"'), "services[1].periods",
      "non-empty list"),
@@ -239,6 +261,11 @@ BAD_CONFIGS = [
      "calendar.exceptions[0].closed", "true or false"),
     ("exceptions not a list", _append('[calendar]\nexceptions = { date = 2027-03-27 }'), "calendar.exceptions",
      "array of tables"),
+    # A size's digits were \d+: fullwidth digits were read, 4,301 of them raised a plain ValueError.
+    ("sign size fullwidth", _append('[[signs]]\nid = "s"\nkind = "led"\nsize = "１２８x３２"'), "signs[0].size",
+     "LED matrix"),
+    ("sign size huge", _append(f'[[signs]]\nid = "s"\nkind = "led"\nsize = "{"9" * 5000}x32"'), "signs[0].size",
+     "LED matrix"),
 ]
 # fmt: on
 
@@ -258,6 +285,17 @@ def test_bad_config_names_source_key_and_problem(edit: Any, key: str, problem: s
     assert str(err).startswith(f"office.toml: {key}: ")
 
 
+def test_office_id_is_a_to_z_digits_and_hyphens_up_to_32() -> None:
+    for good in ("a", "nerima-2", "0" * 32, "9-a-"):
+        assert parse_config(MINIMAL.replace('id = "test"', f'id = "{good}"')).id == good
+
+
+@pytest.mark.parametrize(("written", "minutes"), [("7", 7.0), ("4.5", 4.5), ("0.25", 0.25), ("240", 240.0)])
+def test_typical_minutes_may_be_fractional(written: str, minutes: float) -> None:
+    config = parse_config(MINIMAL.replace("typical_minutes = 4.5", f"typical_minutes = {written}"))
+    assert config.service("cert").typical_minutes == minutes
+
+
 def test_an_exception_mode_counts_as_configured_hours() -> None:
     # Oizumi-style: no [hours].saturday, yet services run on the temporary Saturdays.
     rush = '{ date = 2027-03-27, mode = "saturday", hours = { from = "09:00", to = "12:00" } }'
@@ -269,27 +307,6 @@ def test_an_exception_mode_counts_as_configured_hours() -> None:
 
 
 # -- garbage never raises anything but ConfigError -----------------------------------------------
-def _toml_value(value: Any) -> str:
-    """A tiny TOML writer: everything inline, enough for the mutated example configs."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # the strategy keeps to characters both agree on
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(value)
-
-
-def _toml(data: dict[str, Any]) -> str:
-    return "\n".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in data.items()) + "\n"
-
-
 _text = st.text(st.characters(codec="ascii", categories=["L", "N", "P", "Zs"]), max_size=12)
 _scalars = st.one_of(
     st.none(),  # deletes the key
@@ -325,7 +342,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 @given(data=st.data())
 def test_mutated_config_parses_or_raises_config_error(example: str, data: st.DataObject) -> None:
     base = tomllib.loads((EXAMPLES / example).read_text(encoding="utf-8"))
-    assert parse_config(_toml(base)).id == base["office"]["id"]  # the writer round-trips the example
+    assert parse_config(toml_text(base)).id == base["office"]["id"]  # the writer round-trips the example
     paths = _paths(base)
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         path = data.draw(st.sampled_from(paths), label="path")
@@ -340,7 +357,7 @@ def test_mutated_config_parses_or_raises_config_error(example: str, data: st.Dat
                 parent[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed or replaced this path
-    text = _toml(base)
+    text = toml_text(base)
     try:
         config = parse_config(text, source="fuzz.toml")
     except ConfigError as err:

@@ -98,7 +98,8 @@ def config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def gateway(config: Path) -> Iterator[GatewayProcess]:
-    gw = start(config, "--run-for", "120")
+    # Monday morning on the gateway's own clock: the commands' "at" must be within minutes of it.
+    gw = start(config, "--run-for", "120", "--clock-from", "2027-03-15T09:00")
     try:
         ready = gw.wait_line("ready ")
         assert f"socket={gw.socket}" in ready and "devices=6" in ready
@@ -145,7 +146,8 @@ def test_office_commands_go_through_the_running_gateway_which_stops_cleanly(gate
     )
     types = [json.loads(line)["type"] for line in export.stdout.splitlines()]
     assert [t for t in types if t != "schedule"] == ["ticket_issued", "counter_opened", "called"]
-    r = office(gw, "hold", "--ticket", "A-001", "--at", "2027-03-15T09:03")  # directly, the lock is free
+    # Directly, the lock is free; offline, since this test's Monday is not the system clock's today.
+    r = office(gw, "hold", "--ticket", "A-001", "--offline", "--at", "2027-03-15T09:03")
     assert (r.returncode, r.stdout) == (0, "A-001 on hold\n")
 
 
@@ -304,3 +306,41 @@ def test_a_bad_socket_is_one_line_and_creates_no_journal(
     assert sorted(d.iterdir()) == before  # no journal, no lock, the file untouched
     if where == "regular-file":
         assert sock.read_text() == "mine\n"
+
+
+_BUS = "sim://bus?dispenser=1&counter_pad=5,6,7,8&call_display=16"
+
+
+@pytest.mark.parametrize("journal_exists", [False, True], ids=["new-journal", "existing-journal"])
+@pytest.mark.parametrize(
+    ("old", "new", "key", "problem"),
+    [
+        (_BUS, "xyz://nowhere", "gateway.port", "bad bus port URL 'xyz://nowhere': invalid URL, protocol 'xyz'"),
+        (_BUS, _BUS + "&colour=red", "gateway.port", "unknown option(s) colour"),
+        (_BUS, "loop://?bogus=1", "gateway.port", "not a valid serial URL (unknown option 'bogus'"),
+        (_BUS, "socket://localhost", "gateway.port", "expected socket://<host>:<port>"),
+        ("sim://printer", "sim://printer?paper=plenty", "printers[0].port", "paper must be ok, near_end or out"),
+        ("sim://printer", "lpt://1", "printers[0].port", "bad printer port URL 'lpt://1': invalid URL, protocol"),
+    ],
+    ids=["unknown-scheme", "sim-option", "loop-option", "socket-no-port", "printer-sim-option", "printer-scheme"],
+)
+def test_a_port_that_can_never_work_stops_the_gateway_before_the_journal_is_touched(
+    config: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, key: str, problem: str, journal_exists: bool
+) -> None:
+    # A bad URL used to be found only after the journal was created, or opened (which stores
+    # the new config in it).
+    from tests.conftest import run_cli
+
+    d = config.parent
+    journal = d / "journal.db"
+    if journal_exists:
+        code, _, err = run_cli(capsys, "office", "init", "--config", str(config), "--journal", str(journal))
+        assert code == 0, err
+    text = config.read_text(encoding="utf-8")
+    assert text.count(f'port = "{old}"\n') == 1
+    config.write_text(text.replace(f'port = "{old}"\n', f'port = "{new}"\n'), encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+    code, out, err = run_cli(capsys, "gateway", "run", "--config", str(config), "--run-for", "1")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"counterfloor: error: {config}: {key}: ") and problem in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in sorted(d.iterdir())} == before  # nothing made, nothing changed

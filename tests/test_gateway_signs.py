@@ -279,10 +279,13 @@ def test_a_snapshot_on_a_change_at_the_minute_and_at_the_mode_change(tmp_path: P
     try:
         step()
         assert seen[-1].mode.mode == "office"
+        # Time passes on both clocks (a wall clock that moved alone would be a step, recorded).
         wall.at += timedelta(seconds=20)  # 16:58:50: nothing changed
+        gw.clock.wait_until(gw.clock.now() + 20)  # type: ignore[attr-defined]
         step()
         assert len(seen) == 1
         wall.at += timedelta(seconds=10)  # 16:59:00: the clock
+        gw.clock.wait_until(gw.clock.now() + 10)  # type: ignore[attr-defined]
         step()
         assert len(seen) == 2 and seen[-1].at.minute == 59
         assert gw.handle({"cmd": "issue", "service": "move"})["ok"]  # an issue: at once

@@ -32,7 +32,8 @@ def test_a_sim_url_starts_a_device_that_says_hello(kind: str, code: int) -> None
     port = open_link(f"sim://{kind}?addr=7")
     port.write(P.Identify(7, 3).to_bytes())
     (hello,) = replies(port.read(100))
-    assert (hello.NAME, hello.addr, hello.seq, hello.kind, hello.proto) == ("HELLO", 7, 3, code, 1)
+    assert (hello.NAME, hello.addr, hello.seq, hello.kind, hello.proto) == ("HELLO", 7, 3, code, P.PROTOCOL_VERSION)
+    assert hello.boot != 0 and hello.lap == 0  # a boot number of its own (random at a first boot)
     port.write(P.Identify(8, 4).to_bytes())  # another address: silence
     assert port.in_waiting == 0 and port.read(10) == b""
     port.close()
@@ -151,7 +152,7 @@ def test_the_bus_over_a_pty_pair_with_a_scripted_peer(nerima: OfficeConfig) -> N
         assert link.state is LinkState.ONLINE and link.identity is not None
         pad.key(P.KEY_CALL_NEXT)
         effects = driver.run_cycles(2)
-        assert Execute(5, CallNext("1")) in effects
+        assert CallNext("1") in [e.command for e in effects if isinstance(e, Execute)]
         assert pad.number == "----"  # nobody waiting: shown on the pad over the pty
         assert bus.timeouts == 0
     finally:
@@ -208,3 +209,75 @@ def test_gpio_configuration_errors_name_the_problem() -> None:
         DirectCounter(pin_factory("mock"), {"launch": 5})
     with pytest.raises(ValueError, match="unknown lamp colour"):
         DirectCounter(pin_factory("mock"), {"done": 5}, {"blue": 6})
+
+
+# -- checking a URL without opening it ----------------------------------------------------------------
+URLS = [
+    # (url, words of url_problem's answer, or None: it may open)
+    ("loop://", None),
+    ("loop://?logging=debug", None),
+    ("loop://?bogus=1", "unknown option 'bogus'"),
+    ("loop://?logging=loud", "logging must be one of"),
+    ("xyz://nowhere", "protocol 'xyz' not known"),
+    ("../x://y", "not known"),
+    ("sim://dispenser?addr=1", None),
+    ("SIM://bus?dispenser=1&call_display=16", None),
+    ("sim://bus?dispenser=1&counter_pad=1", "two devices at address 1"),
+    ("sim://dispenser?addr=1&seed=7&corrupt=0.5", None),
+    ("sim://dispenser?addr=1&seed=nan", "seed must be a whole number"),
+    ("sim://dispenser?addr=1&seed=inf", "seed must be a whole number"),
+    ("sim://dispenser?addr=17", "outside 1-16"),
+    ("sim://printer", "unknown device 'printer'"),
+    ("spy://loop://", "takes a device path"),
+    ("socket://localhost", "expected socket://<host>:<port>"),
+    ("socket://localhost:99999", "expected socket://<host>:<port>"),
+    ("rfc2217://localhost:1?timeout=soon", "timeout must be a number"),
+    ("", "empty"),
+    ("/dev/ttyUSB0 ", "spaces before or after it"),
+]
+
+
+@pytest.mark.parametrize(("url", "problem"), URLS, ids=[u or "empty" for u, _ in URLS])
+def test_url_problem_agrees_with_open_link_and_opens_nothing(
+    url: str, problem: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hal.serial_link import url_problem
+
+    monkeypatch.setenv("COUNTERFLOOR_MICROPYTHON", "")  # sim:// on the Python devices: no processes
+    answer = url_problem(url)
+    assert answer is None if problem is None else problem in (answer or ""), answer
+    if url.startswith(("socket:", "rfc2217:", "spy:", "/dev/")) or not url:
+        return  # opening these would connect, or look for a device path (missing: an OSError, retried)
+    try:
+        open_link(url).close()
+    except ValueError:
+        assert answer is not None, f"{url!r} passed the check but cannot be opened"
+    else:
+        assert answer is None, f"{url!r} was refused by the check but opens"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sim://printer", None),
+        ("sim://printer?paper=near_end&accept=64", None),
+        ("sim://printer?paper=wet", "paper must be ok, near_end or out"),
+        ("sim://bus?dispenser=1", "not a simulated printer URL"),
+        ("/dev/usb/lp9", None),  # missing now: a printer not answering, tried again later
+        ("lpt://1", "protocol 'lpt' not known"),
+        ("loop://?bogus=1", "unknown option 'bogus'"),
+    ],
+)
+def test_printer_url_problem_agrees_with_open_printer(url: str, problem: str | None) -> None:
+    from hal.printer import PrinterPortError, open_printer, printer_url_problem
+
+    answer = printer_url_problem(url)
+    assert answer is None if problem is None else problem in (answer or ""), answer
+    if url.startswith("/dev/"):
+        return
+    try:
+        open_printer(url).close()
+    except PrinterPortError:
+        assert answer is not None
+    else:
+        assert answer is None

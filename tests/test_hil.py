@@ -160,6 +160,22 @@ def test_a_display_rebooted_mid_call_shows_the_call_at_most_once_and_is_back_wit
     print(f"  display shows call={shown['call']}, chimes for it: {calls_chimed(floor) - before}")
 
 
+def test_a_rebooted_board_says_its_next_boot_number_and_its_presses_from_ev_1_are_new(floor: Floor) -> None:
+    """The boot number is kept on the board's flash (slots.boot_number): after a restart of its
+    process it is one more, so its events, numbered from 1 again, are not taken for the presses
+    the journal holds from the boot before."""
+    link = floor.bus.by_addr[1]
+    boot = link.boot
+    assert boot != 0
+    first = issue(floor, 0)
+    floor.reboot("dispenser")
+    floor.until(lambda: link.boot == boot + 1 and link.state is LinkState.ONLINE, "the dispenser's new boot")
+    second = issue(floor, 0)
+    assert floor.issued() == [first, second] and first != second
+    assert floor.bus.presses_again == 0
+    assert int((floor.boards["dispenser"].flash / "boot_number").read_text(encoding="ascii")) == boot + 1
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_noisy_bus_loses_nothing_and_doubles_nothing(floor: Floor, seed: int) -> None:
     """1 byte in 1,000 corrupted and 1 in 2,000 dropped on every line, both directions, while

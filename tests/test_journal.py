@@ -59,6 +59,20 @@ from tests.journal_support import comparable, fingerprint, replay_last_day, row_
 NERIMA_TEXT = (EXAMPLES / "nerima.toml").read_text(encoding="utf-8")
 
 
+class WallAt:
+    """A settable wall clock for a journal: retention counts from the wall clock's today."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def execute(self, journal: TicketJournal, command: Any, now: datetime) -> Any:
+        self.now = now
+        return journal.execute(command, now)
+
+
 def make(path: Path, config: OfficeConfig, text: str = NERIMA_TEXT, **kw: Any) -> TicketJournal:
     return TicketJournal.create(path, config, text, **kw)
 
@@ -320,13 +334,14 @@ def test_a_snapshot_of_an_older_day_is_not_used_across_pruned_days(tmp_path: Pat
     """Regression: a snapshot taken on a day since pruned was replayed from, over the gap."""
     config, text = with_retention(1)
     path = tmp_path / "j"
-    with make(path, config, text, snapshot_every=10_000) as j:
+    wall = WallAt(tokyo(2027, 3, 15, 9, 0))
+    with make(path, config, text, snapshot_every=10_000, clock=wall) as j:
         for hour in range(9, 12):
-            j.execute(IssueTicket("certificate", new_token()), tokyo(2027, 3, 15, hour, 0))
+            wall.execute(j, IssueTicket("certificate", new_token()), tokyo(2027, 3, 15, hour, 0))
         j.snapshot()  # on Monday, at seq 4
-        j.execute(IssueTicket("certificate", new_token()), tokyo(2027, 3, 15, 13, 0))  # seq 5, pruned later
-        j.execute(IssueTicket("certificate", new_token()), tokyo(2027, 3, 16, 9, 0))
-        j.execute(IssueTicket("certificate", new_token()), tokyo(2027, 3, 17, 9, 0))  # prunes Monday
+        wall.execute(j, IssueTicket("certificate", new_token()), tokyo(2027, 3, 15, 13, 0))  # seq 5, pruned later
+        wall.execute(j, IssueTicket("certificate", new_token()), tokyo(2027, 3, 16, 9, 0))
+        wall.execute(j, IssueTicket("certificate", new_token()), tokyo(2027, 3, 17, 9, 0))  # prunes Monday
         live = comparable(j.office.state)
     assert stored(path, "SELECT DISTINCT day FROM events ORDER BY day") == [("2027-03-16",), ("2027-03-17",)]
     with TicketJournal.open(path) as j:
@@ -359,17 +374,18 @@ def test_the_cli_pattern_of_one_command_per_open_still_takes_snapshots(tmp_path:
 def test_days_beyond_retention_are_deleted_on_a_new_business_day(tmp_path: Path) -> None:
     config, text = with_retention(2)
     path = tmp_path / "j"
-    with make(path, config, text) as j:
+    wall = WallAt(tokyo(2027, 3, 15, 9, 0))
+    with make(path, config, text, clock=wall) as j:
         for day in (15, 16, 17):
-            j.execute(IssueTicket("seal", new_token()), tokyo(2027, 3, day, 9, 0))
-            j.execute(IssueTicket("seal", new_token()), tokyo(2027, 3, day, 10, 0))
+            wall.execute(j, IssueTicket("seal", new_token()), tokyo(2027, 3, day, 9, 0))
+            wall.execute(j, IssueTicket("seal", new_token()), tokyo(2027, 3, day, 10, 0))
         with j.reader() as r:
             assert r.days() == ["2027-03-15", "2027-03-16", "2027-03-17"]
-        j.execute(IssueTicket("seal", new_token()), tokyo(2027, 3, 18, 9, 0))  # cutoff: 03-16
+        wall.execute(j, IssueTicket("seal", new_token()), tokyo(2027, 3, 18, 9, 0))  # cutoff: 03-16
         with j.reader() as r:
             assert r.days() == ["2027-03-16", "2027-03-17", "2027-03-18"]
             assert [e.seq for e in r.events(date(2027, 3, 16), date(2027, 3, 16))] == [4, 5, 6]
-        j.execute(IssueTicket("seal", new_token()), tokyo(2027, 3, 18, 11, 0))  # same day: nothing goes
+        wall.execute(j, IssueTicket("seal", new_token()), tokyo(2027, 3, 18, 11, 0))  # same day: nothing goes
         with j.reader() as r:
             assert r.days()[0] == "2027-03-16"
         live = comparable(j.office.state)
@@ -526,7 +542,7 @@ def test_a_journal_of_a_newer_schema_is_refused_and_untouched(tmp_path: Path, ne
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     before = fingerprint(path)
-    with pytest.raises(JournalTooNew, match=r"version 3, newer .* upgrade counterfloor"):
+    with pytest.raises(JournalTooNew, match=rf"version {SCHEMA_VERSION + 1}, newer .* upgrade counterfloor"):
         TicketJournal.open(path)
     with pytest.raises(JournalTooNew):
         JournalReader(path)
@@ -641,8 +657,17 @@ def test_a_v1_journal_is_migrated_and_gives_the_same_state(tmp_path: Path, nerim
     with JournalReader(path) as r:
         assert r.days() == sorted({json.loads(s[3])["date"] for s in schedules})
     assert comparable(replay_last_day(path)) == comparable(office.state)
-    with TicketJournal.open(path) as j:  # a second open finds v2 and changes nothing
+    with TicketJournal.open(path) as j:  # a second open finds the schema current and changes nothing
         assert comparable(j.office.state) == comparable(office.state)
+        # Regression: events stored after a v1 migration (its day column is last) went into the
+        # wrong columns, and the journal could not be opened again.
+        now = office.state.last_ts + timedelta(minutes=1)
+        j.execute(IssueTicket("move", new_token()), now)
+        live = comparable(j.office.state)
+    with TicketJournal.open(path) as j:
+        assert comparable(j.office.state) == live
+    with JournalReader(path) as r:
+        assert list(r.events())[-1].ts == now
 
 
 # -- bad input changes nothing stored ------------------------------------------------------------------

@@ -81,7 +81,8 @@ def picture(bitmap: escpos.Bitmap) -> Image.Image:
 
 
 def read_qr(img: Image.Image) -> list[str]:
-    return [r.text for r in zxingcpp.read_barcodes(img.convert("L"))]
+    # QR codes only: zxing's 1D readers once found a "barcode" in a ticket's printed digits.
+    return [r.text for r in zxingcpp.read_barcodes(img.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
 # -- content ------------------------------------------------------------------------------------
@@ -300,8 +301,8 @@ def test_the_qr_code_is_the_one_segno_makes_mask_and_all(token: str, error: str)
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_qr_code_reads_back_for_many_tokens_on_both_widths(nerima: OfficeConfig, width: int) -> None:
-    for i in range(12):
-        c = ticket_content(nerima, ready(nerima, token=new_token(), number=i + 1))
+    for i in range(12):  # seeded tokens: a failure names a token that fails again
+        c = ticket_content(nerima, ready(nerima, token=seeded_token(f"{width}-{i}"), number=i + 1))
         assert read_qr(render_ticket(c, width)) == [c.url]
 
 

@@ -80,6 +80,28 @@ equal(slots.wdt.timeout_ms, 4000, "watchdog started")
 slots.reset_cause = None
 equal(slots.boot(4000, tmp), board.reset_cause(), "hardware reset cause")
 
+# The boot number: kept on flash, one more at every boot; random where none is kept.
+number = tmp + "/boot_number"
+first = slots.boot_number(tmp)
+check(0 < first <= 0xFFFFFFFF, "a first boot starts from a random number: %r" % first)
+equal(int(read(number)), first, "the boot number is kept")
+equal(slots.boot_number(tmp), first + 1, "the next boot's is one more")
+equal(int(read(number)), first + 1, "and is kept")
+check("boot_number.tmp" not in os.listdir(tmp), "written aside, then renamed")
+write(number, "%d" % 0xFFFFFFFF)
+wrapped = slots.boot_number(tmp)
+check(wrapped > 0 and int(read(number)) == wrapped, "past 2**32 - 1: not 0 (none) but a random number, kept")
+write(number, "garbage")
+garbled = slots.boot_number(tmp)
+check(garbled > 0 and int(read(number)) == garbled, "an unreadable number: a random one, kept")
+write(number, "41")
+os.mkdir(number + ".tmp")  # the flash cannot be written: the next number would not be kept
+draws = [slots.boot_number(tmp) for _ in range(3)]
+check(all(draws) and 42 not in draws and len(set(draws)) == 3, "not kept: a random number every boot %r" % draws)
+equal(read(number), "41", "nothing kept meanwhile")
+os.rmdir(number + ".tmp")
+equal(slots.boot_number(tmp), 42, "kept again")
+
 # config.json
 good = {"kind": "counter_pad", "addr": 4, "debounce_ms": 25}
 equal(config.check(good), good, "good config")

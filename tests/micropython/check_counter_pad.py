@@ -104,6 +104,23 @@ equal(len(dev.events), 0, "no KEY while offline")
 gw.poll(gw.tracker.ack)
 equal(dev.shown, "B023", "number back when polled")
 
+# HELLO names this boot's events for the gateway's journal: the boot number (slots.start sets
+# it at boot) and the lap, how often ev went round 1..255 before the event the next POLL brings.
+equal(gw.send(p.Identify)[0].boot, 0, "no boot number: 0, none")
+dev.boot = 0x12345678
+while dev.events._n < 254:
+    check(dev.key(p.KEY_DONE, clock.now()), "a key")
+    gw.collect()
+dev.key(p.KEY_DONE, clock.now())  # ev 255
+dev.key(p.KEY_DONE, clock.now())  # ev 1: the numbers went round
+r = gw.send(p.Identify)[0]
+equal((r.boot, r.lap), (0x12345678, 0), "HELLO: the boot number, and the lap of ev 255, waiting")
+gw.tracker.reset()
+equal(gw.poll(255).ev, 1, "ev 255 acknowledged, ev 1 next")
+equal(gw.send(p.Identify)[0].lap, 1, "HELLO: the lap of ev 1, waiting")
+gw.collect()
+equal(gw.send(p.Identify)[0].lap, 1, "HELLO: none waiting, the lap of the next one numbered (ev 2)")
+
 dev.deinit()
 equal((red.value(), green.value()), (0, 0), "deinit turns the lamp off")
 print("counter pad checked")
