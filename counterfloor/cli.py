@@ -242,7 +242,7 @@ def cmd_gateway_run(args: argparse.Namespace, out: TextIO) -> int:
     if clock_from is not None and clock_from.tzinfo is None:
         clock_from = clock_from.replace(tzinfo=config.tz)
     sock = socket_path(journal, config.gateway.socket, args.socket)
-    run_gateway(config, text, journal, sock, out, args.run_for, clock_from)
+    run_gateway(config, text, journal, sock, out, args.run_for, clock_from, args.broker, args.broker_auth)
     return 0
 
 
@@ -373,6 +373,18 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     who.add_argument("--ticket")
     who.add_argument("--counter", help="the ticket being served at this counter")
     p.add_argument("--to", required=True, dest="to_service", metavar="SERVICE")
+    p = action("set-mode", "override one date's plan: closed, or open in one mode (docs/calendar.md)", _set_mode)
+    p.add_argument("--date", required=True, help="the date, YYYY-MM-DD: today or a day ahead")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--closed", action="store_true", help="the office is closed that day")
+    how.add_argument("--mode", choices=["office", "evening", "saturday"], help="open in this mode")
+    p.add_argument("--from", dest="opens", metavar="HH:MM", help="with --mode: opening (default: the mode's hours)")
+    p.add_argument("--to", dest="closes", metavar="HH:MM", help="with --mode: closing")
+    p.add_argument("--reason-ja", help="why, in Japanese (shown on the dispensers and boards)")
+    p.add_argument("--reason-en", help="why, in English")
+    action("clear-mode", "give a date its calendar's plan back", lambda a: {"date": a.date}).add_argument(
+        "--date", required=True
+    )
     action("hold", "put a ticket on hold", lambda a: {"ticket": a.ticket}).add_argument("--ticket", required=True)
     action("return", "return a held ticket to its place", lambda a: {"ticket": a.ticket}).add_argument(
         "--ticket", required=True
@@ -407,6 +419,38 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--to", dest="last", type=_iso_date, help="last business day")
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.set_defaults(func=cmd_export)
+    _add_watch(osub)
+
+
+def _set_mode(a: argparse.Namespace) -> dict[str, Any]:
+    request: dict[str, Any] = {"date": a.date, "closed": bool(a.closed)}
+    if a.mode:
+        request["mode"] = a.mode
+    if (a.opens is None) != (a.closes is None):
+        raise CliError("set-mode: give both --from and --to, or neither", EXIT_USAGE)
+    if a.opens is not None:
+        request["hours"] = {"from": a.opens, "to": a.closes}
+    if (a.reason_ja is None) != (a.reason_en is None):
+        raise CliError("set-mode: give the reason in both languages (--reason-ja and --reason-en)", EXIT_USAGE)
+    if a.reason_ja is not None:
+        request["reason"] = {"ja": a.reason_ja, "en": a.reason_en}
+    return request
+
+
+def _add_watch(osub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import watch_cli
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            return watch_cli.run(args, out)
+        except watch_cli.WatchUsageError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        except watch_cli.WatchFailed as exc:
+            raise CliError(str(exc)) from None
+
+    p = osub.add_parser("watch", help="a live view of any office, or every office, from the MQTT broker (docs/mqtt.md)")
+    watch_cli.add_arguments(p)
+    p.set_defaults(func=run)
 
 
 def _transfer(a: argparse.Namespace) -> dict[str, Any]:
@@ -435,6 +479,19 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="TIME",
         help="run on a clock that starts at TIME (ISO 8601; naive: the office's local time) instead of the "
         "system's: for tests and demos on a journal of their own, never on a live floor",
+    )
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help="publish the floor to this MQTT broker and take its commands (mqtt://host:port or "
+        "mqtts://host:port; default: the config's [broker] url, none: no publishing)",
+    )
+    p.add_argument(
+        "--broker-auth",
+        type=Path,
+        metavar="FILE",
+        help="the broker password (or user:password) from this file, mode 600 (over [broker] password_file); "
+        "never a secret on the command line",
     )
     p.set_defaults(func=cmd_gateway_run)
 

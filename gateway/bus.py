@@ -50,7 +50,7 @@ from gateway.device_link import (
 from gateway.firmware_update import FirmwareUpdate
 from gateway.journal import RequestDone
 from hal.codec import REPLY_TIMEOUT_S, TURNAROUND_S, Frame, P, wire_time
-from office.calendar import plan_for
+from office.calendar import ModeOverride, plan_for
 from office.config import OfficeConfig
 from office.model import Command, Decision, IssueRefused, NobodyWaiting, OfficeError, ShowCall, TicketReady
 from office.model import Effect as OfficeEffect
@@ -58,10 +58,10 @@ from office.model import Effect as OfficeEffect
 _log = logging.getLogger(__name__)
 
 
-def offered_services(config: OfficeConfig, wall: datetime) -> frozenset[str]:
+def offered_services(config: OfficeConfig, wall: datetime, override: ModeOverride | None = None) -> frozenset[str]:
     """The services offered at `wall` (an aware moment): what dispenser lamps show."""
     local = wall.astimezone(config.tz)
-    period = plan_for(config, local.date()).period_at(local.time())
+    period = plan_for(config, local.date(), override).period_at(local.time())
     return frozenset(period.services) if period else frozenset()
 
 

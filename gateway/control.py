@@ -13,7 +13,9 @@ is answered with the first reply and `"repeated": true`, and not carried out aga
     issue {service}; call|recall|no-show|served|pause|resume|close {counter};
     open {counter, services?: [ids]}; transfer {ticket | counter, to}; hold|return {ticket};
     show {json?: bool}; ping; status {json?: bool} (gateway only: the devices' state, e.g. printers);
-    reprint {ticket, printer?} (gateway only: it drives the printers; the same token and QR code).
+    reprint {ticket, printer?} (gateway only: it drives the printers; the same token and QR code);
+    set-mode {date, closed?: bool, mode?, hours?: {from, to}, reason?: {ja, en}} (a remote override
+    of that date's plan, journaled); clear-mode {date}.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ import re
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from gateway.journal import new_token
 from office import events as ev
 from office import model as m
-from office.calendar import at_problem, moment_problem
-from office.config import OfficeConfig
+from office.calendar import ModeOverride, at_problem, moment_problem
+from office.config import Hours, OfficeConfig, Text
 from office.state import OfficeState, TicketStatus
 
 MAX_LINE = 64 * 1024  # a request longer than this is refused, not buffered forever
@@ -76,6 +78,42 @@ def _transfer(r: Mapping[str, Any]) -> m.Command:
     )
 
 
+def _date(r: Mapping[str, Any]) -> date:
+    text = _field(r, "date")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{r.get('cmd')}: 'date' is not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _set_mode(r: Mapping[str, Any]) -> m.Command:
+    """A remote override of one date: {"date", "closed": true, "reason"?} or {"date", "mode",
+    "hours"?: {"from", "to"}, "reason"?}; reason is {"ja", "en"}."""
+    closed = r.get("closed", False)
+    if not isinstance(closed, bool):
+        raise BadRequest("set-mode: 'closed' must be true or false")
+    reason, hours = r.get("reason"), r.get("hours")
+    try:
+        if reason is not None:
+            if (
+                not isinstance(reason, dict)
+                or set(reason) != {"ja", "en"}
+                or not all(isinstance(v, str) and v for v in reason.values())
+            ):
+                raise ValueError('\'reason\' must be {"ja": …, "en": …}')
+            reason = Text(reason["ja"], reason["en"])
+        if hours is not None:
+            if not isinstance(hours, dict) or set(hours) != {"from", "to"}:
+                raise ValueError('\'hours\' must be {"from": "HH:MM", "to": "HH:MM"}')
+            hours = Hours(time.fromisoformat(str(hours["from"])), time.fromisoformat(str(hours["to"])))
+        mode = r.get("mode")
+        if mode is not None and not isinstance(mode, str):
+            raise ValueError("'mode' must be a mode name")
+        return m.OverrideMode(ModeOverride(_date(r), closed, mode, hours, reason))
+    except ValueError as exc:
+        raise BadRequest(f"set-mode: {exc}") from None
+
+
 COMMANDS: dict[str, Callable[[Mapping[str, Any]], m.Command]] = {
     "issue": lambda r: m.IssueTicket(_field(r, "service"), new_token()),
     "call": _counter(m.CallNext),
@@ -89,6 +127,8 @@ COMMANDS: dict[str, Callable[[Mapping[str, Any]], m.Command]] = {
     "transfer": _transfer,
     "hold": lambda r: m.Hold(_field(r, "ticket")),
     "return": lambda r: m.Return(_field(r, "ticket")),
+    "set-mode": _set_mode,
+    "clear-mode": lambda r: m.ClearModeOverride(_date(r)),
 }
 
 
@@ -204,6 +244,12 @@ def describe(decision: m.Decision, config: OfficeConfig) -> str:
             lines.append(f"counter {event.counter} open, calling {' > '.join(event.services)}\n")
         elif isinstance(event, ev.CounterPaused | ev.CounterResumed | ev.CounterClosed):
             lines.append(f"counter {event.counter} {event.TYPE.removeprefix('counter_')}\n")
+        elif isinstance(event, ev.ModeOverridden):
+            why = f" ({event.reason['en']})" if event.reason else ""
+            plan = "closed" if event.closed else f"{event.mode} {'–'.join(event.hours or ['configured hours'])}"
+            lines.append(f"{event.date}: {plan}{why} (overrides the calendar)\n")
+        elif isinstance(event, ev.ModeOverrideCleared):
+            lines.append(f"{event.date}: the calendar's plan again\n")
     return "".join(lines)
 
 

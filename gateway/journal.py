@@ -43,6 +43,7 @@ DEFAULT_SNAPSHOT_EVERY = 8000
 PURGE_STEP_MAX_DAYS = 14
 # Columns named: a journal migrated from v1 has its day column last.
 _INSERT_EVENT = "INSERT INTO events (seq, day, ts, type, body) VALUES (?, ?, ?, ?, ?)"
+_OWN_META = frozenset({"office", "config", "created", "retention_cutoff"})
 _log = logging.getLogger(__name__)
 
 
@@ -200,6 +201,13 @@ def _decode_rows(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[ev.Event
             raise JournalCorrupt(str(exc)) from None
 
 
+def _events_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[ev.Event]:
+    """The stored events with a seq above `seq`, in order, at most `limit`: the from-seq read of
+    the writer and of readers alike (the MQTT link's live stream, its catch-up and a replay)."""
+    rows = conn.execute("SELECT seq, ts, type, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+    return list(_decode_rows(rows))
+
+
 class _Lock:
     """An exclusive lock on `<journal>.lock`, held for the writer's lifetime."""
 
@@ -280,6 +288,11 @@ class JournalReader:
                 (lo, hi),
             )
             yield from _decode_rows(rows)
+
+    def events_after(self, seq: int, limit: int = 1000) -> list[ev.Event]:
+        """The events after `seq`, in order, at most `limit` (retention may have pruned the first)."""
+        with self._reading():
+            return _events_after(self.conn, seq, limit)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
@@ -482,6 +495,23 @@ class TicketJournal:
         None if no command was stored under it."""
         row = self.conn.execute("SELECT result FROM requests WHERE id = ?", (request,)).fetchone()
         return None if row is None else str(row[0])
+
+    def events_after(self, seq: int, limit: int = 1000) -> list[ev.Event]:
+        """The stored events after `seq`, in order, at most `limit` (JournalReader.events_after)."""
+        return _events_after(self.conn, seq, limit)
+
+    def get_meta(self, key: str) -> str | None:
+        """A value kept beside the events (e.g. the MQTT link's session and published-up-to mark)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store `value` under `key`, durably, in a transaction of its own. Not for the keys the
+        journal itself keeps (office, config, created, retention_cutoff)."""
+        if key in _OWN_META:
+            raise JournalError(f"meta key {key!r} is the journal's own")
+        with self._transaction():
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def execute(
         self,

@@ -52,6 +52,8 @@ from gateway.device_link import (
 from gateway.gpio_counters import GpioCounters
 from gateway.journal import JournalError, RequestDone, TicketJournal, new_token, utc_now
 from gateway.mode_words import dispenser_lines
+from gateway.mqtt_client import BrokerConfigError, BrokerLogin, broker_login
+from gateway.mqtt_link import MqttLink
 from gateway.printing import PrinterState, Printing
 from gateway.signs import SignDriver, sign_driver
 from hal.codec import KIND_BY_NAME, REPLY_TIMEOUT_S, P
@@ -59,7 +61,7 @@ from hal.printer import open_printer, printer_url_problem
 from hal.serial_link import open_link, url_problem
 from office import events as ev
 from office import model as m
-from office.calendar import mode_at
+from office.calendar import ModeOverride, mode_at
 from office.config import OfficeConfig
 
 LAMP_REFRESH_S = 60.0
@@ -157,6 +159,9 @@ class Gateway:
     signs: SignDriver | None = None  # the [[signs]] drawn off the loop (gateway.signs); None: none
     gpio: GpioCounters | None = None  # the gpio_counter devices (gateway.gpio_counters)
     gpio_factory: Any = None  # a gpiozero pin factory instead of gateway.pin_factory's (tests pass a mock one)
+    broker_url: str | None = None  # --broker: overrides [broker] url
+    broker_auth: Path | None = None  # --broker-auth: the secret file, overrides [broker] password_file
+    mqtt: MqttLink | None = None  # the link to the broker (gateway.mqtt_link); None: not publishing
     prints: Path = field(init=False)
     _next_lamps: float = field(init=False, default=0.0)
     _calls_day: date | None = field(init=False, default=None)  # the day call displays and pads were told of
@@ -186,6 +191,7 @@ class Gateway:
         if problem is not None:
             raise GatewayError(problem)
         group = socket_group(cfg)  # an unknown gateway.socket_group: a ConfigError before any file is made
+        login = self._broker_login()  # a broker setting that cannot work: named before the journal is touched
         if self.journal_file.exists():
             self.journal = TicketJournal.open(self.journal_file, (cfg, self.config_text), clock=self.wall)
         else:
@@ -228,8 +234,28 @@ class Gateway:
         if self.signs is None:
             self.signs = sign_driver(cfg, self.journal_file)
         self._refresh_lamps()
+        if login is not None:
+            self.mqtt = MqttLink(self, login)
+            self.mqtt.start()  # connects in the background: the floor runs whether or not the broker is there
+
+    def _broker_login(self) -> BrokerLogin | None:
+        """The broker to publish to (--broker, else [broker] url), or None: no publishing."""
+        cfg = self.config
+        if self.broker_url is None and cfg.broker.url is None:
+            if self.broker_auth is not None:
+                raise GatewayError("--broker-auth needs a broker: give --broker or set [broker] url")
+            return None
+        try:
+            return broker_login(
+                cfg.broker, url=self.broker_url, auth_file=self.broker_auth, base=Path(cfg.source).parent
+            )
+        except BrokerConfigError as exc:
+            raise GatewayError(f"{cfg.source}: {exc}") from None
 
     def close(self) -> None:
+        if self.mqtt is not None:  # first: its death and its mark need the journal
+            self.mqtt.close()
+            self.mqtt = None
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -278,6 +304,8 @@ class Gateway:
             self.announcer.flush()  # last turn's calls: their CALL frames went out in this turn
         if self.signs is not None and self.journal is not None:
             self.signs.tick(self.journal.office, self.wall())  # a snapshot if anything shown changed
+        if self.mqtt is not None:
+            self.mqtt.step()  # this turn's events, and the broker's commands (never waits on the broker)
 
     def stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -305,7 +333,7 @@ class Gateway:
         """Dispensers light the services offered now and, when closed, say why (office.calendar).
         Again within a minute, and at the next change of mode (17:00 sharp, not up to 60 s late)."""
         wall = self.wall()
-        mode = mode_at(self.config, wall)
+        mode = mode_at(self.config, wall, self._override_today(wall))
         delay = LAMP_REFRESH_S
         if mode.next_change is not None:
             delay = min(delay, max((mode.next_change - wall).total_seconds(), 0.0))
@@ -316,6 +344,12 @@ class Gateway:
             for link in bus.master.links:
                 link.handle(lamps, now)
         self._show_todays_calls(wall, now)
+
+    def _override_today(self, wall: datetime) -> ModeOverride | None:
+        """Today's remote mode override, as the journal's state holds it."""
+        if self.journal is None or not self.journal.office.state.overrides:
+            return None
+        return self.journal.office.state.overrides.get(wall.astimezone(self.config.tz).date())
 
     def _show_todays_calls(self, wall: datetime, now: float) -> None:
         """Call displays and counter pads show the business day's calls: at the start (the
@@ -395,8 +429,9 @@ class Gateway:
         elif isinstance(effect, CommandFailed):
             _log.warning("device %d: %s failed: %s", effect.addr, effect.name, effect.reason)
 
-    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
-        """One control request (gateway.control) -> its reply. Never raises."""
+    def handle(self, req: dict[str, Any], request_key: str | None = None) -> dict[str, Any]:
+        """One control request (gateway.control) -> its reply. Never raises. `request_key`: the
+        journal's key for the request instead of its "id" (an MQTT command's, gateway.mqtt_link)."""
         journal = self.journal
         assert journal is not None
         config = journal.office.config
@@ -419,7 +454,7 @@ class Gateway:
                 return self._reprint(req, journal, config)
             command = control.build_command(req)
             at = control.request_time(req, config, self.wall())
-            request = control.request_key(req)
+            request = request_key or control.request_key(req)
             decision = journal.execute(
                 command, at, request=request, result=lambda d: json.dumps(control.done_reply(d, config))
             )
@@ -438,6 +473,8 @@ class Gateway:
         self._show(decision)
         if self.announcer is not None:
             self.announcer.note(decision)
+        if any(isinstance(e, ev.ModeOverridden | ev.ModeOverrideCleared) for e in decision.events):
+            self._refresh_lamps()  # the dispensers follow a new plan at once, not within a minute
         return control.done_reply(decision, config)
 
     def device_state(self) -> dict[str, Any]:
@@ -494,20 +531,27 @@ def run_gateway(
     out: TextIO,
     run_for: float | None = None,
     clock_from: datetime | None = None,
+    broker: str | None = None,
+    broker_auth: Path | None = None,
 ) -> None:
     """Start the gateway, print `ready …`, run until SIGTERM/SIGINT or `run_for`, then close.
-    `clock_from`: the wall clock starts at that moment and runs on (tests and demos only)."""
+    `clock_from`: the wall clock starts at that moment and runs on (tests and demos only).
+    `broker`, `broker_auth`: --broker and --broker-auth (over the config's [broker])."""
     if not logging.getLogger().handlers:
         # What happens to devices and ports goes to stderr (journald adds the time).
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    gw = Gateway(config, config_text, journal, sock, out)
+    gw = Gateway(config, config_text, journal, sock, out, broker_url=broker, broker_auth=broker_auth)
     if clock_from is not None:
         gw.wall = _clock_from(clock_from)
     previous = {s: signal.signal(s, gw.stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         gw.start()
         devices = sum(len(b.master.links) for b in gw.buses)
-        out.write(f"ready office={config.id} journal={journal} socket={sock} devices={devices} buses={len(gw.buses)}\n")
+        publishing = f" broker={gw.mqtt.login.address}" if gw.mqtt is not None else ""
+        out.write(
+            f"ready office={config.id} journal={journal} socket={sock} devices={devices} buses={len(gw.buses)}"
+            f"{publishing}\n"
+        )
         out.flush()
         started = time.monotonic()
         gw.run(run_for)

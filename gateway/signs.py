@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.sign_worker import JOIN_S, SignSpec, SignStatus, encode_message, split_messages
-from office.calendar import ModeOverride
 from office.config import OfficeConfig, Sign
 from office.model import Office
 from office.state import OfficeState
@@ -78,7 +77,6 @@ def _next_due(wall: datetime, next_change: datetime | None) -> datetime:
 class SignDriver:
     """See the module docstring: `tick(office, wall)` once per loop turn, `close` at the end.
 
-    `override`: today's remote mode override (set by whoever receives it; None for now).
     `status[sign id]`: the renderer's last word on that sign. `last_snapshot`, `snapshots` (built),
     `sent` (to the renderer), `coalesced` (replaced before being sent), `last_build_s`/`max_build_s`
     (what building a snapshot cost the loop) are for the log, the benchmarks and the tests."""
@@ -87,7 +85,6 @@ class SignDriver:
         self.config = config
         self.specs = specs
         self.restart_s = restart_s
-        self.override: ModeOverride | None = None
         self.status: dict[str, SignStatus] = {}
         self.last_snapshot: BoardSnapshot | None = None
         self.snapshots = self.sent = self.coalesced = self.restarts = 0
@@ -122,7 +119,9 @@ class SignDriver:
         started = time.perf_counter()
         self._state, self._seq = state, state.last_seq
         try:
-            snap = build_snapshot(self.config, state, office.estimator, wall, override=self.override)
+            # Today's remote mode override, if any, is the state's (journaled): boards follow it.
+            override = state.overrides.get(wall.astimezone(self.config.tz).date()) if state.overrides else None
+            snap = build_snapshot(self.config, state, office.estimator, wall, override=override)
         except Exception as exc:  # the floor must go on: the signs keep their last picture
             self._due = _next_due(wall, None)  # tried again at the next change or minute
             problem = f"{type(exc).__name__}: {exc}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
 
 import jpholiday
 
@@ -148,6 +149,30 @@ class ModeOverride:
         if hours is None:
             raise ValueError(f"override opens in {self.mode!r} but gives no hours and hours.{self.mode} is not set")
         return hours
+
+
+def override_record(o: ModeOverride) -> dict[str, Any]:
+    """An override as the journal stores it (the body of a `mode_overridden` event)."""
+    return {
+        "date": o.day.isoformat(),
+        "closed": o.closed,
+        "mode": o.mode,
+        "hours": [f"{o.hours.start:%H:%M}", f"{o.hours.end:%H:%M}"] if o.hours else None,
+        "reason": {"ja": o.reason.ja, "en": o.reason.en} if o.reason else None,
+    }
+
+
+def override_from_record(record: dict[str, Any]) -> ModeOverride:
+    """The override a stored record describes; ValueError for one that cannot be."""
+    hours = record.get("hours")
+    reason = record.get("reason")
+    return ModeOverride(
+        day=date.fromisoformat(record["date"]),
+        closed=bool(record["closed"]),
+        mode=record.get("mode"),
+        hours=Hours(time.fromisoformat(hours[0]), time.fromisoformat(hours[1])) if hours else None,
+        reason=Text(reason["ja"], reason["en"]) if reason else None,
+    )
 
 
 def plan_for(config: OfficeConfig, day: date, override: ModeOverride | None = None) -> DayPlan:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from office.mqtt import broker_url_problem
+
 MODES_OPEN = ("office", "evening", "saturday")
 NO_SHOW_POLICIES = ("drop", "requeue_once")
 DEVICE_KINDS = ("dispenser", "counter_pad", "call_display", "gpio_counter")
@@ -47,6 +49,7 @@ TYPICAL_MINUTES_MAX = 240
 # gateway.socket_mode: permission bits as octal digits ("0660", "660"); no setuid/setgid/sticky.
 _SOCKET_MODE_RE = re.compile(r"0?[0-7]{3}")
 # gateway.socket_group: a group name of POSIX-portable characters, at most 32 (a final "$" as groupadd allows).
+_BROKER_USER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _GROUP_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 
 
@@ -154,6 +157,22 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """The MQTT broker the gateway publishes to ([broker]; docs/mqtt.md). No secret lives here:
+    a config's text is stored in the journal and pushed over MQTT, so the password is only the
+    path of a file that holds it. `url`: mqtt://host[:port] or mqtts://host[:port] (None: the
+    gateway does not publish); `ca`, `cert`, `key`: PEM paths for TLS (a client certificate is
+    optional); paths as written in the file."""
+
+    url: str | None = None
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     """A device on a bus ([[devices]]). `services`: a dispenser's buttons (or a pad's transfer
     keys) in order; `counter`: the counter a pad belongs to; `port`: its serial URL (the
@@ -250,6 +269,7 @@ class OfficeConfig:
     printers: tuple[PrinterProfile, ...] = ()
     signs: tuple[Sign, ...] = ()
     callout: CalloutSettings = field(default_factory=CalloutSettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -449,12 +469,13 @@ class _Parser:
         signs = self.signs(data.get("signs", []))
         devices = self.devices(data.get("devices", []), gateway, services, counters, printers)
         callout = self.callout(data.get("callout", {}))
+        broker = self.broker(data.get("broker", {}))
         # Last: a missing required table is reported as missing, not its misspelling as unknown.
         self.known(
             data,
             "",
             {"office", "hours", "rules", "calendar", "services", "counters"}
-            | {"gateway", "devices", "printers", "callout", "signs"},
+            | {"gateway", "devices", "printers", "callout", "signs", "broker"},
         )
         return OfficeConfig(
             id=office_id,
@@ -475,6 +496,36 @@ class _Parser:
             printers=printers,
             callout=callout,
             signs=signs,
+            broker=broker,
+        )
+
+    def broker(self, value: Any) -> BrokerSettings:
+        if not isinstance(value, dict):
+            raise self.fail("broker", "must be a table")
+        if "password" in value:
+            raise self.fail(
+                "broker.password",
+                "no secret may live in the config (it is stored in the journal and sent over MQTT): "
+                "give password_file, the path of a file holding it",
+            )
+        self.known(value, "broker", {"url", "ca", "cert", "key", "username", "password_file"})
+        text = {k: self.string(value, f"broker.{k}", k) for k in value}
+        url = text.get("url")
+        if url is not None and (problem := broker_url_problem(url)):
+            raise self.fail("broker.url", problem)
+        user = text.get("username")
+        if user is not None and not _BROKER_USER_RE.fullmatch(user):
+            raise self.fail("broker.username", f"must be 1-64 letters, digits and ._- (got {user!r})")
+        if ("cert" in text) != ("key" in text):
+            missing = "broker.cert" if "key" in text else "broker.key"
+            raise self.fail(missing, "a client certificate needs both cert and key")
+        return BrokerSettings(
+            url=url,
+            ca=text.get("ca"),
+            cert=text.get("cert"),
+            key=text.get("key"),
+            username=user,
+            password_file=text.get("password_file"),
         )
 
     def callout(self, value: Any) -> CalloutSettings:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Protocol
 
-from office.calendar import counter_shifts, plan_for
+from office.calendar import ModeOverride, counter_shifts, plan_for
 from office.config import OfficeConfig
 from office.state import CounterStatus, OfficeState
 
@@ -55,6 +55,7 @@ class CapacityEstimator:
         self._tz = config.tz
         self._typical = {s.id: s.typical_minutes for s in config.services}
         self._day: date | None = None
+        self._override: ModeOverride | None = None  # the day's remote override the tables were built for
         self._closes = 0.0
         self._shifts: dict[str, list[tuple[float, float]]] = {}
         self._known: frozenset[str] = frozenset()
@@ -65,11 +66,11 @@ class CapacityEstimator:
         self._bounds: list[float] = []
         self._segment: tuple[float, float, tuple[str, ...]] = (_UNBOUNDED, -_UNBOUNDED, ())
 
-    def _today(self, day: date) -> None:
-        if day == self._day:
+    def _today(self, day: date, override: ModeOverride | None = None) -> None:
+        if day == self._day and override is self._override:
             return
-        plan = plan_for(self.config, day)
-        self._day, self._rates, self._tables = day, {}, {}
+        plan = plan_for(self.config, day, override)
+        self._day, self._override, self._rates, self._tables = day, override, {}, {}
         self._closes = _minutes(plan.closes) if plan.closes else 0.0
         self._shifts = {
             c.id: [(_minutes(a), _minutes(b) if b else _UNBOUNDED) for a, b in counter_shifts(self.config, plan, c.id)]
@@ -80,8 +81,10 @@ class CapacityEstimator:
         self._segment = (_UNBOUNDED, -_UNBOUNDED, ())
 
     def rates(self, day: date, service: str) -> list[tuple[float, float]]:
-        """The service's planned capacity over the day as steps (from minute, counters' rate)."""
-        self._today(day)
+        """The service's planned capacity over the day as steps (from minute, counters' rate), by
+        the plan loaded for `day` (with the override it was loaded with), else the calendar's."""
+        if day != self._day:
+            self._today(day)
         steps = self._rates.get(service)
         if steps is None:
             steps = self._rates[service] = self._build(service)
@@ -144,8 +147,9 @@ class CapacityEstimator:
     def wait_minutes(self, service: str, ahead: int, now: datetime, state: OfficeState | None = None) -> float:
         local = now if now.tzinfo is self._tz else now.astimezone(self._tz)
         day = local.date()
-        if day != self._day:
-            self._today(day)  # the day's shifts, which unplanned_rate reads
+        override = state.overrides.get(day) if state is not None else None
+        if day != self._day or override is not self._override:
+            self._today(day, override)  # the day's shifts, which unplanned_rate reads
         t = local.hour * 60.0 + local.minute + local.second / 60.0
         work = (ahead + 0.5) * self._typical[service]
         extra = self.unplanned_rate(state, service, t) if state is not None else 0.0
@@ -161,8 +165,9 @@ class CapacityEstimator:
         slow (tests/test_estimate.py checks it against `wait_minutes`)."""
         local = now if now.tzinfo is self._tz else now.astimezone(self._tz)
         day = local.date()
-        if day != self._day:
-            self._today(day)
+        override = state.overrides.get(day) if state.overrides else None
+        if day != self._day or override is not self._override:
+            self._today(day, override)
         t = local.hour * 60.0 + local.minute + local.second / 60.0
         work = (ahead + 0.5) * self._typical[service]
         # unplanned_rate, inline: the counters open now that no planned shift covers.

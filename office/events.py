@@ -33,7 +33,9 @@ class Event:
 
 @dataclass(slots=True)
 class Schedule(Event):
-    """The plan for the rest of a business day; the first event of every business day."""
+    """The plan for the rest of a business day; the first event of every business day.
+    `overrides`: the remote mode overrides still ahead when a day starts (records as
+    ModeOverridden's body), so that a replay of the day alone knows them; absent when none."""
 
     TYPE: ClassVar[str] = "schedule"
     date: str
@@ -41,15 +43,19 @@ class Schedule(Event):
     counters: list[dict[str, Any]]
     closes: str | None
     periods: list[dict[str, Any]]
+    overrides: list[dict[str, Any]] | None = None
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "date": self.date,
             "new_day": self.new_day,
             "counters": self.counters,
             "closes": self.closes,
             "periods": self.periods,
         }
+        if self.overrides is not None:  # the model writes None rather than an empty list
+            body["overrides"] = self.overrides
+        return body
 
 
 @dataclass(slots=True)
@@ -201,6 +207,52 @@ class Reprinted(Event):
 
 
 @dataclass(slots=True)
+class ModeOverridden(Event):
+    """A remote override of one date's plan (office.calendar.ModeOverride): closed with a
+    reason, or open in one mode with `hours` ["HH:MM", "HH:MM"] (None: the mode's configured
+    hours). Replaces an earlier override of that date. For today, a `schedule` follows."""
+
+    TYPE: ClassVar[str] = "mode_overridden"
+    date: str
+    closed: bool
+    mode: str | None
+    hours: list[str] | None
+    reason: dict[str, str] | None
+
+    def body(self) -> dict[str, Any]:
+        return {"date": self.date, "closed": self.closed, "mode": self.mode, "hours": self.hours, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class ModeOverrideCleared(Event):
+    """The override of `date` is gone: its plan is the calendar's again (today: a `schedule` follows)."""
+
+    TYPE: ClassVar[str] = "mode_override_cleared"
+    date: str
+
+    def body(self) -> dict[str, Any]:
+        return {"date": self.date}
+
+
+@dataclass(slots=True)
+class RemoteCommand(Event):
+    """The audit record of a command that came over MQTT (docs/mqtt.md): its `id`, its `cmd`,
+    who sent it (`sender`: the broker account, or null where the transport does not say),
+    whether it was carried out (`ok`) and, if not, why (`error`). What it did is recorded by its
+    own events (stored before this one); a retried id is recorded once."""
+
+    TYPE: ClassVar[str] = "remote_command"
+    id: str
+    cmd: str
+    sender: str | None
+    ok: bool
+    error: str | None
+
+    def body(self) -> dict[str, Any]:
+        return {"id": self.id, "cmd": self.cmd, "sender": self.sender, "ok": self.ok, "error": self.error}
+
+
+@dataclass(slots=True)
 class ClockStepped(Event):
     """The gateway's wall clock jumped against its monotonic clock (NTP correcting a Pi that
     booted with a wrong time, a clock set by hand): it showed `expected` a moment ago by the
@@ -245,6 +297,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         PrintFailed,
         Reprinted,
         ClockStepped,
+        ModeOverridden,
+        ModeOverrideCleared,
+        RemoteCommand,
     )
 }
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from office import events as ev
-from office.calendar import DayPlan, counter_shifts, plan_for
+from office.calendar import DayPlan, ModeOverride, counter_shifts, override_record, plan_for
 from office.config import OfficeConfig, Service
 from office.estimate import CapacityEstimator, WaitEstimator, WaitRange
 from office.state import CounterState, CounterStatus, OfficeState, Ticket, TicketStatus
@@ -125,6 +125,31 @@ class RecordReprint:
 
 
 @dataclass(frozen=True, slots=True)
+class OverrideMode:
+    """Replace one date's plan (today or a day ahead) by a remote override."""
+
+    override: ModeOverride
+
+
+@dataclass(frozen=True, slots=True)
+class ClearModeOverride:
+    """Give a date its calendar's plan back."""
+
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRemoteCommand:
+    """Audit a command that came over MQTT (after carrying it out, or refusing it)."""
+
+    request: str
+    name: str
+    sender: str | None
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RecordClockStep:
     """The gateway's wall clock jumped by `step_s` seconds; it showed `expected` just before."""
 
@@ -150,6 +175,9 @@ Command = (
     | Reprint
     | RecordReprint
     | RecordClockStep
+    | RecordRemoteCommand
+    | OverrideMode
+    | ClearModeOverride
 )
 
 
@@ -167,6 +195,9 @@ class TicketReady:
     issued_at: datetime
     token: str
     reprint: bool = False  # a copy of a ticket issued earlier (Reprint)
+    # When reception for its service ends that day by the plan in force (a remote override
+    # included), for the ticket's "reception until" line; None: not known here.
+    closes: time | None = None
 
 
 @dataclass(slots=True)
@@ -221,7 +252,7 @@ class Office:
         self.config = config
         self.state = state or OfficeState()
         self.estimator: WaitEstimator = estimator or CapacityEstimator(config)
-        self._plans: dict[date, DayPlan] = {}
+        self._plans: dict[tuple[date, ModeOverride | None], DayPlan] = {}
         # Lookups on every command: keep them O(1).
         self.tz = config.tz
         self.services: dict[str, Service] = {s.id: s for s in config.services}
@@ -299,13 +330,17 @@ class Office:
         return decision
 
     def plan(self, day: date) -> DayPlan:
-        plan = self._plans.get(day)
+        """The day's plan, with its remote override if the state holds one."""
+        override = self.state.overrides.get(day)
+        plan = self._plans.get((day, override))
         if plan is None:
-            plan = self._plans[day] = plan_for(self.config, day)
+            plan = self._plans[(day, override)] = plan_for(self.config, day, override)
         return plan
 
-    def _schedule(self, seq: int, ts: datetime, day: date, new_day: bool) -> ev.Schedule:
-        plan = self.plan(day)
+    def _schedule(self, seq: int, ts: datetime, day: date, new_day: bool, plan: DayPlan | None = None) -> ev.Schedule:
+        """The schedule event of `day` (of `plan` if given, else the day's plan with the state's
+        override); a new day's carries the overrides still ahead."""
+        plan = plan or self.plan(day)
         counters = []
         for c in self.config.counters:
             shifts = counter_shifts(self.config, plan, c.id)
@@ -333,6 +368,9 @@ class Office:
                 }
                 for p in plan.periods
             ],
+            overrides=[override_record(o) for d, o in sorted(self.state.overrides.items()) if d >= day] or None
+            if new_day
+            else None,
         )
 
 
@@ -432,7 +470,7 @@ def _issue_ticket(office: Office, state: OfficeState, ts: datetime, cmd: IssueTi
     token = cmd.token
     digest = hashlib.sha256(token.encode("utf-8")).hexdigest()  # token_hash(token), without the call
     issued = ev.TicketIssued(state.last_seq + 1, ts, tid, cmd.service, number, digest, token)
-    return Decision([issued], [TicketReady(tid, cmd.service, number, ahead + 1, ahead, wait, ts, token)])
+    return Decision([issued], [TicketReady(tid, cmd.service, number, ahead + 1, ahead, wait, ts, token, False, closes)])
 
 
 def _call_next(office: Office, state: OfficeState, ts: datetime, cmd: CallNext) -> Decision:
@@ -566,13 +604,47 @@ def _reprint(office: Office, state: OfficeState, ts: datetime, cmd: Reprint) -> 
         raise OfficeError("ticket_done", f"{t.id} is already {t.status.value}; its paper is no longer needed")
     ahead = state.ahead_of(t) if t.status is TicketStatus.WAITING else 0
     wait = office.estimator.estimate(state, t.service, ahead, ts)
-    ready = TicketReady(t.id, t.service, t.number, ahead + 1, ahead, wait, t.issued_at, t.token, reprint=True)
+    issued = t.issued_at.astimezone(office.tz)
+    closes = office.plan(issued.date()).service_closes(t.service, issued.time())
+    ready = TicketReady(t.id, t.service, t.number, ahead + 1, ahead, wait, t.issued_at, t.token, True, closes)
     return Decision([], [ready])
 
 
 def _record_reprint(office: Office, state: OfficeState, ts: datetime, cmd: RecordReprint) -> Decision:
     t = _ticket(state, cmd.ticket)
     return Decision([ev.Reprinted(seq=state.last_seq + 1, ts=ts, ticket=t.id, printer=cmd.printer)], [])
+
+
+def _override_mode(office: Office, state: OfficeState, ts: datetime, cmd: OverrideMode) -> Decision:
+    o = cmd.override
+    today = state.day or ts.date()
+    if o.day < today:
+        raise OfficeError("past_date", f"{o.day} is past; only today ({today}) or a day ahead can be overridden")
+    try:
+        plan = plan_for(office.config, o.day, o)  # its hours resolve (a mode without hours given or configured)
+    except ValueError as exc:
+        raise OfficeError("bad_override", str(exc)) from None
+    record = override_record(o)
+    events: list[ev.Event] = [ev.ModeOverridden(state.last_seq + 1, ts, **record)]
+    if o.day == today:  # today's plan changes now: the schedule for the rest of the day follows
+        events.append(office._schedule(state.last_seq + 2, ts, o.day, new_day=False, plan=plan))
+    return Decision(events, [])
+
+
+def _clear_mode_override(office: Office, state: OfficeState, ts: datetime, cmd: ClearModeOverride) -> Decision:
+    if cmd.day not in state.overrides:
+        raise OfficeError("no_override", f"{cmd.day} has no override")
+    events: list[ev.Event] = [ev.ModeOverrideCleared(state.last_seq + 1, ts, cmd.day.isoformat())]
+    if cmd.day == (state.day or ts.date()):
+        plain = plan_for(office.config, cmd.day)
+        events.append(office._schedule(state.last_seq + 2, ts, cmd.day, new_day=False, plan=plain))
+    return Decision(events, [])
+
+
+def _record_remote_command(office: Office, state: OfficeState, ts: datetime, cmd: RecordRemoteCommand) -> Decision:
+    error = cmd.error[:500] if cmd.error else None  # an audit line, not a dump of the payload
+    audit = ev.RemoteCommand(state.last_seq + 1, ts, cmd.request, cmd.name, cmd.sender, cmd.ok, error)
+    return Decision([audit], [])
 
 
 def _record_clock_step(office: Office, state: OfficeState, ts: datetime, cmd: RecordClockStep) -> Decision:
@@ -601,6 +673,9 @@ _HANDLERS: dict[type, _Handler] = {
     Reprint: _reprint,
     RecordReprint: _record_reprint,
     RecordClockStep: _record_clock_step,
+    RecordRemoteCommand: _record_remote_command,
+    OverrideMode: _override_mode,
+    ClearModeOverride: _clear_mode_override,
 }
 
 

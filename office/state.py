@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from office import events as ev
+from office.calendar import ModeOverride, override_from_record, override_record
 
 SNAPSHOT_FORMAT = 2
 
@@ -78,6 +79,9 @@ class OfficeState:
     # the end), so call times never decrease along it: the boards find the newest calls from its
     # end instead of scanning every ticket of the day (signage.snapshot). Compared as a set.
     calls: dict[str, None] = field(default_factory=dict)
+    # Remote mode overrides of today and the days ahead (office.calendar.ModeOverride), by date:
+    # they outlive the day they were set on, carried by each new day's schedule event.
+    overrides: dict[date, ModeOverride] = field(default_factory=dict)
 
     # -- queries -----------------------------------------------------------------------------
     def waiting(self, service: str) -> list[str]:
@@ -145,7 +149,17 @@ class OfficeState:
             self.unprinted.clear()
             self.counters.clear()
             self.calls.clear()
+            # The day's schedule carries the overrides still ahead: a replay of this day alone
+            # (the journal's recovery) knows them.
+            self.overrides = {o.day: o for o in map(override_from_record, e.overrides or ())}
         self.schedule = e
+
+    def _on_mode_overridden(self, e: ev.ModeOverridden) -> None:
+        o = override_from_record(e.body())
+        self.overrides[o.day] = o
+
+    def _on_mode_override_cleared(self, e: ev.ModeOverrideCleared) -> None:
+        self.overrides.pop(date.fromisoformat(e.date), None)
 
     def _on_opened(self, e: ev.CounterOpened) -> None:
         c = self.counter(e.counter)
@@ -253,6 +267,7 @@ class OfficeState:
             "schedule": _schedule_record(self.schedule),
             "last_number": dict(self.last_number),
             "unprinted": dict(self.unprinted),
+            "overrides": [override_record(o) for o in self.overrides.values()],
             "counters": [[c.id, c.status.value, list(c.services), c.current] for c in self.counters.values()],
             "tickets": [
                 [
@@ -283,6 +298,8 @@ class OfficeState:
             last_ts=datetime.fromisoformat(data["last_ts"]) if data["last_ts"] else None,
             last_number=dict(data["last_number"]),
             unprinted=dict(data.get("unprinted", {})),  # absent from snapshots before printing
+            # Absent from snapshots before overrides were journaled: there were none then.
+            overrides={o.day: o for o in map(override_from_record, data.get("overrides", ()))},
         )
         if data["schedule"] is not None:
             sched = dict(data["schedule"])  # the caller's data is left as it was
@@ -363,5 +380,8 @@ _HANDLERS: dict[type[ev.Event], Any] = {
     ev.Served: OfficeState._on_served,
     ev.PrintFailed: OfficeState._on_print_failed,
     ev.Reprinted: OfficeState._on_reprinted,
+    ev.ModeOverridden: OfficeState._on_mode_overridden,
+    ev.ModeOverrideCleared: OfficeState._on_mode_override_cleared,
     ev.ClockStepped: lambda state, event: None,  # a record for people: the floor is unchanged
+    ev.RemoteCommand: lambda state, event: None,  # an audit record: what it did has its own events
 }

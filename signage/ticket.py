@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Literal
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont
@@ -114,15 +114,17 @@ def ticket_content(config: OfficeConfig, ready: TicketReady) -> TicketContent:
         issued_at=local,
         ahead=ready.ahead,
         wait=wait,
-        hours_left=hours_left(config, ready.service, local),
+        hours_left=hours_left(config, ready.service, local, ready.closes),
         url=ticket_url(config, ready.token),
         reprint=ready.reprint,
     )
 
 
-def hours_left(config: OfficeConfig, service_id: str, local: datetime) -> Text:
-    """'Reception until 19:00 (2 h 30 min left)' for the service at `local`, or 'closed'."""
-    closes = plan_for(config, local.date()).service_closes(service_id, local.time())
+def hours_left(config: OfficeConfig, service_id: str, local: datetime, closes: time | None = None) -> Text:
+    """'Reception until 19:00 (2 h 30 min left)' for the service at `local`, or 'closed'.
+    `closes`: the end of reception by the plan the office runs (a remote override's), if known."""
+    if closes is None:
+        closes = plan_for(config, local.date()).service_closes(service_id, local.time())
     if closes is None:
         return Text(*both("reception_closed"))
     minutes = max(0, closes.hour * 60 + closes.minute - (local.hour * 60 + local.minute))

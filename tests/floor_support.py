@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from gateway.bus import BusMaster, SyncDriver
 from gateway.device_link import DeviceLink, DeviceSpec, LinkEffect, PrintTicket
 from hal.codec import P
 from hal.serial_link import open_link
-from office.config import OfficeConfig
+from office.config import OfficeConfig, parse_config
 from office.model import Command, Decision, Office, OpenCounter
+from tests.conftest import EXAMPLES
 
 
 class FakeClock:
@@ -25,6 +27,28 @@ class FakeClock:
 
     def wait_until(self, t: float) -> None:
         self.t = max(self.t, t)
+
+
+class HeldClock:
+    """Monotonic seconds that move only when a test sets `t`: wait_until does not jump, so a
+    gateway's steps cost no time and a deadline passes only when the test says so."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+    def wait_until(self, t: float) -> None:
+        pass
+
+
+def floor_without_devices(directory: Path, gateway_lines: str = "") -> tuple[OfficeConfig, str]:
+    """The oizumi example without devices or printers, with `gateway_lines` in its [gateway]
+    table: a gateway whose loop only the control socket (or the broker) keeps busy."""
+    text = (EXAMPLES / "oizumi.toml").read_text(encoding="utf-8").split("\n[gateway]")[0]
+    text += f"\n[gateway]\n{gateway_lines}\n"
+    return parse_config(text, source=str(directory / "office.toml")), text
 
 
 class Tokens:

@@ -25,6 +25,9 @@ def comparable(state: OfficeState) -> tuple[Any, ...]:
         state.counters,
         state.queues,
         state.last_number,
+        state.unprinted,
+        set(state.calls),
+        state.overrides,
     )
 
 

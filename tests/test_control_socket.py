@@ -28,32 +28,12 @@ import pytest
 
 from gateway import control, service
 from gateway.control_server import MAX_CONNECTIONS, READ_DEADLINE_S, WRITE_DEADLINE_S, ControlServer
-from office.config import ConfigError, OfficeConfig, parse_config
-from tests.conftest import EXAMPLES, run_cli, tokyo
+from office.config import ConfigError
+from tests.conftest import run_cli, tokyo
+from tests.floor_support import HeldClock, floor_without_devices
 
 SAFETY_S = 20.0  # only a bound on a wait that takes a few steps when the code is right
 HALF_OPEN = 200
-
-
-class HeldClock:
-    """Monotonic seconds that move only when a test sets `t`: wait_until does not jump, so steps
-    cost no time and a deadline passes only when the test says so."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def wait_until(self, t: float) -> None:
-        pass
-
-
-def floor_config(directory: Path, gateway_lines: str = "") -> tuple[OfficeConfig, str]:
-    """The oizumi office without devices or printers: nothing but the socket keeps the loop busy."""
-    text = (EXAMPLES / "oizumi.toml").read_text(encoding="utf-8").split("\n[gateway]")[0]
-    text += f"\n[gateway]\n{gateway_lines}\n"
-    return parse_config(text, source=str(directory / "office.toml")), text
 
 
 @dataclass
@@ -137,7 +117,7 @@ class Floor:
 
 @pytest.fixture
 def floor(tmp_path: Path) -> Iterator[Floor]:
-    config, text = floor_config(tmp_path)
+    config, text = floor_without_devices(tmp_path)
     clock = HeldClock()
     # From Monday 10:00 in Tokyo (the office is open, "move" is offered), on the held clock.
     opening = tokyo(2027, 3, 15, 10, 0) - timedelta(seconds=clock.t)
@@ -287,7 +267,7 @@ def test_requests_on_one_connection_and_a_half_closed_one_are_all_answered(floor
 
 # -- the socket file's mode and group ----------------------------------------------------------------
 def _start(tmp_path: Path, gateway_lines: str) -> service.Gateway:
-    config, text = floor_config(tmp_path, gateway_lines)
+    config, text = floor_without_devices(tmp_path, gateway_lines)
     gw = service.Gateway(config, text, tmp_path / "j.db", tmp_path / "j.sock", io.StringIO(), clock=HeldClock())
     gw.start()
     return gw
@@ -329,7 +309,7 @@ def test_an_unknown_group_is_a_config_error_before_any_file_is_made(
     assert err.value.key == "gateway.socket_group" and "no group 'no-such-group-cf'" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     # From the command line: one line naming file and key, exit 2.
-    _, text = floor_config(tmp_path, 'socket_group = "no-such-group-cf"')
+    _, text = floor_without_devices(tmp_path, 'socket_group = "no-such-group-cf"')
     (tmp_path / "office.toml").write_text(text, encoding="utf-8")
     code, out, err_text = run_cli(
         capsys, "gateway", "run", "--config", str(tmp_path / "office.toml"), "--journal", str(tmp_path / "j.db")
@@ -355,12 +335,12 @@ def test_an_unknown_group_is_a_config_error_before_any_file_is_made(
 )
 def test_a_bad_socket_mode_or_group_names_the_key(tmp_path: Path, line: str, key: str) -> None:
     with pytest.raises(ConfigError) as err:
-        floor_config(tmp_path, line)
+        floor_without_devices(tmp_path, line)
     assert err.value.key == key
 
 
 def test_socket_mode_and_group_are_read(tmp_path: Path) -> None:
-    config, _ = floor_config(tmp_path, 'socket_mode = "0640"\nsocket_group = "floor-managers"')
+    config, _ = floor_without_devices(tmp_path, 'socket_mode = "0640"\nsocket_group = "floor-managers"')
     assert (config.gateway.socket_mode, config.gateway.socket_group) == (0o640, "floor-managers")
-    default, _ = floor_config(tmp_path)
+    default, _ = floor_without_devices(tmp_path)
     assert (default.gateway.socket_mode, default.gateway.socket_group) == (0o660, None)

@@ -894,12 +894,13 @@ def test_busy_floor_covers_every_status(small: OfficeConfig) -> None:
     statuses = {t.status for t in floor.state.tickets.values()}
     assert statuses == set(TicketStatus)
     assert {c.status for c in floor.state.counters.values()} == {CounterStatus.OPEN, CounterStatus.PAUSED}
-    # A clock step is the gateway's record, not the floor's doing (tests/test_time_rules.py).
+    # A clock step and a remote override are not the floor's doing (tests/test_time_rules.py,
+    # tests/test_mode_override.py).
+    not_on_the_floor = {"clock_stepped", "mode_overridden", "mode_override_cleared", "remote_command"}
     assert {e.TYPE for e in floor.events} == set(ev.EVENT_TYPES) - {
         "counter_resumed",
         "counter_closed",
-        "clock_stepped",
-    }
+    } - not_on_the_floor
 
 
 def test_snapshot_round_trip(small: OfficeConfig) -> None:

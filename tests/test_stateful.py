@@ -349,7 +349,7 @@ class OfficeMachine(RuleBasedStateMachine):
             floor.numbers[service] = number
             floor.tickets[tid] = RefTicket(service, number, next(floor.stamps))
             floor.line(service).append(tid)
-            ready = TicketReady(tid, service, number, ahead + 1, ahead, _any, ts, token)
+            ready = TicketReady(tid, service, number, ahead + 1, ahead, _any, ts, token, False, _any)
             return [("ticket_issued", tid, service, number)], [ready]
 
         self.run(IssueTicket(service, token), predict)
