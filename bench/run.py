@@ -9,6 +9,7 @@
     uv run python -m bench.run --only printing                               # press → first print byte
     uv run python -m bench.run --only signage                                # board render, call update
     uv run python -m bench.run --only signs                                  # the gateway's signs: loop cost
+    uv run python -m bench.run --only mqtt          # bytes per event, publish latency, 100 offices (~3.5 min)
 
 `uv run python bench/run.py …` works the same. Timing goals are reported here, never asserted in
 tests. Each ratio is against a baseline measured in the same run. Files go to a temporary
@@ -31,13 +32,14 @@ from pathlib import Path
 
 # bench/signage_bench.py, not signage.py: run as `python bench/run.py`, bench/ comes first on
 # sys.path and a bench/signage.py would shadow the signage package every benchmark draws with.
-from bench import crash, devices, memory, printing, recovery, signage_bench, signs, throughput, tickets
+from bench import crash, devices, memory, mqtt_bench, printing, recovery, signage_bench, signs, throughput, tickets
 from bench.common import Result, rush_steps
 
 BENCHES = (
     *("throughput", "recovery", "memory", "crash", "latency", "codec", "heap", "fuzz", "tickets", "printing"),
     "signage",
     "signs",
+    "mqtt",
 )
 DEVICE_BENCHES = ("latency", "codec", "heap", "fuzz")  # bench/devices.py
 
@@ -137,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         if "signs" in only:
             results += signs.run(workdir, log, 40 if args.quick else 10)
             print("signs done", flush=True)
+        if "mqtt" in only:
+            # A real Mosquitto, started and stopped by the benchmark; --quick: part of the day, 3 s of rush hour.
+            results += mqtt_bench.run(workdir, steps[:3000] if args.quick else steps, log, quick=args.quick)
+            print("mqtt done", flush=True)
     command = "uv run python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     report = [
         *header,

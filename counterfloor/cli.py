@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, NoReturn, TextIO
 
 from counterfloor.outputs import output_problem
 from gateway import control, salvage
+from gateway.config_change import change_problem as config_change_problem
 from gateway.control import queue_json, queue_table
 from gateway.journal import (
     JournalCorrupt,
@@ -112,10 +114,31 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_reconfigure(args: argparse.Namespace, out: TextIO) -> int:
-    config, text = _load(args.config)
-    with TicketJournal.open(args.journal, (config, text)):
-        pass
-    out.write(f"journal {args.journal} now uses {args.config}\n")
+    """A changed config of the same office: through the running gateway, which applies it at
+    once (docs/operations.md, "Changing the configuration"); without one, stored in the journal."""
+    config, text = _load(args.config)  # checked here first: an error names the file and key
+    request = {"cmd": "reconfigure", "config": text, "source": str(args.config), "id": control.new_request_id()}
+    if len(json.dumps(request, ensure_ascii=False).encode()) >= control.MAX_LINE:
+        raise CliError(f"{args.config}: too large for the control socket ({control.MAX_LINE} bytes a request)")
+    reply = _ask_gateway(args, request)
+    if reply is not None:
+        out.write(str(reply.get("output", "")))
+        return 0
+    try:
+        journal = TicketJournal.open(args.journal)
+    except ConfigError:  # the stored config no longer reads (an older version's): the file replaces it
+        TicketJournal.open(args.journal, (config, text)).close()
+        out.write(f"journal {args.journal} now uses {args.config}\n")
+        return 0
+    with journal:
+        current = journal.office.config
+        if config.id == current.id and (problem := config_change_problem(current, config, journal.office.state)):
+            raise CliError(f"{args.config}: {problem}")
+        decision = journal.change_config(config, text, via="offline")  # another office's: refused here
+    if not decision.events:
+        out.write(f"journal {args.journal} uses {args.config} already\n")
+    else:
+        out.write(f"journal {args.journal} now uses {args.config}\n")
     return 0
 
 
@@ -233,6 +256,37 @@ def cmd_printer_status(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_firmware(args: argparse.Namespace, out: TextIO) -> int:
+    """`counterfloor firmware provision|push|restart --device ID`: a maintenance job on the running
+    gateway (it alone talks on the bus; gateway.maintenance), then its progress until it is over."""
+    request: dict[str, Any] = {"cmd": f"firmware-{args.action}", "device": args.device}
+    if args.action == "push":
+        if not args.bundle.is_file():
+            raise CliError(f"{args.bundle}: no such bundle file", EXIT_USAGE)
+        request["bundle"] = str(args.bundle.resolve())  # read by the gateway, on this machine
+        if args.version is not None:
+            request["version"] = args.version
+    reply = _ask_gateway(args, request)
+    if reply is None:
+        raise CliError(f"firmware {args.action} needs the running gateway: it alone talks on the bus")
+    job, shown, deadline = reply["job"], "", time.monotonic() + args.timeout
+    while reply.get("pending"):
+        if time.monotonic() > deadline:
+            raise CliError(f"{args.device}: not over within {args.timeout:g} s (job {job} goes on in the gateway)")
+        time.sleep(0.25)  # the gateway's job moves with its bus cycle; ask again
+        reply = _ask_gateway(args, {"cmd": "firmware-status", "job": job})
+        assert reply is not None
+        line = f"{args.device}: {reply.get('state')}"
+        if "progress" in reply and reply.get("pending"):
+            line += f" {reply['progress']:.0%}"
+        if line != shown:
+            out.write(line + "\n")
+            shown = line
+    if not shown.endswith(str(reply.get("state"))):
+        out.write(f"{args.device}: {reply.get('state')}\n")
+    return 0
+
+
 def cmd_gateway_run(args: argparse.Namespace, out: TextIO) -> int:
     config, text = _load(args.config)
     if args.run_for is not None and not args.run_for > 0:  # `not >` so that nan is refused too
@@ -335,9 +389,12 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _journal_arg(p)
     p.set_defaults(func=cmd_init)
 
-    p = osub.add_parser("reconfigure", help="make a journal use a changed config of the same office")
+    p = osub.add_parser(
+        "reconfigure", help="a changed config of the same office: the running gateway applies it at once"
+    )
     p.add_argument("--config", type=Path, required=True)
     _journal_arg(p)
+    _socket_arg(p)
     p.set_defaults(func=cmd_reconfigure)
 
     def action(name: str, help_: str, build: Callable[[argparse.Namespace], dict[str, Any]]) -> argparse.ArgumentParser:
@@ -586,6 +643,26 @@ def _add_signage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     r.set_defaults(func=run)
 
 
+def _add_firmware(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("firmware", help="the bus devices' keys, firmware and restarts, on the running gateway")
+    fsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    helps = {
+        "provision": "give a device a new key (FW_KEY), kept in the gateway's key file (mode 0600)",
+        "push": "install a firmware bundle on a device, authenticated with its key, and check its health",
+        "restart": "restart a device (RESTART): answered once the device acknowledged it",
+    }
+    for action, help_ in helps.items():
+        a = fsub.add_parser(action, help=help_)
+        _journal_arg(a)
+        _socket_arg(a)
+        a.add_argument("--device", required=True, help="the device: <bus>-<addr>, as on MQTT (docs/mqtt.md)")
+        a.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the result (default 900)")
+        if action == "push":
+            a.add_argument("--bundle", type=Path, required=True, help="the bundle file (gateway.firmware_update)")
+            a.add_argument("--version", help="MAJOR.MINOR.PATCH (default: the bundle's `version` file)")
+        a.set_defaults(func=cmd_firmware)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="counterfloor",
@@ -600,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ticket(sub)
     _add_printer(sub)
     _add_signage(sub)
+    _add_firmware(sub)
     return parser
 
 

@@ -103,7 +103,7 @@ class BusDevice:
             self.out_of_service = bool(frame.on)
             self._refresh(now)
             return p.Ack(self.addr, frame.seq)
-        if 0x40 <= t <= 0x44:  # FW_BEGIN .. FW_ABORT (codes, so these types are made only when used)
+        if 0x40 <= t <= 0x46:  # FW_*, RESTART, FW_KEY: fw_update.py (codes: types made only when used)
             import fw_update  # on the first one: a board never updated does not hold it
 
             return fw_update.handle(self, frame)

@@ -1,4 +1,4 @@
-"""The counterfloor bus protocol, version 1: every frame between the gateway and the devices.
+"""The counterfloor bus protocol, version 3: every frame between the gateway and the devices.
 
 Owns the byte layout of each message (docs/protocol.md is its spec, with test vectors), the COBS
 framing and CRC-16, the streaming Decoder, and the small pure helpers for sequence numbers and
@@ -54,30 +54,28 @@ _KEY_TRANSFER = const(5)
 # a module attribute the first time it is read (module __getattr__ below), so a board holds only
 # the names it uses; the gateway reads them the same way.
 #   sizes: a raw frame is header + payload + CRC, before COBS; on the wire 0x00, COBS(raw), 0x00.
-#   timing (docs/protocol.md, "Timing"): the gateway alone uses these; here so both sides and the
-#     latency arithmetic read the same numbers. A command is sent at most 1 + MAX_RETRIES times,
-#     retry n after BACKOFF_MS * 2 ** (n - 1); a device starts its reply within TURNAROUND_US and
-#     a reply not complete REPLY_TIMEOUT_US after the request's last byte is missed.
+#   timing (docs/protocol.md, "Timing": BAUD, TURNAROUND_US, REPLY_TIMEOUT_US, MAX_RETRIES …) is
+#     protocol_gateway's, reached here all the same: the gateway alone uses it, and on a board
+#     each byte of this table is heap (version 3 took its ~100 bytes for RESTART and the tag).
 #   CAP_*: capability bits in HELLO; unknown bits are carried, and ignored by receivers.
 #   NAK_*: UNSUPPORTED: this kind does not handle that type; OUT_OF_RANGE: a value this device
 #     cannot use; BUSY: retry after back-off; FW_SEQUENCE: FW_CHUNK / FW_END not at the offset
 #     expected (info: that offset); FW_VERIFY: size or SHA-256 wrong, or the bundle malformed (the
 #     transfer is aborted); FW_TOO_LARGE: (info: the largest size that fits); FW_NO_TRANSFER: no
-#     transfer under way, or FW_COMMIT before it was verified.
+#     transfer under way, or FW_COMMIT before it was verified; FW_AUTH: the bundle's HMAC tag is
+#     missing or wrong, or FW_KEY's proof is (the transfer is aborted; nothing is activated).
 #   CALL flags: exactly one of NEW and RECALL. KEY_TRANSFER's arg is the target service index.
 #   MAX_SERVICES: LAMPS is a 16-bit mask; BUTTON_PRESS and KEY_TRANSFER carry an index 0..15.
 _CONSTANTS = """
-PROTOCOL_VERSION=2 HEADER_LEN=3 CRC_LEN=2 MIN_FRAME=5 MAX_FRAME=128 MAX_PAYLOAD=123 MAX_ENCODED=129
+PROTOCOL_VERSION=3 HEADER_LEN=3 CRC_LEN=2 MIN_FRAME=5 MAX_FRAME=128 MAX_PAYLOAD=123 MAX_ENCODED=129
 MAX_WIRE=131 ADDR_MIN=1 ADDR_MAX=16
-BAUD=115200 BITS_PER_BYTE=10 TURNAROUND_US=1000 REPLY_TIMEOUT_US=2500 MAX_RETRIES=3 BACKOFF_MS=10
-OFFLINE_AFTER_MISSED_POLLS=2
 KIND_DISPENSER=1 KIND_COUNTER_PAD=2 KIND_CALL_DISPLAY=3
 CAP_TEXT=0x01 CAP_CHIME=0x02 CAP_RECENT=0x04 CAP_NUMBER=0x08 CAP_STATUS_LAMP=0x10 CAP_LAMPS=0x20
 CAP_FW_UPDATE=0x40
 RESET_UNKNOWN=0 RESET_POWER_ON=1 RESET_PIN=2 RESET_WATCHDOG=3 RESET_SOFT=4 RESET_FW_UPDATE=5 RESET_CAUSE_MAX=5
 KEY_CALL_NEXT=1 KEY_DONE=2 KEY_RECALL=3 KEY_NO_SHOW=4 KEY_TRANSFER=5 KEY_PAUSE=6 KEY_MAX=6
 NAK_UNSUPPORTED=1 NAK_OUT_OF_RANGE=2 NAK_BUSY=3 NAK_FW_SEQUENCE=4 NAK_FW_VERIFY=5 NAK_FW_TOO_LARGE=6
-NAK_FW_NO_TRANSFER=7 NAK_REASON_MAX=7
+NAK_FW_NO_TRANSFER=7 NAK_FW_AUTH=8 NAK_REASON_MAX=8
 FW_IDLE=0 FW_RECEIVING=1 FW_VERIFIED=2
 CALL_NEW=1 CALL_RECALL=2
 LAMP_OFF=0 LAMP_GREEN=1 LAMP_AMBER=2 LAMP_RED=3
@@ -499,6 +497,10 @@ class Frame:
 #   RECENT: newest first; the first entry is the current call. KEY: arg 0 unless KEY_TRANSFER.
 #   FW_*: the firmware transfer (docs/protocol.md, "Firmware transfer"); FW_STATUS answers it
 #   with the transfer's state (FW_IDLE / FW_RECEIVING / FW_VERIFIED) and the next offset expected.
+#   FW_BEGIN's tag: HMAC-SHA256 of the bundle under the device's key (32 bytes; empty only for a
+#   version-2 board, which has no key). RESTART: ACK, then reset. FW_KEY: store a new device key;
+#   proof = HMAC-SHA256(current key, new key), or 32 zero bytes while the device has none.
+#   0x40..0x4F are handled by fw_update.py, imported on the first one (device.py checks a range).
 _MESSAGES = """
 01 POLL ack:B0-255=0
 02 IDENTIFY
@@ -511,13 +513,15 @@ _MESSAGES = """
 31 RECENT entries:P8
 32 CHIME tone:B0-2 repeat:B1-3=1
 33 CLEAR
-40 FW_BEGIN size:I1 sha256:X32 version:V
+40 FW_BEGIN size:I1 sha256:X32 version:V tag:R0-32
 41 FW_CHUNK offset:I0 data:R1-112
 42 FW_END
 43 FW_COMMIT
 44 FW_ABORT
+45 RESTART
+46 FW_KEY key:X32 proof:X32
 80 ACK
-81 NAK reason:B1-7 info:I0=0
+81 NAK reason:B1-8 info:I0=0
 82 HELLO proto:B1-255 kind:B1-3 version:V caps:H0 reset_cause:B0-5 boot:I0 lap:B0-255
 83 FW_STATUS state:B0-2 offset:I0
 90 BUTTON_PRESS ev:B1-255 service:B0-15

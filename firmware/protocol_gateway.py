@@ -22,6 +22,19 @@ _E_COBS = 20
 
 KINDS = (1, 2, 3)
 
+# Timing (docs/protocol.md, "Timing"), reached as protocol.BAUD and so on; the gateway alone uses
+# it, so a board does not hold it. A command is sent at most 1 + MAX_RETRIES times, retry n after
+# BACKOFF_MS * 2 ** (n - 1); a device starts its reply within TURNAROUND_US and a reply not
+# complete REPLY_TIMEOUT_US after the request's last byte is missed; a device that answers
+# OFFLINE_AFTER_MISSED_POLLS polls in a row with nothing is offline.
+BAUD = 115200
+BITS_PER_BYTE = 10
+TURNAROUND_US = 1000
+REPLY_TIMEOUT_US = 2500
+MAX_RETRIES = 3
+BACKOFF_MS = 10
+OFFLINE_AFTER_MISSED_POLLS = 2
+
 
 def next_ev(ev):
     """A device's next event number: 1..255, wrapping past 0 (0 means "none" in POLL.ack); the

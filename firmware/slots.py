@@ -7,9 +7,18 @@ try the broken one first) and says so. The slot's `version` file (written by FW_
 `version`, what HELLO reports. Without a `slot` file the modules are imported from the
 path as it is (the Unix port in tests).
 
+Rollback: FW_COMMIT leaves the new slot on trial: the marker says "SLOT BOOTS" ("b 0") rather
+than "b". load() counts each boot on trial before the slot's code runs (a crash counts too); a
+slot still on trial after TRIAL_BOOTS boots never proved healthy (the device restarts itself when
+it is not healthy within fw_update.HEALTH_MS, and the watchdog restarts a hung one), so the next
+boot goes back to the other slot by itself. start() hands a boot on trial to fw_update.boot,
+which writes the bare slot name back once the device is healthy. (In the marker, not a file of
+its own: every name slots.py uses stays interned on a running board after it is dropped.)
+
 boot() (called from boot.py, or from main.py if boot.py did not run) works out the reset cause —
-a FW_COMMIT leaves the marker file `fw_committed`, which makes it RESET_FW_UPDATE — and starts the
-watchdog. It touches no pins besides the watchdog.
+a FW_COMMIT leaves the marker file `fw_committed` naming the slot, which makes it RESET_FW_UPDATE;
+RESTART leaves it empty, RESET_SOFT (a Pico's own cause after machine.reset says watchdog) — and
+starts the watchdog. It touches no pins besides the watchdog.
 
 start(argv) is main.py's boot: the command line (Unix port) and config.json, boot(), the kind's
 module from the active slot, the configuration check, the bus UART and the device. main.py then
@@ -25,6 +34,8 @@ import board
 # Names and values are literals or private constants here, not module attributes: every
 # module-level name is an interned string, which a board keeps after this module is dropped.
 _RESET_FW_UPDATE = const(5)  # protocol.RESET_FW_UPDATE
+_RESET_SOFT = const(4)  # protocol.RESET_SOFT
+_TRIAL_BOOTS = const(3)  # boots a committed slot gets to prove healthy before the fallback
 
 reset_cause = None
 wdt = None
@@ -49,8 +60,9 @@ def boot(watchdog_ms=5000, root=None):
 
     root = board.flash_dir() if root is None else root
     marker = board.path_join(root, "fw_committed")
-    if _read(marker) is not None:
-        reset_cause = _RESET_FW_UPDATE
+    committed = _read(marker)
+    if committed is not None:
+        reset_cause = _RESET_FW_UPDATE if committed else _RESET_SOFT
         os.remove(marker)
     else:
         reset_cause = board.reset_cause()
@@ -110,6 +122,24 @@ def load(name, root=None):
     if first is None:
         active = None
         return __import__(name)
+    # On trial ("b 1"): one boot more, or after TRIAL_BOOTS of them, the other slot. Written
+    # before the slot's code runs, so a boot that crashes or hangs counts too.
+    boots = first[2:]
+    first = first[:1]
+    if boots:
+        try:
+            boots = int(boots) + 1
+        except ValueError:
+            boots = _TRIAL_BOOTS + 1
+        if boots > _TRIAL_BOOTS:
+            print("slots: slot %s not healthy in %d boots: back to the other" % (first, _TRIAL_BOOTS))
+            first = "b" if first == "a" else "a"
+            boots = ""
+        else:
+            print("slots: slot %s on trial, boot %d" % (first, boots))
+            boots = " " + str(boots)
+        with open(marker, "w") as f:
+            f.write(first + boots)
     if first not in ("a", "b"):
         print("slots: %s names no slot (%r): using a" % (marker, first))
         first = "a"
@@ -124,7 +154,7 @@ def load(name, root=None):
                 parts = ()
             version = parts if len(parts) == 3 else None
             if slot != first:
-                fell_back = True
+                fell_back = True  # also ends a trial: the marker names the slot alone
                 print("slots: fell back to slot %s" % slot)
                 with open(marker, "w") as f:
                     f.write(slot)
@@ -204,5 +234,9 @@ def start(argv):
     dev.restart = board.reset
     if version:
         dev.VERSION = version
+    if " " in (_read(board.path_join(board.flash_dir(), "slot")) or ""):  # on trial
+        import fw_update
+
+        fw_update.boot(dev)
     print("ready %s addr=%d slot=%s" % (kind, dev.addr, active))
     return dev, clock, opts.get("run_ms")

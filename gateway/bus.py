@@ -161,6 +161,11 @@ class BusMaster:
         self.exchanges = 0
         self.timeouts = 0
         self.stray = 0  # valid frames that answered nothing in flight
+        # Received frames dropped undecoded (the decoder resyncs at the next delimiter): a bad
+        # CRC, or other damage. Each is also counted on the link whose exchange was under way
+        # (only that device may talk then), so a device's state shows its own line's trouble.
+        self.crc_drops = 0
+        self.bad_frames = 0
         self.updates: dict[int, FirmwareUpdate] = {}  # addr -> transfer under way (start_update)
 
     # -- scheduling --------------------------------------------------------------------------------
@@ -258,7 +263,12 @@ class BusMaster:
     def receive(self, data: bytes, now: float) -> list[LinkEffect]:
         """Bytes from the bus. A valid reply to the request in flight completes the exchange."""
         effects: list[LinkEffect] = []
-        for frame in self._decoder.feed(data):
+        decoder = self._decoder
+        crc, dropped = decoder.bad_crc, decoder.dropped
+        frames = decoder.feed(data)
+        if decoder.dropped != dropped:
+            self._damaged(decoder.bad_crc - crc, decoder.dropped - dropped - (decoder.bad_crc - crc))
+        for frame in frames:
             ex = self._inflight
             if ex is None or not frame.is_reply or frame.addr != ex.link.addr or frame.seq != ex.frame.seq:
                 self.stray += 1
@@ -269,6 +279,14 @@ class BusMaster:
                 continue
             effects += self._dispatch(ex.link, ex.link.handle(Replied(frame), now), now)
         return effects
+
+    def _damaged(self, crc: int, other: int) -> None:
+        self.crc_drops += crc
+        self.bad_frames += other
+        if self._inflight is not None:
+            link = self._inflight.link
+            link.crc_drops += crc
+            link.bad_frames += other
 
     def tick(self, now: float) -> list[LinkEffect]:
         """Time passes: an exchange whose reply is overdue ends as NoReply."""

@@ -15,7 +15,10 @@ is answered with the first reply and `"repeated": true`, and not carried out aga
     show {json?: bool}; ping; status {json?: bool} (gateway only: the devices' state, e.g. printers);
     reprint {ticket, printer?} (gateway only: it drives the printers; the same token and QR code);
     set-mode {date, closed?: bool, mode?, hours?: {from, to}, reason?: {ja, en}} (a remote override
-    of that date's plan, journaled); clear-mode {date}.
+    of that date's plan, journaled); clear-mode {date};
+    reconfigure {config, source?} (gateway only: the new config's TOML text, applied at once where
+    it can be; `source` names it in error messages); dispenser-message {device?, lines?} (gateway
+    only: one dispenser's message, by its id `<bus>-<addr>`, or every dispenser's; no lines clears).
 """
 
 from __future__ import annotations
@@ -161,6 +164,42 @@ def reprint_request(req: Mapping[str, Any]) -> tuple[str, str | None]:
     return _field(req, "ticket"), printer
 
 
+def reconfigure_request(req: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(config text, source or None) of a reconfigure request; BadRequest naming what is wrong."""
+    text = _field(req, "config")
+    source = req.get("source")
+    if source is not None and (not isinstance(source, str) or not source):
+        raise BadRequest("reconfigure: 'source' must name the config (a file name)")
+    return text, source
+
+
+def dispenser_message_request(
+    req: Mapping[str, Any], max_lines: int, max_bytes: int
+) -> tuple[str | None, tuple[str, ...]]:
+    """(device or None, lines) of a dispenser-message request: at most `max_lines` lines of at
+    most `max_bytes` bytes of UTF-8 each (what SHOW_TEXT carries), printable (no line breaks or
+    control characters); none, or an empty list, clears. BadRequest naming what is wrong."""
+    cmd = req.get("cmd")
+    device = req.get("device")
+    if device is not None and (not isinstance(device, str) or not device):
+        raise BadRequest(f"{cmd}: 'device' must be a device id like '0-1'")
+    lines = req.get("lines")
+    if lines is None:
+        return device, ()
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise BadRequest(f"{cmd}: 'lines' must be a list of strings")
+    if len(lines) > max_lines:
+        raise BadRequest(f"{cmd}: at most {max_lines} lines (Japanese, then English), got {len(lines)}")
+    for i, line in enumerate(lines):
+        if len(line.encode()) > max_bytes:
+            raise BadRequest(
+                f"{cmd}: line {i + 1} is {len(line.encode())} bytes of UTF-8, over the {max_bytes} a panel line holds"
+            )
+        if not line.isprintable():
+            raise BadRequest(f"{cmd}: line {i + 1} holds a line break or control character")
+    return device, tuple(lines)
+
+
 def request_time(req: Mapping[str, Any], config: OfficeConfig, wall: datetime | None) -> datetime | None:
     """The request's "at" as an aware moment (naive: the office's local time), None for now.
     On a live floor (`wall`, the gateway's clock) "at" must be within calendar.AT_TOLERANCE of
@@ -250,6 +289,9 @@ def describe(decision: m.Decision, config: OfficeConfig) -> str:
             lines.append(f"{event.date}: {plan}{why} (overrides the calendar)\n")
         elif isinstance(event, ev.ModeOverrideCleared):
             lines.append(f"{event.date}: the calendar's plan again\n")
+        elif isinstance(event, ev.DispenserMessage):
+            where = f"dispenser {event.device}" if event.device else "every dispenser"
+            lines.append(f"message on {where}: {' / '.join(event.lines) if event.lines else '(cleared)'}\n")
     return "".join(lines)
 
 

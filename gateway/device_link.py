@@ -103,6 +103,7 @@ class Outgoing:
     build: Callable[[int, int], Frame]
     bulk: bool = False
     slot: str | None = None
+    token: str | None = None  # someone waits for it (a RESTART over MQTT): its ACK is told as CommandDone
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -196,6 +197,15 @@ class SetPrinter:
     reprint: tuple[str, str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SetMessage:
+    """Dispenser: the message set for it remotely (a dispenser_message; () for none). Lowest in
+    the panel's precedence: it shows whenever the closed words, the printer's words and a
+    refusal's are not on the panel, and comes back when they go."""
+
+    lines: tuple[str, ...] = ()
+
+
 LinkEvent = (
     PollSlot
     | CommandSlot
@@ -208,6 +218,7 @@ LinkEvent = (
     | TodaysCalls
     | PortLost
     | SetPrinter
+    | SetMessage
 )
 
 
@@ -272,6 +283,16 @@ class Identified:
     version: tuple[int, int, int]
     caps: int
     reset_cause: int
+    proto: int = P.PROTOCOL_VERSION  # HELLO's: which message types the device knows
+
+
+@dataclass(frozen=True, slots=True)
+class CommandDone:
+    """A command sent with a `token` was acknowledged by the device."""
+
+    addr: int
+    name: str
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,9 +300,10 @@ class CommandFailed:
     addr: int
     name: str
     reason: str
+    token: str | None = None  # the failed command's, when someone waits for it
 
 
-LinkEffect = Transmit | Execute | PrintTicket | StateChanged | Identified | CommandFailed
+LinkEffect = Transmit | Execute | PrintTicket | StateChanged | Identified | CommandFailed | CommandDone
 
 
 @dataclass(slots=True)
@@ -377,14 +399,30 @@ class DeviceLink:
         self.recent: list[tuple[str, str]] = []  # call display: newest first
         self.current: tuple[str, str] | None = None  # call display: the call it should show
         self.text: tuple[str, ...] = ()  # the message lines it should show
+        # The link's error counters since the gateway started (docs/mqtt.md, devices): commands
+        # that failed after their retries, retries, requests unanswered in time, its whole state
+        # sent again (seen after being offline or failing, or after it restarted), HELLOs to a
+        # POLL (it reset); the bus counts the replies it could not decode while this device's
+        # exchange was under way: a bad CRC, or other damage (COBS, length, type, fields).
         self.failures = 0
         self.retries = 0
+        self.timeouts = 0
+        self.resyncs = 0
+        self.restarts = 0
+        self.crc_drops = 0
+        self.bad_frames = 0
+        self._state_sent = False
+        # The last HELLO (any: to IDENTIFY or after a reset) and when it came (the link's clock).
+        self.hello: Identified | None = None
+        self.hello_at: float | None = None
         # Dispenser and its printer (SetPrinter): the services offered, whether presses are
         # refused, and the (service, ticket) the next press reprints.
         self._offered: frozenset[str] = frozenset()
         self.printer_stopped = False
         self.reprint: tuple[str, str] | None = None
         self._mode_text: tuple[str, ...] = ()  # the closed-office words last asked for (SetLamps)
+        self._printer_text: tuple[str, ...] = ()  # the printer's words last asked for (SetPrinter)
+        self.message: tuple[str, ...] = ()  # the remote message (SetMessage): shown when nothing above it is
         self._calls_day: date | None = None  # call display, counter pad: the business day it shows (TodaysCalls)
 
     # -- questions the scheduler asks ------------------------------------------------------------
@@ -440,6 +478,9 @@ class DeviceLink:
             return self._set_printer(event)
         if isinstance(event, TodaysCalls):
             self._todays_calls(event)
+            return []
+        if isinstance(event, SetMessage):
+            self._set_message(event.lines)
             return []
         if isinstance(event, PortLost):
             self._inflight = None  # its reply can no longer come
@@ -497,7 +538,7 @@ class DeviceLink:
             return []
         effects: list[LinkEffect] = []
         if frame.TYPE == P.Hello.TYPE:
-            return self._hello(frame, identify=ex.outgoing is None and ex.frame.TYPE == P.Identify.TYPE)
+            return self._hello(frame, identify=ex.outgoing is None and ex.frame.TYPE == P.Identify.TYPE, now=now)
         self.missed = 0
         if ex.outgoing is None:  # a poll
             if self._need_identify:
@@ -515,6 +556,8 @@ class DeviceLink:
                 effects += self._failed(ex, f"NAK reason {frame.reason}")
             elif frame.TYPE != P.Ack.TYPE:
                 return effects + self._again(ex, now, f"unexpected {frame.NAME}")
+            elif ex.outgoing.token is not None:
+                effects.append(CommandDone(self.addr, ex.outgoing.name, ex.outgoing.token))
         return self._seen() + effects
 
     def _seen(self) -> list[LinkEffect]:
@@ -528,10 +571,13 @@ class DeviceLink:
             return self._go(LinkState.ONLINE, "answering again")
         return []
 
-    def _hello(self, frame: Frame, identify: bool) -> list[LinkEffect]:
+    def _hello(self, frame: Frame, identify: bool, now: float) -> list[LinkEffect]:
         self.missed = 0
         self.tracker.reset()
+        self.hello = Identified(self.addr, frame.kind, tuple(frame.version), frame.caps, frame.reset_cause, frame.proto)
+        self.hello_at = now
         if not identify:
+            self.restarts += 1
             # It restarted (or never heard IDENTIFY): whatever it was told is gone.
             self._need_identify = True
             self._identify_now = True
@@ -550,7 +596,9 @@ class DeviceLink:
         self._need_identify = False
         # The events that follow are this boot's, the first of them in the HELLO's lap.
         self.boot, self._hello_lap, self._last_press = frame.boot, frame.lap, None
-        self.identity = Identified(self.addr, frame.kind, tuple(frame.version), frame.caps, frame.reset_cause)
+        self.identity = Identified(
+            self.addr, frame.kind, tuple(frame.version), frame.caps, frame.reset_cause, frame.proto
+        )
         self._queue_state()
         effects: list[LinkEffect] = [self.identity]
         return effects + self._go(LinkState.IDENTIFIED, "HELLO") + self._seen()
@@ -559,6 +607,7 @@ class DeviceLink:
         ex, self._inflight = self._inflight, None
         if ex is None:
             return []
+        self.timeouts += 1
         if ex.outgoing is not None:
             return self._again(ex, now, "no reply")
         self.missed += 1
@@ -590,7 +639,7 @@ class DeviceLink:
         self.failures += 1
         self._resync = True
         name = ex.outgoing.name if ex.outgoing else ex.frame.NAME
-        effects: list[LinkEffect] = [CommandFailed(self.addr, name, why)]
+        effects: list[LinkEffect] = [CommandFailed(self.addr, name, why, ex.outgoing.token if ex.outgoing else None)]
         if self.state is LinkState.ONLINE or self.state is LinkState.IDENTIFIED:
             effects += self._go(LinkState.DEGRADED, f"{name} failed")
         return effects
@@ -623,6 +672,19 @@ class DeviceLink:
             return [Execute(self.addr, command, press)]
         return [CommandFailed(self.addr, frame.NAME, f"not expected from a {spec.kind_name}")]
 
+    # -- maintenance ------------------------------------------------------------------------------
+    def maintenance(self, name: str, build: Callable[[int, int], Frame], token: str) -> str | None:
+        """Queue a maintenance request of protocol version 3 (RESTART, FW_KEY) for someone who
+        waits for it: its ACK comes back as CommandDone with `token`, a NAK or silence after the
+        retries as CommandFailed with it. None if queued, else why it cannot go now (offline, not
+        identified yet, firmware too old). Dropped, like any command, if the device goes offline."""
+        if self.state is LinkState.OFFLINE or self._need_identify or self.identity is None:
+            return "offline" if self.state is LinkState.OFFLINE else "not identified yet"
+        if self.identity.proto < 3:
+            return f"its firmware speaks protocol {self.identity.proto}; {name} needs 3"
+        self._send(Outgoing(name, build, token=token))
+        return None
+
     # -- office effects -> frames -----------------------------------------------------------------
     def _can(self, cap: int) -> bool:
         # Before HELLO we do not know the caps: queue the state, it is checked again on sending.
@@ -640,6 +702,9 @@ class DeviceLink:
         queue.append(out)
 
     def _queue_state(self) -> None:
+        if self._state_sent:
+            self.resyncs += 1  # its whole state again: it restarted, or was offline or failing
+        self._state_sent = True
         self._resync = False
         self._urgent.clear()
         self._bulk.clear()
@@ -653,8 +718,11 @@ class DeviceLink:
         if isinstance(effect, TicketReady) and kind == P.KIND_DISPENSER:
             if not effect.reprint:
                 self.reprint = None  # someone took a new ticket: the reprint offer is over
-            if self.text:
-                self._show_text(())  # the words of an earlier refusal (or reprint offer) are over
+            if not self.printer_stopped:
+                self._printer_text = ()  # a reprint offer's words end with it (gateway.printing)
+            resting = self._resting()
+            if self.text != resting:
+                self._show_text(resting)  # the words of an earlier refusal (or reprint offer) are over
             return [PrintTicket(self.addr, effect)]
         if isinstance(effect, IssueRefused) and kind == P.KIND_DISPENSER:
             self._show_text(both(REFUSAL_MESSAGE.get(effect.reason, "refused_other")))
@@ -743,14 +811,30 @@ class DeviceLink:
         if lines and self.text != lines:
             self._show_text(lines)
         elif not lines and old and self.text == old:
-            self._show_text(())
+            self._show_text(self._resting())
+
+    def _resting(self) -> tuple[str, ...]:
+        """What the panel shows when no refusal is on it: the closed words, else the printer's
+        words, else the remote message (docs/mqtt.md, dispenser_message), else nothing."""
+        return self._mode_text or self._printer_text or self.message
+
+    def _set_message(self, lines: tuple[str, ...]) -> None:
+        """A new remote message: shown now only where the old one was (nothing above it is on
+        the panel); else it waits below the words shown, which give way to it when they go."""
+        if self.spec.kind != P.KIND_DISPENSER:
+            return
+        old, self.message = self.message, lines
+        if self.text == old and not self._mode_text and not self._printer_text and lines != old:
+            self._show_text(lines)
 
     def _set_printer(self, event: SetPrinter) -> list[LinkEffect]:
         if self.spec.kind != P.KIND_DISPENSER:
             return []
         self.printer_stopped = event.stopped
         self.reprint = event.reprint
-        lines = event.lines or self._mode_text  # back to normal: the office's own words, if any
+        self._printer_text = event.lines
+        # Back to normal: the closed words, else the remote message, if any.
+        lines = event.lines or self._mode_text or self.message
         if lines != self.text:
             self._show_text(lines)
         return self._set_lamps(self._offered)

@@ -7,14 +7,21 @@ it expects — and follows NAK FW_SEQUENCE to that offset. It owns no port and n
 gateway.bus sends its frames between polls (BusMaster.start_update) and hands it what came back.
 
 Also the bundle format the device unpacks (firmware/fw_update.py): entries of `name_len u8`,
-`name`, `size u32` big-endian, then the bytes — make_bundle / read_bundle.
+`name`, `size u32` big-endian, then the bytes — make_bundle / read_bundle; the bundle's tag, an
+HMAC-SHA256 under the device's key (bundle_tag), which a version-3 device checks before it
+activates anything; FW_KEY's frame (key_frame); and the gateway's store of device keys (DeviceKeys:
+a JSON file of its own, mode 0600, never the office config, which is journaled and published).
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
+import json
+import os
 import re
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -68,6 +75,75 @@ def bundle_from_dir(directory: Path) -> bytes:
     return make_bundle(files)
 
 
+KEY_LEN = 32
+
+
+def bundle_tag(key: bytes, bundle: bytes) -> bytes:
+    """FW_BEGIN's tag: HMAC-SHA256 of the whole bundle under the device's key."""
+    return hmac.new(key, bundle, hashlib.sha256).digest()
+
+
+def key_frame(addr: int, seq: int, new_key: bytes, old_key: bytes | None) -> Frame:
+    """FW_KEY storing `new_key` on the device: its proof is HMAC(old key, new key), or 32 zero
+    bytes for a device that has no key yet (its install)."""
+    if len(new_key) != KEY_LEN:
+        raise ValueError(f"a device key is {KEY_LEN} bytes, got {len(new_key)}")
+    proof = hmac.new(old_key, new_key, hashlib.sha256).digest() if old_key else bytes(KEY_LEN)
+    return P.FwKey(addr, seq, new_key, proof)
+
+
+class KeyStoreError(ValueError):
+    """The key file cannot be used (unreadable, not ours, readable by others)."""
+
+
+class DeviceKeys:
+    """The gateway's device keys: `{"<bus url>#<addr>": "<64 hex>"}` in a JSON file of its own,
+    mode 0600 (written aside, then renamed). Kept out of the config: the config text is stored in
+    the journal and pushed over MQTT, so no secret may live in it (docs/operations.md)."""
+
+    def __init__(self, path: os.PathLike[str] | str) -> None:
+        self.path = os.fspath(path)
+
+    @staticmethod
+    def name(bus: str, addr: int) -> str:
+        return f"{bus}#{addr}"
+
+    def _load(self) -> dict[str, str]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return {}
+        if st.st_mode & 0o077:
+            raise KeyStoreError(f"{self.path}: readable by others (mode {st.st_mode & 0o777:o}): chmod 600 it")
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise KeyStoreError(f"{self.path}: cannot be read as a key file: {exc}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise KeyStoreError(f"{self.path}: not a key file (an object of hex keys)")
+        return data
+
+    def get(self, bus: str, addr: int) -> bytes | None:
+        value = self._load().get(self.name(bus, addr))
+        return bytes.fromhex(value) if value else None
+
+    def put(self, bus: str, addr: int, key: bytes) -> None:
+        data = self._load()
+        data[self.name(bus, addr)] = key.hex()
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    @staticmethod
+    def new_key() -> bytes:
+        return secrets.token_bytes(KEY_LEN)
+
+
 class UpdateState(enum.Enum):
     BEGIN = "begin"  # FW_BEGIN: start, or learn where the device is (resume)
     SENDING = "sending"  # FW_CHUNK from `offset`
@@ -85,7 +161,9 @@ class FirmwareUpdate:
     `max_retries` lost exchanges in a row are retried after retry_delay_ms back-off; after that the
     transfer waits `stall_wait` s and asks again with FW_BEGIN (resume). With no progress for
     `give_up_after` s, or after `max_restarts` restarts from 0 (the device lost or refused the
-    transfer), it fails. commit=False stops at VERIFIED until commit() is called."""
+    transfer), it fails. commit=False stops at VERIFIED until commit() is called. `key`: the
+    device's key, for the bundle's tag (None: no tag, for a version-2 board, which has no key; a
+    version-3 device refuses a bundle without one)."""
 
     def __init__(
         self,
@@ -100,12 +178,14 @@ class FirmwareUpdate:
         give_up_after: float = 120.0,
         max_restarts: int = 2,
         commit: bool = True,
+        key: bytes | None = None,
     ) -> None:
         if not bundle:
             raise BundleError("empty bundle")
         if not 1 <= chunk_size <= P.MAX_CHUNK:
             raise ValueError(f"chunk_size must be 1..{P.MAX_CHUNK}, got {chunk_size}")
-        P.FwBegin(addr, 0, len(bundle), hashlib.sha256(bundle).digest(), version)  # checks addr, version
+        self.tag = bundle_tag(key, bundle) if key else b""
+        P.FwBegin(addr, 0, len(bundle), hashlib.sha256(bundle).digest(), version, self.tag)  # checks addr, version
         self.addr = addr
         self.bundle = bytes(bundle)
         self.version = tuple(version)
@@ -159,7 +239,7 @@ class FirmwareUpdate:
     def _request(self, seq: int) -> Frame:
         match self.state:
             case UpdateState.BEGIN:
-                return P.FwBegin(self.addr, seq, len(self.bundle), self.sha256, self.version)
+                return P.FwBegin(self.addr, seq, len(self.bundle), self.sha256, self.version, self.tag)
             case UpdateState.SENDING:
                 data = self.bundle[self.offset : self.offset + self.chunk_size]
                 return P.FwChunk(self.addr, seq, self.offset, data)
@@ -242,6 +322,9 @@ class FirmwareUpdate:
             self.restarts += 1
             self.offset = 0
             self._go(UpdateState.BEGIN, now)
+        elif reason == P.NAK_FW_AUTH:
+            # Never retried: another try with the same key would be refused the same way.
+            self._fail("the device refused the bundle's tag (no key provisioned, or not the key kept here)")
         elif reason == P.NAK_FW_TOO_LARGE:
             self._fail(f"the bundle of {len(self.bundle)} bytes does not fit: the device takes at most {info}")
         elif reason == P.NAK_UNSUPPORTED:

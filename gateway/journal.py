@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -27,10 +28,10 @@ import orjson
 
 from office import events as ev
 from office.config import OfficeConfig, parse_config
-from office.model import Command, Decision, Office
+from office.model import Command, Decision, Office, RecordConfigChange
 from office.state import SNAPSHOT_FORMAT, OfficeState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x43464A31  # "CFJ1": marks the file as a counterfloor journal
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 SYNC_MODES = ("FULL", "NORMAL", "OFF")
@@ -43,7 +44,11 @@ DEFAULT_SNAPSHOT_EVERY = 8000
 PURGE_STEP_MAX_DAYS = 14
 # Columns named: a journal migrated from v1 has its day column last.
 _INSERT_EVENT = "INSERT INTO events (seq, day, ts, type, body) VALUES (?, ?, ?, ?, ?)"
-_OWN_META = frozenset({"office", "config", "created", "retention_cutoff"})
+# "config_set_over": the SHA-256 of the config (the file's) that a pushed or reconfigured config
+# was set over; while the gateway is started with that same file, the journal's config stands.
+CONFIG_SET_OVER = "config_set_over"
+_OWN_META = frozenset({"office", "config", "created", "retention_cutoff", CONFIG_SET_OVER})
+CONFIG_HISTORY_KEPT = 20  # replaced configs kept (a config is a few KB to a few tens of KB)
 _log = logging.getLogger(__name__)
 
 
@@ -170,12 +175,48 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, format INTEGER NOT NULL, state TEXT NOT NULL)")
 
 
+# The configs a journal's office had before its current one (meta "config"), newest last: each
+# with when it was replaced, the seq of the last event stored under it, and its SHA-256, so a
+# config_changed event's previous_sha256 finds its text. The newest CONFIG_HISTORY_KEPT are kept.
+_CONFIG_HISTORY_TABLE = (
+    "CREATE TABLE config_history (id INTEGER PRIMARY KEY, replaced_at TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "sha256 TEXT NOT NULL, config TEXT NOT NULL)"
+)
+
+
 def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     """v2 kept no request ids."""
     conn.execute(_REQUESTS_TABLE)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    """v3 kept no replaced configs (a changed config overwrote the stored one)."""
+    conn.execute(_CONFIG_HISTORY_TABLE)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
+}
+
+
+def config_sha256(text: str) -> str:
+    """The SHA-256 hex of a config's TOML text (UTF-8): what config_changed events name."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _keep_replaced_config(conn: sqlite3.Connection, old_text: str, seq: int, at: str) -> None:
+    """Keep `old_text` in config_history (inside the caller's transaction), the oldest beyond
+    CONFIG_HISTORY_KEPT dropped."""
+    conn.execute(
+        "INSERT INTO config_history (replaced_at, seq, sha256, config) VALUES (?, ?, ?, ?)",
+        (at, seq, config_sha256(old_text), old_text),
+    )
+    conn.execute(
+        "DELETE FROM config_history WHERE id NOT IN (SELECT id FROM config_history ORDER BY id DESC LIMIT ?)",
+        (CONFIG_HISTORY_KEPT,),
+    )
 
 
 def _connect(path: Path, synchronous: str, read_only: bool = False) -> sqlite3.Connection:
@@ -346,6 +387,8 @@ class TicketJournal:
         # The live state may hold events the file lacks (a write failed, and so did recovering
         # the state from the file): recover before the next command.
         self._stale = False
+        # Opened with a config file over which a pushed config was stored: that one stands (open).
+        self.config_kept = False
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -381,6 +424,7 @@ class TicketJournal:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                conn.execute(_CONFIG_HISTORY_TABLE)
                 conn.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
                     [
@@ -414,7 +458,11 @@ class TicketJournal:
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         clock: Callable[[], datetime] = utc_now,
     ) -> TicketJournal:
-        """Open for writing; `config` (parsed, text) replaces the stored config if given."""
+        """Open for writing. `config` (parsed, text), if given, is the config file the caller runs
+        with (the gateway's): the journal must be its office's, and a text that differs from the
+        stored one replaces it (`change_config`, via "file": a config_changed event, the old one
+        kept), unless the stored config was pushed or reconfigured over this very file since
+        (meta CONFIG_SET_OVER): then the stored, newer config stands (`config_kept` says so)."""
         p = Path(path)
         if synchronous not in SYNC_MODES:
             raise ValueError(f"synchronous must be one of {SYNC_MODES}")
@@ -422,6 +470,8 @@ class TicketJournal:
             raise JournalError(f"no journal at {p}; create one with `counterfloor office init`")
         _check_version(p, _read_header(p).user_version)
         lock = _Lock(p)
+        replacing: tuple[OfficeConfig, str] | None = None
+        kept = False
         try:
             conn = _connect(p, synchronous)
             try:
@@ -434,7 +484,16 @@ class TicketJournal:
                             f"{p} belongs to office {meta['office']!r}, but the config is for {parsed.id!r}"
                         )
                     if text != meta["config"]:
-                        conn.execute("UPDATE meta SET value = ? WHERE key = 'config'", (text,))
+                        stored_over = meta.get(CONFIG_SET_OVER)
+                        if stored_over is not None and stored_over == config_sha256(text):
+                            try:
+                                # Its relative paths are the file's, as the file's would be.
+                                parsed = parse_config(meta["config"], source=parsed.source)
+                                kept = True
+                            except ValueError as exc:  # a ConfigError: this version reads it otherwise
+                                _log.warning("%s: the stored config is unusable (%s); the file's replaces it", p, exc)
+                        if not kept:
+                            replacing = (parsed, text)
                 else:
                     parsed = parse_config(meta["config"], source=f"{p} (stored config)")
                 state, replayed = cls._recover(conn)
@@ -451,7 +510,18 @@ class TicketJournal:
         except BaseException:
             lock.release()
             raise
-        return cls(p, conn, lock, office, snapshot_every=snapshot_every, clock=clock, since_snapshot=replayed)
+        journal = cls(p, conn, lock, office, snapshot_every=snapshot_every, clock=clock, since_snapshot=replayed)
+        journal.config_kept = kept
+        if replacing is not None:
+            try:
+                journal.change_config(*replacing, via="file")
+            except sqlite3.DatabaseError as exc:
+                journal.close()
+                raise _sqlite_error(p, exc) from None
+            except BaseException:
+                journal.close()
+                raise
+        return journal
 
     @staticmethod
     def _migrate(path: Path, conn: sqlite3.Connection) -> None:
@@ -520,6 +590,7 @@ class TicketJournal:
         *,
         request: str | None = None,
         result: Callable[[Decision], str] | None = None,
+        also: Callable[[Decision], None] | None = None,
     ) -> Decision:
         """Decide and apply, store durably, then return: effects in the result may be released.
 
@@ -532,7 +603,8 @@ class TicketJournal:
         the live state is thrown away and recovered from the file, as after a crash (a failed
         write is rare: a full disk, an I/O error), so it never holds an event the file lacks.
         Raises what `Office.decide` raises (nothing is stored), or the storage error (nothing is
-        stored, unless the commit itself got through: then the recovered state has the events)."""
+        stored, unless the commit itself got through: then the recovered state has the events).
+        `also(decision)` writes more in the same transaction (change_config's meta and history)."""
         if self._stale:
             self._reload()
         if request is not None and (done := self.recorded(request)) is not None:
@@ -577,6 +649,8 @@ class TicketJournal:
                         "INSERT INTO requests VALUES (?, ?, ?, ?)",
                         (request, day, first.seq, result(decision) if result is not None else ""),
                     )
+                if also is not None:
+                    also(decision)
                 if new_day:
                     self._prune(date.fromisoformat(day))
                 conn.execute("COMMIT")
@@ -602,6 +676,71 @@ class TicketJournal:
                 # The command is stored and applied; its effects must go out. Try again later.
                 _log.warning("snapshot of %s failed, will retry: %s", self.path, exc)
         return decision
+
+    def change_config(
+        self,
+        config: OfficeConfig,
+        text: str,
+        *,
+        via: str,
+        sender: str | None = None,
+        restart_needed: tuple[str, ...] = (),
+        now: datetime | None = None,
+        request: str | None = None,
+        result: Callable[[Decision], str] | None = None,
+    ) -> Decision:
+        """Make `config` (parsed from `text`) the office's config at once. The model is rebuilt
+        from the journal under it (`Office(config, recovered state)`: the state recovered from
+        the file, the estimator and the plans made afresh), so no event is lost and every
+        ticket and number stays; a `config_changed` event (with today's `schedule` after it if
+        the plan changed) is stored with the new text, the old one kept in config_history, all
+        in one transaction. `via` "file" (the config file the gateway runs with) clears the
+        CONFIG_SET_OVER mark; any other (a push, a reconfigure) sets it to the config replaced
+        unless it is set already, so that a restart with the same file keeps this config.
+
+        The same text as stored changes nothing (no events). Raises JournalError for another
+        office's config, RequestDone for a request id stored already, or the storage error: then
+        nothing is changed (the model is the one before)."""
+        old = self.office
+        if config.id != old.config.id:
+            raise JournalError(f"{self.path} belongs to office {old.config.id!r}, but the config is for {config.id!r}")
+        if self._stale:
+            self._reload()
+        if request is not None and (done := self.recorded(request)) is not None:
+            raise RequestDone(request, done)
+        old_text = self.get_meta("config") or ""
+        if text == old_text:
+            return Decision()
+        record = RecordConfigChange(config_sha256(text), config_sha256(old_text), via, sender, restart_needed)
+        set_over = None if via == "file" else (self.get_meta(CONFIG_SET_OVER) or config_sha256(old_text))
+
+        def store(decision: Decision) -> None:
+            first = decision.events[0]
+            _keep_replaced_config(self.conn, old_text, first.seq - 1, ev.format_ts(first.ts))
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'config'", (text,))
+            if set_over is None:
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (CONFIG_SET_OVER,))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (CONFIG_SET_OVER, set_over))
+
+        state, replayed = self._recover(self.conn)
+        self.office = Office(config, state)
+        self._since_snapshot = replayed
+        try:
+            return self.execute(record, now, request=request, result=result, also=store)
+        except BaseException:
+            stored = None
+            with contextlib.suppress(sqlite3.Error):
+                stored = self.get_meta("config")
+            if stored != text:  # not stored: the model is the old one, whose state is the file's
+                self.office = old
+                self._stale = False
+            raise
+
+    def config_history(self) -> list[tuple[str, int, str, str]]:
+        """The configs replaced, oldest first: (replaced_at, the last seq under it, sha256, text)."""
+        rows = self.conn.execute("SELECT replaced_at, seq, sha256, config FROM config_history ORDER BY id")
+        return [(str(a), int(b), str(c), str(d)) for a, b, c, d in rows]
 
     def _reload(self) -> None:
         """After a failed write, make the live state the file's again (the state object is kept,

@@ -40,7 +40,7 @@ import paho.mqtt.client as paho
 
 from gateway import control
 from gateway.bus import Backoff
-from gateway.device_link import DeviceLink, LinkState
+from gateway.device_link import LinkState
 from gateway.journal import JournalError, TicketJournal
 from gateway.mqtt_client import KEEPALIVE_S, BrokerLogin, make_client
 from office import events as ev
@@ -79,16 +79,19 @@ FLOOR_COMMANDS = {
     "reprint": "reprint",
     "set_mode": "set-mode",
     "clear_mode": "clear-mode",
+    "dispenser_message": "dispenser-message",
 }
 READ_ONLY_COMMANDS = frozenset({"replay", "rebirth"})
-NOT_YET = frozenset({"dispenser_message", "restart_device", "push_config", "firmware_update"})
-# What a subscriber should make of a link's state: stale = answering unreliably, what it shows may lag.
-_DEVICE_STATE = {
-    LinkState.ONLINE: "online",
-    LinkState.IDENTIFIED: "online",
-    LinkState.DEGRADED: "stale",
-    LinkState.OFFLINE: "offline",
-}
+NOT_YET: frozenset[str] = frozenset()
+# Carried out by the gateway's maintenance jobs (gateway.maintenance): answered when the device
+# has acted (RESTART's ACK; a firmware update's progress, then its result), never in the call.
+DEVICE_JOBS = frozenset({"restart_device", "firmware_update"})
+_LATER: dict[str, Any] = {"ok": True, "pending": True}  # carry_out's "answered later", by identity
+# A device's fields that change without its state changing (counters, the time since its HELLO):
+# they go out with the minute's refresh, not each time they move.
+_REFRESHED_ONLY = frozenset(
+    {"printed", "since_hello_s", "failures", "retries", "timeouts", "crc_drops", "bad_frames", "resyncs", "restarts"}
+)
 _log = logging.getLogger(__name__)
 
 
@@ -209,6 +212,7 @@ class MqttLink:
         self._last_seen: dict[str, str] = {}
         self._unnamed: set[str] = set()  # devices whose id cannot name a topic (logged once)
         self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._later: dict[str, schema.RemoteCommand] = {}  # device jobs under way, by job token
         # Figures (tests, bench): connection attempts, connections, events and bytes published.
         self.attempts = 0
         self.connections = 0
@@ -236,6 +240,12 @@ class MqttLink:
     def start(self) -> None:
         """Connect at the first step."""
         self._next_attempt = self.gw.clock.now()
+
+    def config_changed(self) -> None:
+        """The office's config was replaced: the mode (hours, calendar) and the snapshot (names)
+        go out again at the next step."""
+        self._mode_check_at = 0.0
+        self._snapshot_due = True
 
     # -- the gateway's turn ----------------------------------------------------------------------
     def step(self) -> None:
@@ -523,7 +533,7 @@ class MqttLink:
             return
         self._device_check_at = now + DEVICE_CHECK_S
         stamp = self._ts()
-        for device, link, _ in self._links():
+        for device, link, _ in self.gw.bus_devices():
             if link.state in (LinkState.ONLINE, LinkState.IDENTIFIED) and link.missed == 0:
                 self._last_seen[device] = stamp
         if self.connected:
@@ -534,8 +544,9 @@ class MqttLink:
             self._device_refresh_at = now + DEVICE_REFRESH_S
         stamp = self._ts()
         for device, view in self.device_views().items():
-            # The count of tickets printed changes with each one: it goes out with the minute's refresh.
-            key = {k: v for k, v in view.items() if k != "printed"}
+            # The count of tickets printed changes with each one, the link's counters with each
+            # error: they go out with the minute's refresh (and with any other change).
+            key = {k: v for k, v in view.items() if k not in _REFRESHED_ONLY}
             if not refresh and self._devices.get(device) == key:
                 continue
             try:
@@ -550,37 +561,19 @@ class MqttLink:
             if self._publish(topic, message, retain=True) is not None:
                 self._devices[device] = key
 
-    def _links(self) -> list[tuple[str, DeviceLink, str]]:
-        """The bus devices as (id, link, port URL); the id is `<bus>-<addr>`, the bus its port's
-        index in the gateway's order (the order in which [[devices]] first name the ports)."""
-        return [(f"{i}-{link.addr}", link, bus.url) for i, bus in enumerate(self.gw.buses) for link in bus.master.links]
-
     def device_views(self) -> dict[str, dict[str, Any]]:
-        """What the gateway knows of each device, by topic id (docs/mqtt.md), without the time
-        last seen (which changes all the time and goes out with the minute's refresh)."""
+        """What the gateway knows of each device, by topic id (docs/mqtt.md; Gateway.device_state),
+        without the time last seen (which changes all the time and goes out with the minute's refresh)."""
+        known = self.gw.device_state()
         views: dict[str, dict[str, Any]] = {}
-        for device, link, port in self._links():
-            identity = link.identity
-            if link.state is LinkState.CONNECTING:
-                state = "stale" if identity is not None else "offline"  # restarting, or never heard
-            else:
-                state = _DEVICE_STATE[link.state]
-            views[device] = {
-                "kind": link.spec.kind_name,
-                "state": state,
-                "link": link.state.value,
-                "port": port,
-                "addr": link.addr,
-                "counter": link.spec.counter,
-                "firmware": ".".join(map(str, identity.version)) if identity else None,
-                "reset_cause": identity.reset_cause if identity else None,
-                "failures": link.failures,
-                "retries": link.retries,
-            }
+        for device, view in known["devices"].items():
+            views[device] = dict(view)
+            if (job := self.gw.jobs.view(device)) is not None:  # RESTART / firmware job: its state, progress
+                views[device]["maintenance"] = job
         if self.gw.gpio is not None:
             for c in self.gw.gpio.counters:
                 views[f"gpio-{c.counter}"] = {"kind": "gpio_counter", "state": "online", "counter": c.counter}
-        for pid, printer in self.gw.device_state().get("printers", {}).items():
+        for pid, printer in known.get("printers", {}).items():
             status = printer.get("status")
             responding = bool(status and status.get("responding"))
             views[f"printer-{pid}"] = {
@@ -639,6 +632,8 @@ class MqttLink:
             cmd.fields,
         )
         answer = self.carry_out(cmd)
+        if answer is _LATER:  # a device job: acked (and audited) by job_answers when it has an answer
+            return
         self._audit(cmd, answer)
         self._ack(cmd.request, answer)
 
@@ -661,6 +656,14 @@ class MqttLink:
             # The journal keeps the id with the command's events: a retry is answered, not redone.
             request = {"cmd": FLOOR_COMMANDS[cmd.name], **cmd.fields}
             return self.gw.handle(request, request_key=f"mqtt:{cmd.request}")
+        if cmd.name == "push_config":  # the control socket's reconfigure; its id kept as the floor's are
+            return self.gw.reconfigure(
+                str(cmd.fields["config"]),
+                via="mqtt",
+                sender=cmd.sender,
+                request=f"mqtt:{cmd.request}",
+                source=f"push_config {cmd.request}",
+            )
         if (first := self._answers.get(cmd.request)) is not None:
             return {**first, "repeated": True}
         if cmd.name == "reprint":
@@ -670,16 +673,49 @@ class MqttLink:
         elif cmd.name == "rebirth":
             self._announce(self.gw.clock.now())
             answer = {"ok": True, "session": self.session}
+        elif cmd.name in DEVICE_JOBS:
+            return self._device_job(cmd)
         elif cmd.name in NOT_YET:
             return {"ok": False, "code": "not_implemented", "error": f"{cmd.name}: not implemented yet"}
         else:  # a command of the schema this gateway does not know
             return {"ok": False, "code": "unknown_command", "error": f"{cmd.name}: not carried out by this gateway"}
         if answer.get("ok"):
             # A reprint stores nothing of its own: its id is remembered here (for this run only).
-            self._answers[cmd.request] = answer
-            while len(self._answers) > REMEMBERED_IDS:
-                self._answers.popitem(last=False)
+            self._remember(cmd.request, answer)
         return answer
+
+    def _remember(self, request: str, answer: dict[str, Any]) -> None:
+        """The answer a retry of `request` gets during this run (commands the journal keeps no id for)."""
+        self._answers[request] = answer
+        while len(self._answers) > REMEMBERED_IDS:
+            self._answers.popitem(last=False)
+
+    def _device_job(self, cmd: schema.RemoteCommand) -> dict[str, Any]:
+        """restart_device, firmware_update: a job of the gateway's (gateway.maintenance), whose
+        answers come from job_answers; an answer now only when it cannot start (or is a retry)."""
+        token, now, jobs, f = f"mqtt:{cmd.request}", self.gw.clock.now(), self.gw.jobs, cmd.fields
+        if cmd.name == "restart_device":
+            answer = jobs.restart(token, f["device"], now)
+        else:  # bundle_url: a path on the gateway or a file:// URL, never fetched over the network
+            answer = jobs.firmware(token, f["device"], f["bundle_url"], f["sha256"], now)
+        if answer is None:
+            self._later[token] = cmd
+            return _LATER
+        return answer
+
+    def job_answers(self, answers: list[tuple[str, dict[str, Any]]]) -> None:
+        """The maintenance jobs' answers of this turn (Gateway.step): each of ours is acked, a
+        progress one (`"pending": true`) as it comes, the final one also audited."""
+        for token, answer in answers:
+            cmd = self._later.get(token)
+            if cmd is None:
+                continue  # a control socket's job
+            if not answer.get("pending"):
+                del self._later[token]
+                self._audit(cmd, answer)
+                # A retry gets this answer however long after (the job table forgets in 10 min).
+                self._remember(cmd.request, answer)
+            self._ack(cmd.request, answer)
 
     def _replay(self, from_seq: int) -> dict[str, Any]:
         """Republish the stored events from `from_seq` on, in order (the events stream's own

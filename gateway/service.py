@@ -27,30 +27,35 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from gateway import control
+from gateway import config_change, control
 from gateway.announce import CallAnnouncer, callout_player
 from gateway.bus import BusConnection, BusMaster, CallRouter, Clock, MonotonicClock, OpenPort, PressStore, step_buses
 from gateway.clock_watch import ClockWatch
 from gateway.control_server import ControlServer, ControlSocketError, socket_group, socket_problem
 from gateway.device_link import (
+    CommandDone,
     CommandFailed,
     DeviceLink,
     DeviceSpec,
     LinkEffect,
+    LinkState,
     PrintTicket,
     SetLamps,
+    SetMessage,
     SetPrinter,
     StateChanged,
     TodaysCalls,
 )
+from gateway.firmware_update import DeviceKeys
 from gateway.gpio_counters import GpioCounters
-from gateway.journal import JournalError, RequestDone, TicketJournal, new_token, utc_now
+from gateway.journal import JournalError, RequestDone, TicketJournal, config_sha256, new_token, utc_now
+from gateway.maintenance import DeviceJobs
 from gateway.mode_words import dispenser_lines
 from gateway.mqtt_client import BrokerConfigError, BrokerLogin, broker_login
 from gateway.mqtt_link import MqttLink
@@ -62,14 +67,35 @@ from hal.serial_link import open_link, url_problem
 from office import events as ev
 from office import model as m
 from office.calendar import ModeOverride, mode_at
-from office.config import OfficeConfig
+from office.config import ConfigError, OfficeConfig, parse_config
+from office.state import dispenser_message
 
 LAMP_REFRESH_S = 60.0
+# What a subscriber should make of a link's state (docs/mqtt.md): stale = answering unreliably,
+# what it shows may lag; a link connecting again after a HELLO is restarting (stale), one never
+# heard from is offline.
+_DEVICE_STATE = {
+    LinkState.ONLINE: "online",
+    LinkState.IDENTIFIED: "online",
+    LinkState.DEGRADED: "stale",
+    LinkState.OFFLINE: "offline",
+}
 _log = logging.getLogger(__name__)
 
 
 class GatewayError(Exception):
     """The gateway cannot start as configured; the message names what is wrong."""
+
+
+# The control socket's maintenance requests (gateway.maintenance), for `counterfloor firmware`.
+MAINTENANCE = frozenset({"firmware-provision", "firmware-push", "firmware-restart", "firmware-status"})
+
+
+def _str_field(req: dict[str, Any], name: str) -> str:
+    value = req.get(name)
+    if not isinstance(value, str) or not value:
+        raise control.BadRequest(f"{req.get('cmd')}: {name!r} must be a non-empty string")
+    return value
 
 
 def journal_path(config: OfficeConfig, given: Path | None) -> Path:
@@ -166,9 +192,16 @@ class Gateway:
     _next_lamps: float = field(init=False, default=0.0)
     _calls_day: date | None = field(init=False, default=None)  # the day call displays and pads were told of
     clock_watch: ClockWatch = field(default_factory=ClockWatch)  # notices the wall clock jumping
+    # The config the running process was set up with (buses, devices, printers, the broker, the
+    # socket): `config` follows a pushed one at once, these parts only at a restart.
+    started: OfficeConfig | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.prints = self.journal_file.with_name(self.journal_file.name + ".prints.jsonl")
+        # Device keys in a file of their own (mode 0600), never in the config, which is journaled
+        # and published: docs/operations.md, "Device keys".
+        keys = DeviceKeys(self.journal_file.with_name(self.journal_file.name + ".keys.json"))
+        self.jobs = DeviceJobs(lambda: self.buses, keys)  # RESTART, keys, firmware (gateway.maintenance)
 
     # -- starting and stopping ----------------------------------------------------------------------
     def start(self) -> None:
@@ -196,6 +229,21 @@ class Gateway:
             self.journal = TicketJournal.open(self.journal_file, (cfg, self.config_text), clock=self.wall)
         else:
             self.journal = TicketJournal.create(self.journal_file, cfg, self.config_text, clock=self.wall)
+        if self.journal.config_kept:
+            # A config pushed (or reconfigured) over this very file since: it stands, devices and
+            # all (it was checked when it came; its ports and broker are checked again here).
+            cfg = self.config = self.journal.office.config
+            _log.warning(
+                "%s: the journal's config (pushed or reconfigured over this file, sha256 %s) is used, not the "
+                "file; edit the file to change it (docs/operations.md)",
+                cfg.source,
+                config_sha256(self.journal.get_meta("config") or "")[:12],
+            )
+            if (bad_port := port_problem(cfg)) is not None:
+                raise GatewayError(bad_port)
+            group = socket_group(cfg)
+            login = self._broker_login()
+        self.started = cfg
         by_port: dict[str, list[DeviceLink]] = {}
         for d in cfg.devices:
             if not d.on_bus:
@@ -233,6 +281,7 @@ class Gateway:
             self.announcer = CallAnnouncer(player)
         if self.signs is None:
             self.signs = sign_driver(cfg, self.journal_file)
+        self._show_messages()
         self._refresh_lamps()
         if login is not None:
             self.mqtt = MqttLink(self, login)
@@ -288,7 +337,7 @@ class Gateway:
         """One turn of the loop: one exchange per bus, side by side (or a wait, at most a cycle,
         until a bus has something to do), then the socket, then the lamps."""
         self._watch_clock()
-        cycle = max(self.config.gateway.cycle_ms / 1000, 0.01)
+        cycle = max((self.started or self.config).gateway.cycle_ms / 1000, 0.01)
         for effect in step_buses([bus.connection for bus in self.buses], self.clock, max_wait=cycle):
             self._effect(effect)
         assert self.server is not None
@@ -304,7 +353,9 @@ class Gateway:
             self.announcer.flush()  # last turn's calls: their CALL frames went out in this turn
         if self.signs is not None and self.journal is not None:
             self.signs.tick(self.journal.office, self.wall())  # a snapshot if anything shown changed
+        answers = self.jobs.step(self.clock.now())  # maintenance jobs: ACKs, progress, health
         if self.mqtt is not None:
+            self.mqtt.job_answers(answers)
             self.mqtt.step()  # this turn's events, and the broker's commands (never waits on the broker)
 
     def stop(self, signum: int, frame: FrameType | None) -> None:
@@ -428,6 +479,9 @@ class Gateway:
             _log.info("device %d: %s -> %s (%s)", effect.addr, effect.old.value, effect.new.value, effect.why)
         elif isinstance(effect, CommandFailed):
             _log.warning("device %d: %s failed: %s", effect.addr, effect.name, effect.reason)
+            self.jobs.link_effect(effect)
+        elif isinstance(effect, CommandDone):
+            self.jobs.link_effect(effect)
 
     def handle(self, req: dict[str, Any], request_key: str | None = None) -> dict[str, Any]:
         """One control request (gateway.control) -> its reply. Never raises. `request_key`: the
@@ -452,6 +506,15 @@ class Gateway:
                 return {"ok": True, "output": text or self._describe_devices(), "status": status}
             if cmd == "reprint":
                 return self._reprint(req, journal, config)
+            if cmd == "reconfigure":
+                text, source = control.reconfigure_request(req)
+                return self.reconfigure(
+                    text, via="socket", request=request_key or control.request_key(req), source=source
+                )
+            if cmd == "dispenser-message":
+                return self._dispenser_message(req, journal, config, request_key or control.request_key(req))
+            if cmd in MAINTENANCE:
+                return self._maintenance(req)
             command = control.build_command(req)
             at = control.request_time(req, config, self.wall())
             request = request_key or control.request_key(req)
@@ -477,9 +540,211 @@ class Gateway:
             self._refresh_lamps()  # the dispensers follow a new plan at once, not within a minute
         return control.done_reply(decision, config)
 
+    def _maintenance(self, req: dict[str, Any]) -> dict[str, Any]:
+        """`counterfloor firmware …` (gateway.maintenance): a job starts and its id comes back at
+        once; `firmware-status` tells how it is doing (the CLI asks until it is over)."""
+        now = self.clock.now()
+        if req["cmd"] == "firmware-status":
+            return self.jobs.status(_str_field(req, "job"))
+        device = _str_field(req, "device")
+        token = f"cli:{control.new_request_id()}"
+        if req["cmd"] == "firmware-provision":
+            answer = self.jobs.provision(token, device, now)
+        elif req["cmd"] == "firmware-restart":
+            answer = self.jobs.restart(token, device, now)
+        else:
+            version = req.get("version")
+            answer = self.jobs.firmware(
+                token, device, _str_field(req, "bundle"), None, now, version if isinstance(version, str) else None
+            )
+        return answer if answer is not None else {"ok": True, "job": token, "pending": True}
+
+    def bus_devices(self) -> list[tuple[str, DeviceLink, str]]:
+        """The bus devices as (id, link, port URL). The id is `<bus>-<addr>` (docs/mqtt.md), the
+        bus its port's index in the order in which [[devices]] first name the ports."""
+        return [(f"{i}-{link.addr}", link, bus.url) for i, bus in enumerate(self.buses) for link in bus.master.links]
+
     def device_state(self) -> dict[str, Any]:
-        """The devices' state in one place (what the MQTT issue publishes): printers for now."""
-        return {"printers": self.printing.state_json() if self.printing else {}}
+        """The devices' state in one place (docs/mqtt.md, devices/<device>): per bus device, its
+        link and what its last HELLO said (firmware, reset cause; when: `hello_at` on the wall
+        clock, `since_hello_s` on the gateway's), and its link's error counters since the
+        gateway started; the printers' (gateway.printing). The devices report no uptime: all
+        but the HELLO's fields are the gateway's own measure."""
+        now, wall, tz = self.clock.now(), self.wall(), self.config.tz
+        devices: dict[str, dict[str, Any]] = {}
+        for device, link, port in self.bus_devices():
+            hello, at = link.hello, link.hello_at
+            hello_at = None if at is None else (wall - timedelta(seconds=now - at)).astimezone(tz)
+            if link.state is LinkState.CONNECTING:
+                state = "stale" if link.identity is not None else "offline"  # restarting, or never heard
+            else:
+                state = _DEVICE_STATE[link.state]
+            devices[device] = {
+                "kind": link.spec.kind_name,
+                "state": state,
+                "link": link.state.value,
+                "port": port,
+                "addr": link.addr,
+                "counter": link.spec.counter,
+                "firmware": ".".join(map(str, hello.version)) if hello else None,
+                "reset_cause": hello.reset_cause if hello else None,
+                "hello_at": ev.format_ts(hello_at) if hello_at is not None else None,
+                "since_hello_s": round(now - at, 1) if at is not None else None,
+                "failures": link.failures,
+                "retries": link.retries,
+                "timeouts": link.timeouts,
+                "crc_drops": link.crc_drops,
+                "bad_frames": link.bad_frames,
+                "resyncs": link.resyncs,
+                "restarts": link.restarts,
+            }
+        return {"devices": devices, "printers": self.printing.state_json() if self.printing else {}}
+
+    # -- remote management: a new config, the dispensers' message --------------------------------
+    def reconfigure(
+        self,
+        text: str,
+        *,
+        via: str,
+        sender: str | None = None,
+        request: str | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        """A new office config (TOML `text`), from MQTT (push_config) or the control socket
+        (reconfigure), applied at once where it can be (docs/operations.md, "Changing the
+        configuration"). Checked first with the config parser (an error names the problem;
+        `source` names the text in it), then against this floor (gateway.config_change), its
+        ports and broker; refused, nothing changes. Else the journal stores it and rebuilds the
+        office model under it (TicketJournal.change_config), and the lamps, signs and tickets
+        follow it; what the process set up at its start (gateway.config_change.RESTART) waits
+        for a restart, named in the reply's `restart_needed`. Never raises."""
+        journal = self.journal
+        assert journal is not None
+        try:
+            if request is not None and (done := journal.recorded(request)) is not None:
+                return {**json.loads(done), "repeated": True}  # a retry: the first answer
+            try:
+                new = parse_config(text, source=source or "pushed config")
+            except ConfigError as exc:
+                return {"ok": False, "kind": control.KIND_USAGE, "code": "bad_config", "error": str(exc)}
+            current = journal.office.config
+            today = self.wall().astimezone(current.tz).date()
+            problem = (
+                config_change.change_problem(current, new, journal.office.state, today)
+                or port_problem(new)
+                or self._broker_problem(new)
+            )
+            if problem is not None:
+                return {"ok": False, "kind": control.KIND_REFUSED, "code": "config_refused", "error": problem}
+            # Its relative paths (broker certificates, the call-out's voice) are the config file's.
+            new = replace(new, source=current.source)
+            started = self.started or current
+            sha, previous = config_sha256(text), config_sha256(journal.get_meta("config") or "")
+            changed = config_change.changed_parts(current, new)
+            restart = config_change.restart_needed(started, new)
+
+            def reply(decision: m.Decision) -> dict[str, Any]:
+                what = ", ".join(changed) or "nothing the gateway reads (comments, layout)"
+                output = f"config {sha[:12]} in force (was {previous[:12]}); changed: {what}"
+                if restart:
+                    output += f"; at the gateway's next restart: {', '.join(restart)}"
+                return {
+                    "ok": True,
+                    "output": output + "\n",
+                    "sha256": sha,
+                    "previous_sha256": previous,
+                    "changed": changed,
+                    "restart_needed": restart,
+                    "events": [ev.public_record(e, new.id) for e in decision.events],
+                }
+
+            if sha == previous:
+                return {**reply(m.Decision()), "output": f"config {sha[:12]} unchanged\n", "unchanged": True}
+            decision = journal.change_config(
+                new,
+                text,
+                via=via,
+                sender=sender,
+                restart_needed=tuple(restart),
+                request=request,
+                result=lambda d: json.dumps(reply(d)),
+            )
+        except RequestDone as done:
+            return {**json.loads(done.result), "repeated": True}
+        except (JournalError, OSError, sqlite3.Error) as exc:
+            return {"ok": False, "kind": control.KIND_REFUSED, "error": f"the config could not be stored: {exc}"}
+        except Exception as exc:  # the gateway must keep serving the floor
+            _log.exception("reconfigure failed")
+            return {"ok": False, "kind": control.KIND_REFUSED, "error": f"gateway error: {type(exc).__name__}: {exc}"}
+        self._config_applied()
+        _log.info("config %s in force (via %s); restart needed for: %s", sha[:12], via, ", ".join(restart) or "nothing")
+        return reply(decision)
+
+    def _broker_problem(self, new: OfficeConfig) -> str | None:
+        """Why the broker (and the control socket's group) of `new` would not work at a
+        restart, or None."""
+        try:
+            socket_group(new)
+        except ConfigError as exc:
+            return str(exc)
+        if self.broker_url is None and new.broker.url is None:
+            return None
+        base = Path((self.started or self.config).source).parent
+        try:
+            broker_login(new.broker, url=self.broker_url, auth_file=self.broker_auth, base=base)
+        except BrokerConfigError as exc:
+            return f"{new.source}: {exc}"
+        return None
+
+    def _config_applied(self) -> None:
+        """The journal's new config, live: lamps and the dispensers' words at once, the signs'
+        and tickets' texts (the hardware they run on stays as started), the broker's mode."""
+        assert self.journal is not None
+        self.config = config = self.journal.office.config
+        started = self.started or config
+        if self.signs is not None:
+            self.signs.config = config
+        if self.printing is not None:
+            self.printing.config = replace(config, devices=started.devices, printers=started.printers)
+        self._refresh_lamps()
+        if self.mqtt is not None:
+            self.mqtt.config_changed()
+
+    def _dispenser_message(
+        self, req: dict[str, Any], journal: TicketJournal, config: OfficeConfig, request: str | None
+    ) -> dict[str, Any]:
+        """Set or clear a dispenser's message, or every dispenser's (journaled: it survives a
+        restart and is sent again whenever a dispenser is seen afresh)."""
+        device, lines = control.dispenser_message_request(req, P.MAX_LINES, P.MAX_LINE)
+        if device is not None:
+            kinds = {d: link.spec for d, link, _ in self.bus_devices()}
+            dispensers = sorted(d for d, spec in kinds.items() if spec.kind == P.KIND_DISPENSER)
+            if device not in kinds:
+                raise control.BadRequest(f"dispenser-message: no device {device!r}; dispensers are {dispensers}")
+            if kinds[device].kind != P.KIND_DISPENSER:
+                raise control.BadRequest(
+                    f"dispenser-message: {device!r} is a {kinds[device].kind_name}, not a dispenser; "
+                    f"dispensers are {dispensers}"
+                )
+        decision = journal.execute(
+            m.SetDispenserMessage(device, lines),
+            control.request_time(req, config, self.wall()),
+            request=request,
+            result=lambda d: json.dumps(control.done_reply(d, config)),
+        )
+        self._show_messages()
+        return control.done_reply(decision, config)
+
+    def _show_messages(self) -> None:
+        """Each dispenser its remote message as the journal holds it: its own, else the one for
+        every dispenser (it shows below the closed words and the printer's, DeviceLink)."""
+        if self.journal is None:
+            return
+        messages = self.journal.office.state.dispenser_messages
+        now = self.clock.now()
+        for device, link, _ in self.bus_devices():
+            if link.spec.kind == P.KIND_DISPENSER:
+                link.handle(SetMessage(dispenser_message(messages, device)), now)
 
     def _describe_devices(self) -> str:
         if self.printing is None or not self.printing.lines:

@@ -47,6 +47,7 @@ HEAPSIZE = "192K"
 BOOT_TIMEOUT_S = 15.0
 REPLY_WAIT_S = 0.25  # real seconds a board may take to answer a request addressed to it
 STOP_TIMEOUT_S = 5.0
+RESET_EXIT = 75  # firmware/board.py's _RESET_EXIT: the Unix port's "restart me"
 _OUTPUT_LINES = 200  # what each board printed last, kept for waits and error messages
 
 
@@ -119,12 +120,31 @@ class FirmwareBoard:
         self.addr = addr
         self.line = line
         self.flash = flash
+        self.binary = binary
+        self.restarts = 0  # times it reset (board.reset: exit 75) and was started again
         self.output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES)
         self.printed = 0  # lines printed so far (output keeps the last few)
         self._changed = threading.Condition()
-        self.proc = start_board(binary, kind, addr, line.path, flash)
-        self._reader = threading.Thread(target=self._read, name=f"board-{kind}-{addr}", daemon=True)
+        self._launch()
+
+    def _launch(self) -> None:
+        self.proc = start_board(self.binary, self.kind, self.addr, self.line.path, self.flash)
+        self._reader = threading.Thread(target=self._read, name=f"board-{self.kind}-{self.addr}", daemon=True)
         self._reader.start()
+
+    def power_cycle_if_reset(self) -> bool:
+        """A board that reset itself (RESTART, FW_COMMIT: board.reset ends the Unix port's
+        process with status 75) is started again on its flash, as a Pico reboots: True if so."""
+        if self.proc.poll() != RESET_EXIT:
+            return False
+        self._reader.join(timeout=STOP_TIMEOUT_S)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.restarts += 1
+        self._launch()
+        return True
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -211,6 +231,8 @@ class FirmwareBus:
         if self._closed:
             raise OSError("the simulated bus is closed")
         self._drain()  # a reply that came too late is lost, not read as the next one's
+        for board in self.boards.values():
+            board.power_cycle_if_reset()  # it answers again once booted: meanwhile, like a Pico rebooting
         expected = sum(1 for f in self._requests.feed(data) if not f.is_reply and f.addr in self.boards)
         os.write(self._fd, data)
         if not expected:

@@ -13,6 +13,8 @@ pulled cable).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import random
 from dataclasses import dataclass, field
@@ -66,6 +68,8 @@ class SimDevice:
     chimes: int = 0
     out_of_service: bool = False
     requests: int = 0  # requests addressed to it and acted on (not duplicates)
+    restarts: int = 0  # RESTARTs acted on (each one a reboot once its ACK is out)
+    device_key: bytes | None = None  # its key (FW_KEY), kept on "flash": a reboot keeps it
 
     def __post_init__(self) -> None:
         if self.caps is None:
@@ -86,6 +90,7 @@ class SimDevice:
         self._dup = P.DuplicateFilter()
         self._events = P.EventQueue(self.addr)
         self._identified = False
+        self._restart_due = False
         self.calls.clear()
         self.number = "    "
         self.status_lamp = (0, 0)
@@ -128,6 +133,10 @@ class SimDevice:
         for frame in self._decoder.feed(data):
             if frame.addr == self.addr and not frame.is_reply:
                 out += self._answer(frame)
+                if self._restart_due:  # RESTART: its ACK is out, now the reset (as firmware/device.py)
+                    self.restarts += 1
+                    self.reboot(P.RESET_SOFT)
+                    break  # what followed in the same read is lost with its RAM
         return out
 
     def _answer(self, req: Frame) -> bytes:
@@ -158,6 +167,17 @@ class SimDevice:
             return self._events.answer(req)
         if t == P.OutOfService.TYPE:
             self.out_of_service = bool(req.on)
+            return P.Ack(self.addr, req.seq)
+        if t == P.FwKey.TYPE:  # as firmware/fw_update.py: set once, changed with a proof under the old key
+            old = self.device_key
+            proof = hmac.new(old, req.key, hashlib.sha256).digest() if old else bytes(32)
+            if not hmac.compare_digest(proof, req.proof):
+                return P.Nak(self.addr, req.seq, P.NAK_FW_AUTH)
+            self.device_key = req.key
+            return P.Ack(self.addr, req.seq)
+        if t == P.Restart.TYPE:
+            # Not identified since its boot: a retry meeting it restarted already (docs/protocol.md).
+            self._restart_due = self._identified
             return P.Ack(self.addr, req.seq)
         if t not in _HANDLES[self.kind]:
             return P.Nak(self.addr, req.seq, P.NAK_UNSUPPORTED)

@@ -44,6 +44,9 @@ class Schedule(Event):
     closes: str | None
     periods: list[dict[str, Any]]
     overrides: list[dict[str, Any]] | None = None
+    # The dispenser messages in force when a day starts ({device or "*": lines}), as `overrides`:
+    # a replay of the day alone knows them; absent when none.
+    messages: dict[str, list[str]] | None = None
 
     def body(self) -> dict[str, Any]:
         body = {
@@ -55,6 +58,8 @@ class Schedule(Event):
         }
         if self.overrides is not None:  # the model writes None rather than an empty list
             body["overrides"] = self.overrides
+        if self.messages is not None:
+            body["messages"] = self.messages
         return body
 
 
@@ -253,6 +258,46 @@ class RemoteCommand(Event):
 
 
 @dataclass(slots=True)
+class ConfigChanged(Event):
+    """The office's configuration was replaced (docs/operations.md, "Changing the configuration"):
+    `sha256` of the new config's TOML text, `previous_sha256` of the one it replaced (kept in the
+    journal), `via` where it came from (`mqtt`, `socket`, `offline`, `file`), `sender` the account
+    that sent it where the transport says (null otherwise), and `restart_needed`: the parts that
+    take effect only when the gateway restarts. Changes nothing on the floor by itself; a
+    `schedule` follows when today's plan changed."""
+
+    TYPE: ClassVar[str] = "config_changed"
+    sha256: str
+    previous_sha256: str
+    via: str
+    sender: str | None
+    restart_needed: list[str]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "previous_sha256": self.previous_sha256,
+            "via": self.via,
+            "sender": self.sender,
+            "restart_needed": self.restart_needed,
+        }
+
+
+@dataclass(slots=True)
+class DispenserMessage(Event):
+    """A message for the dispensers' panels (`device`: one dispenser's id as in docs/mqtt.md, or
+    null: every dispenser), `lines` the panel's lines ([]: cleared). Shown below the closed
+    words, the printer's words and a refusal's; kept until cleared, across days."""
+
+    TYPE: ClassVar[str] = "dispenser_message"
+    device: str | None
+    lines: list[str]
+
+    def body(self) -> dict[str, Any]:
+        return {"device": self.device, "lines": self.lines}
+
+
+@dataclass(slots=True)
 class ClockStepped(Event):
     """The gateway's wall clock jumped against its monotonic clock (NTP correcting a Pi that
     booted with a wrong time, a clock set by hand): it showed `expected` a moment ago by the
@@ -300,6 +345,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ModeOverridden,
         ModeOverrideCleared,
         RemoteCommand,
+        ConfigChanged,
+        DispenserMessage,
     )
 }
 

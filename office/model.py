@@ -150,6 +150,28 @@ class RecordRemoteCommand:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordConfigChange:
+    """The office's config was replaced by the one this Office holds (the journal rebuilt the
+    model under it): record it, and today's plan if it changed. `restart_needed`: the config's
+    parts that take effect only when the gateway restarts (gateway.config_change)."""
+
+    sha256: str
+    previous_sha256: str
+    via: str
+    sender: str | None = None
+    restart_needed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetDispenserMessage:
+    """Set (or, with no lines, clear) the message of one dispenser (`device`, its id) or of all
+    (None). The lines are the gateway's to check against what a dispenser can show."""
+
+    device: str | None
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RecordClockStep:
     """The gateway's wall clock jumped by `step_s` seconds; it showed `expected` just before."""
 
@@ -178,6 +200,8 @@ Command = (
     | RecordRemoteCommand
     | OverrideMode
     | ClearModeOverride
+    | RecordConfigChange
+    | SetDispenserMessage
 )
 
 
@@ -369,6 +393,9 @@ class Office:
                 for p in plan.periods
             ],
             overrides=[override_record(o) for d, o in sorted(self.state.overrides.items()) if d >= day] or None
+            if new_day
+            else None,
+            messages={k: list(v) for k, v in sorted(self.state.dispenser_messages.items())} or None
             if new_day
             else None,
         )
@@ -647,6 +674,27 @@ def _record_remote_command(office: Office, state: OfficeState, ts: datetime, cmd
     return Decision([audit], [])
 
 
+def _record_config_change(office: Office, state: OfficeState, ts: datetime, cmd: RecordConfigChange) -> Decision:
+    changed = ev.ConfigChanged(
+        state.last_seq + 1, ts, cmd.sha256, cmd.previous_sha256, cmd.via, cmd.sender, list(cmd.restart_needed)
+    )
+    events: list[ev.Event] = [changed]
+    old = state.schedule
+    if state.day is not None and old is not None and ts.date() == state.day:
+        # Today's plan under the new config (hours, counters' shifts, services' periods): the
+        # rest of the day's schedule, as after an override, when it differs from the one in force.
+        plan = office._schedule(state.last_seq + 2, ts, state.day, new_day=False)
+        if (plan.counters, plan.closes, plan.periods) != (old.counters, old.closes, old.periods):
+            events.append(plan)
+    return Decision(events, [])
+
+
+def _set_dispenser_message(office: Office, state: OfficeState, ts: datetime, cmd: SetDispenserMessage) -> Decision:
+    # Stored even when the panels are so already: the record of what was asked, and a retried
+    # request id then finds it (answered, not redone).
+    return Decision([ev.DispenserMessage(state.last_seq + 1, ts, cmd.device, list(cmd.lines))], [])
+
+
 def _record_clock_step(office: Office, state: OfficeState, ts: datetime, cmd: RecordClockStep) -> Decision:
     stepped = ev.ClockStepped(
         seq=state.last_seq + 1, ts=ts, expected=ev.format_ts(cmd.expected), step_s=round(cmd.step_s, 3)
@@ -676,6 +724,8 @@ _HANDLERS: dict[type, _Handler] = {
     RecordRemoteCommand: _record_remote_command,
     OverrideMode: _override_mode,
     ClearModeOverride: _clear_mode_override,
+    RecordConfigChange: _record_config_change,
+    SetDispenserMessage: _set_dispenser_message,
 }
 
 

@@ -180,9 +180,22 @@ def event_message(record: Mapping[str, Any], session: int) -> dict[str, Any]:
     return {**record, "session": session}
 
 
+def snapshot_queue(queue: Mapping[str, Any]) -> dict[str, Any]:
+    """The queue as a snapshot carries it: gateway.control.queue_json with its map of every
+    ticket of the day replaced by how many tickets are in each status (`ticket_counts`). The map
+    made a rush day's snapshot ~31 KB, republished every few seconds: ~70× the day's events on
+    the wire (docs/benchmarks.md, MQTT). Who needs each ticket follows `events`."""
+    out = {k: v for k, v in queue.items() if k != "tickets"}
+    counts: dict[str, int] = {}
+    for status in (queue.get("tickets") or {}).values():
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    out["ticket_counts"] = dict(sorted(counts.items()))
+    return out
+
+
 def snapshot_message(office: str, session: int, seq: int, ts: str, queue: Mapping[str, Any]) -> dict[str, Any]:
-    """The queue as of `seq` (gateway.control.queue_json), retained."""
-    return {"v": SCHEMA, "office": office, "session": session, "seq": seq, "ts": ts, "queue": dict(queue)}
+    """The queue as of `seq` (gateway.control.queue_json, as `snapshot_queue` trims it), retained."""
+    return {"v": SCHEMA, "office": office, "session": session, "seq": seq, "ts": ts, "queue": snapshot_queue(queue)}
 
 
 def mode_message(office: str, session: int, mode: Mapping[str, Any], ts: str) -> dict[str, Any]:

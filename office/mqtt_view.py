@@ -414,9 +414,11 @@ def _queue_json(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     """The snapshot's queue as shown: per-ticket statuses are summed by status (a busy day has
     hundreds), the rest as the gateway sent it."""
     queue = snapshot["queue"]
-    tickets = queue.get("tickets")
+    counts, tickets = queue.get("ticket_counts"), queue.get("tickets")
     by_status: dict[str, int] = {}
-    if isinstance(tickets, dict):
+    if isinstance(counts, dict):  # what office.mqtt.snapshot_queue sends
+        by_status = {str(k): v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+    elif isinstance(tickets, dict):  # a full map of tickets: counted here
         for status in tickets.values():
             by_status[str(status)] = by_status.get(str(status), 0) + 1
     return {

@@ -19,6 +19,7 @@ from office import events as ev
 from office.calendar import ModeOverride, override_from_record, override_record
 
 SNAPSHOT_FORMAT = 2
+ALL_DISPENSERS = "*"  # the key of the message for every dispenser in `dispenser_messages`
 
 
 class TicketStatus(StrEnum):
@@ -82,6 +83,9 @@ class OfficeState:
     # Remote mode overrides of today and the days ahead (office.calendar.ModeOverride), by date:
     # they outlive the day they were set on, carried by each new day's schedule event.
     overrides: dict[date, ModeOverride] = field(default_factory=dict)
+    # The dispensers' messages (dispenser_message events) by device id, ALL_DISPENSERS for every
+    # dispenser: kept until cleared, carried from day to day by each new day's schedule.
+    dispenser_messages: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     # -- queries -----------------------------------------------------------------------------
     def waiting(self, service: str) -> list[str]:
@@ -152,6 +156,7 @@ class OfficeState:
             # The day's schedule carries the overrides still ahead: a replay of this day alone
             # (the journal's recovery) knows them.
             self.overrides = {o.day: o for o in map(override_from_record, e.overrides or ())}
+            self.dispenser_messages = {k: tuple(v) for k, v in (e.messages or {}).items()}
         self.schedule = e
 
     def _on_mode_overridden(self, e: ev.ModeOverridden) -> None:
@@ -160,6 +165,9 @@ class OfficeState:
 
     def _on_mode_override_cleared(self, e: ev.ModeOverrideCleared) -> None:
         self.overrides.pop(date.fromisoformat(e.date), None)
+
+    def _on_dispenser_message(self, e: ev.DispenserMessage) -> None:
+        self.dispenser_messages = with_dispenser_message(self.dispenser_messages, e.device, tuple(e.lines))
 
     def _on_opened(self, e: ev.CounterOpened) -> None:
         c = self.counter(e.counter)
@@ -268,6 +276,7 @@ class OfficeState:
             "last_number": dict(self.last_number),
             "unprinted": dict(self.unprinted),
             "overrides": [override_record(o) for o in self.overrides.values()],
+            "messages": {k: list(v) for k, v in self.dispenser_messages.items()},
             "counters": [[c.id, c.status.value, list(c.services), c.current] for c in self.counters.values()],
             "tickets": [
                 [
@@ -300,6 +309,8 @@ class OfficeState:
             unprinted=dict(data.get("unprinted", {})),  # absent from snapshots before printing
             # Absent from snapshots before overrides were journaled: there were none then.
             overrides={o.day: o for o in map(override_from_record, data.get("overrides", ()))},
+            # Absent from snapshots before dispenser messages: there were none then.
+            dispenser_messages={k: tuple(v) for k, v in data.get("messages", {}).items()},
         )
         if data["schedule"] is not None:
             sched = dict(data["schedule"])  # the caller's data is left as it was
@@ -332,6 +343,27 @@ class OfficeState:
         called = sorted((t.called_at, t.issued_seq, t.id) for t in s.tickets.values() if t.called_at is not None)
         s.calls = dict.fromkeys(tid for _, _, tid in called)
         return s
+
+
+def with_dispenser_message(
+    messages: dict[str, tuple[str, ...]], device: str | None, lines: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    """The dispenser messages after a dispenser_message event (a new dict): for every dispenser
+    (`device` None) it replaces them all (no lines: all cleared); for one, it sets or clears that
+    dispenser's own, which shows instead of the one for every dispenser."""
+    if device is None:
+        return {ALL_DISPENSERS: lines} if lines else {}
+    out = dict(messages)
+    if lines:
+        out[device] = lines
+    else:
+        out.pop(device, None)
+    return out
+
+
+def dispenser_message(messages: dict[str, tuple[str, ...]], device: str) -> tuple[str, ...]:
+    """The message dispenser `device` shows: its own, else the one for every dispenser, else ()."""
+    return messages.get(device) or messages.get(ALL_DISPENSERS, ())
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -384,4 +416,6 @@ _HANDLERS: dict[type[ev.Event], Any] = {
     ev.ModeOverrideCleared: OfficeState._on_mode_override_cleared,
     ev.ClockStepped: lambda state, event: None,  # a record for people: the floor is unchanged
     ev.RemoteCommand: lambda state, event: None,  # an audit record: what it did has its own events
+    ev.ConfigChanged: lambda state, event: None,  # the model was rebuilt under it; a schedule follows if needed
+    ev.DispenserMessage: OfficeState._on_dispenser_message,
 }

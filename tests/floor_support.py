@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.bus import BusMaster, SyncDriver
 from gateway.device_link import DeviceLink, DeviceSpec, LinkEffect, PrintTicket
@@ -14,6 +15,9 @@ from hal.serial_link import open_link
 from office.config import OfficeConfig, parse_config
 from office.model import Command, Decision, Office, OpenCounter
 from tests.conftest import EXAMPLES
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
 
 
 class FakeClock:
@@ -49,6 +53,27 @@ def floor_without_devices(directory: Path, gateway_lines: str = "") -> tuple[Off
     text = (EXAMPLES / "oizumi.toml").read_text(encoding="utf-8").split("\n[gateway]")[0]
     text += f"\n[gateway]\n{gateway_lines}\n"
     return parse_config(text, source=str(directory / "office.toml")), text
+
+
+def held_gateway(tmp_path: Path, config: OfficeConfig, text: str, **extra: Any) -> tuple[Gateway, HeldClock]:
+    """A gateway (not started) on a held clock, its wall clock Monday 10:00 in Tokyo (the office
+    open, "move" offered) plus the held clock's count; its journal and socket in `tmp_path`."""
+    from gateway.service import Gateway
+    from tests.conftest import tokyo
+
+    clock = HeldClock()
+    opening = tokyo(2027, 3, 15, 10, 0) - timedelta(seconds=clock.t)
+    gw = Gateway(
+        config,
+        text,
+        tmp_path / "j.db",
+        tmp_path / "j.sock",
+        io.StringIO(),
+        clock=clock,
+        wall=lambda: opening + timedelta(seconds=clock.t),
+        **extra,
+    )
+    return gw, clock
 
 
 class Tokens:

@@ -28,6 +28,7 @@ def comparable(state: OfficeState) -> tuple[Any, ...]:
         state.unprinted,
         set(state.calls),
         state.overrides,
+        state.dispenser_messages,
     )
 
 

@@ -50,6 +50,8 @@ SPEC_TYPES = {
     "FW_END": 0x42,
     "FW_COMMIT": 0x43,
     "FW_ABORT": 0x44,
+    "RESTART": 0x45,
+    "FW_KEY": 0x46,
     "ACK": 0x80,
     "NAK": 0x81,
     "HELLO": 0x82,
@@ -79,7 +81,7 @@ def ref_payload(vector: dict[str, Any]) -> bytes:
         return struct.pack(">B", len(b)) + b
 
     match vector["type"]:
-        case "IDENTIFY" | "CLEAR" | "FW_END" | "FW_COMMIT" | "FW_ABORT" | "ACK":
+        case "IDENTIFY" | "CLEAR" | "FW_END" | "FW_COMMIT" | "FW_ABORT" | "RESTART" | "ACK":
             return b""
         case "POLL":
             return struct.pack(">B", f["ack"])
@@ -100,7 +102,9 @@ def ref_payload(vector: dict[str, Any]) -> bytes:
         case "CHIME":
             return struct.pack(">BB", f["tone"], f["repeat"])
         case "FW_BEGIN":
-            return struct.pack(">I32s3B", f["size"], f["sha256"], *f["version"])
+            return struct.pack(">I32s3B", f["size"], f["sha256"], *f["version"]) + f["tag"]
+        case "FW_KEY":
+            return struct.pack(">32s32s", f["key"], f["proof"])
         case "FW_CHUNK":
             return struct.pack(">I", f["offset"]) + f["data"]
         case "NAK":
@@ -295,7 +299,7 @@ def test_from_bytes_of_a_subclass_refuses_another_type() -> None:
         (lambda: p.Hello(1, 1, 1, 1, (1, 0), 0, 0), "version must be"),
         (lambda: p.FwBegin(1, 1, 10, b"\x00" * 31, (1, 0, 0)), "sha256 must be 32 bytes"),
         (lambda: p.FwChunk(1, 1, 0, b"\x00" * 113), "data must be 1..112 bytes"),
-        (lambda: p.Nak(1, 1, 0), "reason must be an integer 1..7, got 0"),
+        (lambda: p.Nak(1, 1, 0), "reason must be an integer 1..8, got 0"),
         (lambda: p.FwStatus(1, 1, 3, 0), "state must be an integer 0..2, got 3"),
         (lambda: p.Poll(1, 1, 0, 1), "POLL has 1 fields, got 2 values"),
         (lambda: p.Chime(1, 1, tone=0, volume=3), "CHIME has no field volume"),
@@ -462,11 +466,18 @@ FIELD_STRATEGIES: dict[type[p.Frame], st.SearchStrategy[tuple[Any, ...]]] = {
     p.Recent: st.tuples(st.lists(PAIR, max_size=p.MAX_RECENT)),
     p.Chime: st.tuples(u(2), u(3, 1)),
     p.Clear: st.just(()),
-    p.FwBegin: st.tuples(u(0xFFFFFFFF, 1), st.binary(min_size=32, max_size=32), st.tuples(u(255), u(255), u(255))),
+    p.FwBegin: st.tuples(
+        u(0xFFFFFFFF, 1),
+        st.binary(min_size=32, max_size=32),
+        st.tuples(u(255), u(255), u(255)),
+        st.sampled_from([b"", bytes(32)]) | st.binary(min_size=32, max_size=32),
+    ),
     p.FwChunk: st.tuples(u(0xFFFFFFFF), st.binary(min_size=1, max_size=p.MAX_CHUNK)),
     p.FwEnd: st.just(()),
     p.FwCommit: st.just(()),
     p.FwAbort: st.just(()),
+    p.Restart: st.just(()),
+    p.FwKey: st.tuples(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32)),
     p.Ack: st.just(()),
     p.Nak: st.tuples(u(p.NAK_REASON_MAX, 1), u(0xFFFFFFFF)),
     p.Hello: st.tuples(

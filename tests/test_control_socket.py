@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,8 @@ import pytest
 from gateway import control, service
 from gateway.control_server import MAX_CONNECTIONS, READ_DEADLINE_S, WRITE_DEADLINE_S, ControlServer
 from office.config import ConfigError
-from tests.conftest import run_cli, tokyo
-from tests.floor_support import HeldClock, floor_without_devices
+from tests.conftest import run_cli
+from tests.floor_support import HeldClock, floor_without_devices, held_gateway
 
 SAFETY_S = 20.0  # only a bound on a wait that takes a few steps when the code is right
 HALF_OPEN = 200
@@ -118,18 +117,7 @@ class Floor:
 @pytest.fixture
 def floor(tmp_path: Path) -> Iterator[Floor]:
     config, text = floor_without_devices(tmp_path)
-    clock = HeldClock()
-    # From Monday 10:00 in Tokyo (the office is open, "move" is offered), on the held clock.
-    opening = tokyo(2027, 3, 15, 10, 0) - timedelta(seconds=clock.t)
-    gw = service.Gateway(
-        config,
-        text,
-        tmp_path / "j.db",
-        tmp_path / "j.sock",
-        io.StringIO(),
-        clock=clock,
-        wall=lambda: opening + timedelta(seconds=clock.t),
-    )
+    gw, clock = held_gateway(tmp_path, config, text)
     gw.start()
     f = Floor(gw, clock, tmp_path / "j.sock")
     try:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.device_link import (
     REFUSAL_MESSAGE,
+    CommandDone,
     CommandFailed,
     CommandRejected,
     CommandSlot,
@@ -536,3 +537,46 @@ def test_todays_calls_leave_a_dispenser_alone() -> None:
     link = online(P.KIND_DISPENSER, addr=3)
     link.handle(TodaysCalls(date(2027, 3, 16)), 1.0)
     assert _deliver(link, 1.0) == [] and link.current is None
+
+
+# -- RESTART and other maintenance requests (protocol version 3) -------------------------------------
+def test_restart_goes_out_once_and_its_ack_is_told_with_the_token() -> None:
+    link = online()
+    assert link.maintenance("RESTART", lambda a, s: P.Restart(a, s), "mqtt:r1") is None
+    frame = sent(link.handle(CommandSlot(), 1.0))
+    assert frame.NAME == "RESTART" and frame.to_bytes() == P.Restart(16, frame.seq).to_bytes()
+    effects = link.handle(Replied(P.Ack(16, frame.seq)), 1.0)
+    assert CommandDone(16, "RESTART", "mqtt:r1") in effects
+    assert not link.wants(1.0)  # sent once: not part of what the device shows
+
+
+def test_a_restart_never_acked_fails_with_its_token_after_the_retries() -> None:
+    link = online()
+    link.maintenance("RESTART", lambda a, s: P.Restart(a, s), "mqtt:r2")
+    now, effects = 1.0, []
+    for _ in range(1 + P.MAX_RETRIES):
+        while not link.wants(now):
+            now += 0.01
+        sent(link.handle(CommandSlot(), now))
+        effects += link.handle(NoReply(), now)
+    failed = [e for e in effects if isinstance(e, CommandFailed)]
+    assert len(failed) == 1 and failed[0].token == "mqtt:r2" and failed[0].name == "RESTART"
+
+
+def test_restart_is_refused_offline_before_identify_and_to_a_version_2_board() -> None:
+    link = DeviceLink(DeviceSpec(16, P.KIND_CALL_DISPLAY), lambda: "tok")
+    assert link.maintenance("RESTART", lambda a, s: P.Restart(a, s), "t") == "not identified yet"
+    frame = sent(link.handle(PollSlot(), 0.0))
+    v2 = P.Hello(16, frame.seq, 2, P.KIND_CALL_DISPLAY, (1, 0, 3), 0xFF, P.RESET_POWER_ON, 7, 0)
+    link.handle(Replied(v2), 0.0)
+    assert link.identity is not None and link.identity.proto == 2
+    why = link.maintenance("RESTART", lambda a, s: P.Restart(a, s), "t")
+    assert why is not None and "protocol 2" in why
+    for _ in range(P.OFFLINE_AFTER_MISSED_POLLS):
+        while link.wants(0.0):
+            f = sent(link.handle(CommandSlot(), 0.0))
+            link.handle(Replied(P.Ack(16, f.seq)), 0.0)
+        sent(link.handle(PollSlot(), 0.0))
+        link.handle(NoReply(), 0.0)
+    assert link.state is LinkState.OFFLINE
+    assert link.maintenance("RESTART", lambda a, s: P.Restart(a, s), "t") == "offline"

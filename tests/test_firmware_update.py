@@ -30,6 +30,7 @@ BIN = Path(sys.executable).parent
 LOADER = ("main.py", "boot.py", "slots.py", "board.py", "board_sim.py")
 APP = ("protocol.py", "device.py", "button.py", "display.py", "render.py", "config.py", "fw_update.py", "dispenser.py")
 ADDR = 5
+KEY = bytes(range(100, 132))  # the device key provisioned at install (FW_KEY): in its flash's fw_key
 
 
 def is_a(frame: p.Frame | None, message: object) -> bool:
@@ -242,6 +243,7 @@ def flash_layout(root: Path) -> Path:
         shutil.copy(FIRMWARE / name, root / "a" / name)
     (root / "config.json").write_text(f'{{"kind": "dispenser", "addr": {ADDR}}}')
     (root / "slot").write_text("a")
+    (root / "fw_key").write_bytes(KEY)
     return root
 
 
@@ -256,8 +258,9 @@ def new_slot(tmp: Path) -> dict[str, bytes]:
 
 
 class Board:
-    def __init__(self, root: Path, serial: str) -> None:
+    def __init__(self, root: Path, serial: str, **env_more: str) -> None:
         env = dict(os.environ, COUNTERFLOOR_FLASH=str(root), COUNTERFLOOR_RESET_CAUSE=str(p.RESET_POWER_ON))
+        env.update(env_more)
         argv = [str(tool("micropython")), "-X", "heapsize=192K", str(root / "main.py"), "--serial", serial]
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=root
@@ -349,7 +352,7 @@ def test_a_transfer_to_the_real_firmware_survives_corruption_and_a_pulled_cable_
     hello = link.request(p.Identify)
     assert is_a(hello, p.Hello) and hello.caps & p.CAP_FW_UPDATE and hello.version == (1, 0, 0)
 
-    up = FirmwareUpdate(ADDR, bundle, (1, 1, 0), 0.0)
+    up = FirmwareUpdate(ADDR, bundle, (1, 1, 0), 0.0, key=KEY)
     n_chunks = -(-len(bundle) // p.MAX_CHUNK)
     corrupt_at = 6  # a chunk damaged on the wire: dropped by the device's CRC check, then retried
     pulled = range(40, 40 + 1 + p.MAX_RETRIES + 2)  # the cable is out for these frames
@@ -378,7 +381,7 @@ def test_a_transfer_to_the_real_firmware_survives_corruption_and_a_pulled_cable_
         assert board.proc.returncode == 75 and "reset" in out, out  # the Unix port's restart
     finally:
         board.stop()
-    assert (root / "slot").read_text() == "b"
+    assert (root / "slot").read_text() == "b 0"  # the new slot, on trial
     assert {f.name: f.read_bytes() for f in (root / "b").iterdir() if f.name != "version"} == files
     assert (root / "b" / "version").read_text() == "1.1.0"
 
@@ -386,12 +389,88 @@ def test_a_transfer_to_the_real_firmware_survives_corruption_and_a_pulled_cable_
     try:
         assert board.ready == f"ready dispenser addr={ADDR} slot=b"
         assert "boot: reset_cause=5" in board.boot
+        assert "slots: slot b on trial, boot 1" in board.boot
         hello = link.request(p.Poll, 0)
         assert is_a(hello, p.Hello)
         assert (hello.version, hello.reset_cause) == ((1, 1, 0), p.RESET_FW_UPDATE)
+        # Healthy: HELLO to IDENTIFY, then three polls answered: the slot is kept, off trial.
+        assert is_a(link.request(p.Identify), p.Hello)
+        for _ in range(3):
+            assert is_a(link.request(p.Poll, 0), p.Ack)
+        wait_for(lambda: (root / "slot").read_text() == "b")
     finally:
         out = board.stop()
     assert "device error" not in out, out
+    assert "fw: healthy: slot b kept" in out, out
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Until `cond()` (a board in another process acts a little after its reply), at most `timeout`."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_bundle_with_a_wrong_tag_is_refused_before_activation(pty_pair: tuple[int, str], tmp_path: Path) -> None:
+    """A bundle whose SHA-256 is right but whose tag was made under another key (not the
+    gateway that provisioned this device): NAK FW_AUTH at FW_END, the slot emptied, nothing
+    committed; the running slot keeps running. Without a tag the device refuses at FW_BEGIN."""
+    master, serial = pty_pair
+    root = flash_layout(tmp_path / "flash")
+    before = {f.name: f.read_bytes() for f in (root / "a").iterdir()}
+    bundle = make_bundle({"dispenser.py": b"raise ImportError('forged: must never boot')\n"})
+    board = Board(root, serial)
+    try:
+        link = Link(master)
+        forged = FirmwareUpdate(ADDR, bundle, (6, 6, 6), 0.0, key=bytes(32))
+        sent = drive(forged, link)
+        assert forged.state is UpdateState.FAILED
+        assert forged.error is not None and "refused the bundle's tag" in forged.error
+        assert [f.NAME for f in sent][-2:] == ["FW_CHUNK", "FW_END"]  # refused at the check, not retried
+        untagged = FirmwareUpdate(ADDR, bundle, (6, 6, 6), 0.0)
+        assert [f.NAME for f in drive(untagged, link)] == ["FW_BEGIN"]
+        assert untagged.state is UpdateState.FAILED
+        nak = link.request(p.FwCommit)
+        assert is_a(nak, p.Nak) and nak.reason == p.NAK_FW_NO_TRANSFER
+        assert is_a(link.request(p.Poll, 0), p.Hello)  # still running, still answering
+    finally:
+        out = board.stop()
+    assert "fw: bundle refused: wrong tag" in out, out
+    assert (root / "slot").read_text() == "a"
+    assert {f.name: f.read_bytes() for f in (root / "a").iterdir()} == before
+    assert list((root / "b").iterdir()) == []
+
+
+def test_a_slot_that_never_proves_healthy_is_rolled_back_after_three_boots(
+    pty_pair: tuple[int, str], tmp_path: Path
+) -> None:
+    """Slot b committed (on trial) but never healthy: here no gateway ever identifies it, as if
+    the new firmware could not talk on the bus. Each boot gives up after HEALTH_MS (300 ms here)
+    and restarts (exit 75 on the Unix port); the fourth boot goes back to slot a by itself."""
+    _, serial = pty_pair
+    root = flash_layout(tmp_path / "flash")
+    shutil.copytree(root / "a", root / "b")
+    (root / "b" / "version").write_text("2.0.0")
+    (root / "slot").write_text("b 0")  # as FW_COMMIT leaves it
+    for boot in (1, 2, 3):
+        board = Board(root, serial, COUNTERFLOOR_HEALTH_MS="300")
+        assert board.ready == f"ready dispenser addr={ADDR} slot=b"
+        assert f"slots: slot b on trial, boot {boot}" in board.boot
+        assert board.proc.wait(timeout=10) == 75  # restarted itself: not healthy in time
+        out = board.stop()
+        assert "fw: not healthy within 300 ms: restarting" in out, out
+        assert (root / "slot").read_text() == f"b {boot}"
+    board = Board(root, serial, COUNTERFLOOR_HEALTH_MS="300")
+    try:
+        assert "slots: slot b not healthy in 3 boots: back to the other" in board.boot
+        assert board.ready == f"ready dispenser addr={ADDR} slot=a"
+        assert (root / "slot").read_text() == "a"
+        assert board.proc.poll() is None  # not on trial: it stays up
+    finally:
+        board.stop()
 
 
 def test_a_wrong_sha256_is_refused_and_the_running_slot_kept(pty_pair: tuple[int, str], tmp_path: Path) -> None:
@@ -399,7 +478,7 @@ def test_a_wrong_sha256_is_refused_and_the_running_slot_kept(pty_pair: tuple[int
     root = flash_layout(tmp_path / "flash")
     before = {f.name: f.read_bytes() for f in (root / "a").iterdir()}
     bundle = make_bundle({"dispenser.py": b"raise ImportError('must never boot')\n"})
-    up = FirmwareUpdate(ADDR, bundle, (9, 9, 9), 0.0, max_restarts=0)
+    up = FirmwareUpdate(ADDR, bundle, (9, 9, 9), 0.0, max_restarts=0, key=KEY)
     up.sha256 = hashlib.sha256(bundle + b"tampered").digest()  # as if a byte changed on the way
     board = Board(root, serial)
     try:

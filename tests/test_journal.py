@@ -34,6 +34,7 @@ from gateway.journal import (
     JournalTooNew,
     NotAJournal,
     TicketJournal,
+    config_sha256,
     new_token,
 )
 from office import events as ev
@@ -670,6 +671,28 @@ def test_a_v1_journal_is_migrated_and_gives_the_same_state(tmp_path: Path, nerim
         assert list(r.events())[-1].ts == now
 
 
+# -- migration from v3 ---------------------------------------------------------------------------------
+def test_a_v3_journal_gains_the_config_history_and_keeps_its_state(tmp_path: Path, nerima: OfficeConfig) -> None:
+    path = tmp_path / "v3.db"
+    with make(path, nerima) as j:
+        session(j, random.Random(5), 80, tokyo(2027, 3, 15, 9, 0))
+        live = comparable(j.office.state)
+    with sqlite3.connect(path) as conn:  # as a v3 journal was: no config history
+        conn.execute("DROP TABLE config_history")
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    with pytest.raises(JournalError, match="open it once for writing to migrate"):
+        JournalReader(path)
+    with TicketJournal.open(path) as j:
+        assert j.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert comparable(j.office.state) == live and j.config_history() == []
+        changed = NERIMA_TEXT.replace("recall_limit = 2", "recall_limit = 3")
+        j.change_config(parse_config(changed), changed, via="offline")  # the new table takes the old one
+        assert [old for _, _, _, old in j.config_history()] == [NERIMA_TEXT]
+    with TicketJournal.open(path) as j:  # a second open finds the schema current
+        assert j.office.config.rules.recall_limit == 3
+
+
 # -- bad input changes nothing stored ------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("command", "code"),
@@ -721,9 +744,13 @@ def test_open_with_a_changed_config_updates_the_stored_one(tmp_path: Path, nerim
     changed = NERIMA_TEXT.replace("recall_limit = 2", "recall_limit = 3")
     with TicketJournal.open(path, (parse_config(changed), changed)) as j:
         assert j.office.config.rules.recall_limit == 3
+        assert [(seq, old) for _, seq, _, old in j.config_history()] == [(0, NERIMA_TEXT)]  # the old one kept
     with JournalReader(path) as r:
         assert r.meta["config"] == changed
         assert r.config().rules.recall_limit == 3
+        # Recorded: a config_changed from the file (a new business day's schedule before it).
+        change = [e for e in r.events() if isinstance(e, ev.ConfigChanged)]
+        assert [(e.via, e.previous_sha256) for e in change] == [("file", config_sha256(NERIMA_TEXT))]
 
 
 def test_open_with_another_offices_config_is_refused(

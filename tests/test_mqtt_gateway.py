@@ -32,12 +32,13 @@ from gateway import control, service
 from gateway.device_link import LinkState
 from gateway.journal import JournalReader, TicketJournal
 from gateway.mqtt_link import MARK_KEY, SESSION_KEY, SNAPSHOT_EVERY_S, WINDOW, MqttLink, command_id
+from hal.codec import P
 from office import events as ev
 from office import model as m
 from office import mqtt as schema
 from office.config import parse_config
 from tests.conftest import EXAMPLES, ROOT, tokyo
-from tests.floor_support import HeldClock, floor_without_devices
+from tests.floor_support import HeldClock, floor_without_devices, held_gateway
 from tests.mqtt_support import MosquittoBroker, TestClient, connect, plain_mosquitto, secure_mosquitto_in
 
 pytestmark = pytest.mark.slow
@@ -229,7 +230,9 @@ def test_a_subscriber_sees_every_event_in_order_and_the_retained_birth_and_snaps
     floor.until("snapshot", lambda: (view.snapshot() or {}).get("seq") == floor.last_seq)
     snapshot = view.snapshot()
     assert snapshot is not None
-    assert snapshot["queue"] == control.queue_json(floor.journal.office.state, floor.journal.office.config)
+    assert snapshot["queue"] == schema.snapshot_queue(
+        control.queue_json(floor.journal.office.state, floor.journal.office.config)
+    )
     # Acknowledged by the broker, the mark follows; it is stored in batches (and at the stop).
     floor.until("mark", lambda: floor.link.mark == floor.last_seq)
     last = floor.last_seq
@@ -298,7 +301,7 @@ def test_the_broker_down_the_floor_keeps_working_and_the_subscriber_catches_up_w
     assert catch_up < SAFETY_S
     state, config = floor.journal.office.state, floor.journal.office.config
     snapshot = view.snapshot()
-    assert snapshot is not None and snapshot["queue"] == control.queue_json(state, config)
+    assert snapshot is not None and snapshot["queue"] == schema.snapshot_queue(control.queue_json(state, config))
     records = floor.public_records()
     assert {s: {k: v for k, v in p.items() if k != "session"} for s, p in view.events.items()} == records
     assert view.births[-1]["session"] == floor.link.session
@@ -536,8 +539,8 @@ def test_commands_are_answered_and_a_retried_id_is_carried_out_once(broker: Mosq
         "office": OFFICE,
         "id": "x1",
         "ok": False,
-        "code": "not_implemented",
-        "error": "restart_device: not implemented yet",
+        "code": "unknown_device",
+        "error": "no device '0-1' (ids are <bus>-<addr>, docs/mqtt.md)",
     }
     send(c, cmd("r1", "reprint", ticket="A-001"))
     assert "no printers" in answer(floor, view, "r1")["error"]
@@ -561,6 +564,54 @@ def test_commands_are_answered_and_a_retried_id_is_carried_out_once(broker: Mosq
     answer(floor, view, "mark2")
     assert len(view.acks["ret1"]) == 1 and floor.last_seq == seq
     c.publish(TOPIC["cmd"], b"", qos=1, retain=True)  # cleared
+
+
+def test_restart_device_is_acked_once_the_device_acked_and_it_comes_back_restarted(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    """restart_device on the real broker: the gateway queues RESTART on the display's link and
+    answers nothing until the device ACKed it (the floor's loop never waits); the ack then says
+    `restarting`, the audit is stored once, and the device's retained state shows it back with
+    reset cause 4 (software). An unknown device is an error ack (offline and no ACK: test_maintenance,
+    on a clock that moves: this one is held, and a silent device's time-out would never come)."""
+    lines = (
+        'port = "sim://bus?call_display=16&backend=python"\ncycle_ms = 2\n\n'
+        '[[devices]]\nkind = "call_display"\naddr = 16\n'
+    )
+    config, text = floor_without_devices(tmp_path, lines)
+    gw, clock = held_gateway(tmp_path, config, text, broker_url=f"mqtt://127.0.0.1:{broker.port}")
+    gw.start()
+    f = Floor(gw, clock)
+    view = subscribe(broker.port)
+    f.views.append(view)
+    try:
+        link = gw.buses[0].master.by_addr[16]
+        sim = gw.buses[0].connection.port.bus.devices[16]  # type: ignore[union-attr]
+        f.until("born, and the display online", lambda: bool(view.births) and link.state.value == "online")
+        boot = link.boot
+        send(view.client, cmd("rs1", "restart_device", device="0-16"))
+        ack = answer(f, view, "rs1")
+        assert ack == {"v": 1, "office": OFFICE, "id": "rs1", "ok": True, "state": "restarting"}
+        assert sim.restarts == 1
+        assert audits(f, "rs1") == [True]
+        device_topic = schema.topic(OFFICE, schema.DEVICES, "0-16")
+
+        def back() -> bool:
+            clock.t += 0.25  # device states go out when looked at, every DEVICE_CHECK_S of the gateway's clock
+            state = view.latest.get(device_topic) or {}
+            return state.get("reset_cause") == P.RESET_SOFT and state.get("state") == "online"
+
+        f.until("the display back after a software reset", back)
+        assert link.boot == boot + 1
+        state = view.latest[device_topic]
+        assert state is not None and state["maintenance"]["job"] == "restart"
+        send(view.client, cmd("rs1", "restart_device", device="0-16"))  # a retried id: the answer again
+        assert answer(f, view, "rs1", 2)["state"] == "restarting" and sim.restarts == 1
+        send(view.client, cmd("rs2", "restart_device", device="0-3"))
+        assert answer(f, view, "rs2")["code"] == "unknown_device"
+    finally:
+        gw.close()
+        view.client.close()
 
 
 def test_set_mode_and_clear_mode_go_through_the_journal_and_the_mode_follows(

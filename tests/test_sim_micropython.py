@@ -22,7 +22,15 @@ import serial
 
 from gateway import service
 from gateway.bus import BusMaster, MonotonicClock, SyncDriver, offered_services
-from gateway.device_link import DeviceLink, DeviceSpec, LinkEffect, LinkState, PrintTicket
+from gateway.device_link import (
+    CommandDone,
+    CommandFailed,
+    DeviceLink,
+    DeviceSpec,
+    LinkEffect,
+    LinkState,
+    PrintTicket,
+)
 from gateway.journal import TicketJournal
 from hal import firmware_sim
 from hal.codec import P
@@ -246,3 +254,30 @@ def test_the_binary_is_found_by_env_then_beside_python_then_on_path(
     assert firmware_sim.find_micropython() == fake
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     assert firmware_sim.find_micropython() is None
+
+
+@needs_micropython
+def test_restart_over_the_bus_resets_the_real_firmware_which_comes_back_with_a_software_reset(
+    gateway: Gateway,
+) -> None:
+    """RESTART to the call display: it ACKs (CommandDone with the token), resets through
+    board.reset (exit 75; the sim starts it again, as a Pico reboots) and says HELLO with reset
+    cause 4 (software) and a new boot number; the other boards carry on."""
+    gw = gateway
+    display = gw.port.firmware.boards[16]
+    link = gw.bus.by_addr[16]
+    gw.until(lambda: all(link.state is LinkState.ONLINE for link in gw.links), "every board online")
+    assert link.identity is not None and link.identity.proto == P.PROTOCOL_VERSION == 3
+    boot = link.boot
+    assert link.maintenance("RESTART", lambda a, s: P.Restart(a, s), "test:restart") is None
+    gw.until(lambda: CommandDone(16, "RESTART", "test:restart") in gw.effects, "the RESTART acknowledged")
+    gw.until(lambda: display.restarts == 1, "the board reset and started again")
+    gw.until(
+        lambda: (
+            link.state is LinkState.ONLINE and link.identity is not None and link.identity.reset_cause == P.RESET_SOFT
+        ),
+        "the display back, identified, after a software reset",
+    )
+    assert link.boot == boot + 1
+    assert display.wait_line("boot: reset_cause=4", DEADLINE_S) is not None
+    assert not any(isinstance(e, CommandFailed) and e.name == "RESTART" for e in gw.effects)

@@ -364,8 +364,9 @@ def test_a_v2_journal_gains_the_request_ids_and_keeps_its_events(tmp_path: Path,
     wall = Wall(tokyo(2027, 3, 15, 9, 0))
     with TicketJournal.create(path, nerima, NERIMA_TEXT, clock=wall) as j:
         a_day(j, wall, tokyo(2027, 3, 15))
-    with sqlite3.connect(path) as conn:  # as a v2 journal was: no requests table
+    with sqlite3.connect(path) as conn:  # as a v2 journal was: no requests table (nor config history)
         conn.execute("DROP TABLE requests")
+        conn.execute("DROP TABLE config_history")
         conn.execute("PRAGMA user_version = 2")
     conn.close()
     with pytest.raises(JournalError, match="open it once for writing to migrate"):

@@ -72,13 +72,33 @@ except ImportError as e:
     check("no slot" in str(e), "no working slot: %s" % e)
 fresh()
 
-# Reset cause: the FW_COMMIT marker wins once, then the hardware cause.
-write(tmp + "/fw_committed", "")
+# Reset cause: the FW_COMMIT marker (naming the slot) wins once, then the hardware cause; the
+# marker left empty by RESTART is a software reset.
+write(tmp + "/fw_committed", "b")
 equal(slots.boot(4000, tmp), 5, "reset cause after FW_COMMIT")
 check("fw_committed" not in os.listdir(tmp), "marker removed")
 equal(slots.wdt.timeout_ms, 4000, "watchdog started")
 slots.reset_cause = None
 equal(slots.boot(4000, tmp), board.reset_cause(), "hardware reset cause")
+slots.reset_cause = None
+write(tmp + "/fw_committed", "")
+equal(slots.boot(4000, tmp), 4, "reset cause after RESTART")
+slots.reset_cause = None
+
+# A slot on trial: its boots counted in the marker, then the other slot after three.
+write(tmp + "/a/probe.py", "WHICH = 'a'\n")
+write(tmp + "/b/probe.py", "WHICH = 'b'\n")
+write(tmp + "/slot", "b 0")
+for n in (1, 2, 3):
+    equal(slots.load("probe", tmp).WHICH, "b", "on trial, boot %d: b" % n)
+    equal(read(tmp + "/slot"), "b %d" % n, "boot %d on trial counted" % n)
+    fresh()
+equal(slots.load("probe", tmp).WHICH, "a", "a fourth boot on trial: back to a")
+equal(read(tmp + "/slot"), "a", "a active again, off trial")
+fresh()
+write(tmp + "/slot", "b x")
+equal(slots.load("probe", tmp).WHICH, "a", "an unreadable trial count: back to the other slot")
+fresh()
 
 # The boot number: kept on flash, one more at every boot; random where none is kept.
 number = tmp + "/boot_number"
