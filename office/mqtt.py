@@ -31,6 +31,7 @@ DEVICE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
 SERVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+SENDER = re.compile(r"[A-Za-z0-9._@:-]{1,64}")
 
 # What each topic of an office is for: (name, retained, publisher).
 GATEWAY = "gateway"  # retained birth / death (last will) of the gateway's session
@@ -260,7 +261,10 @@ class RemoteCommand:
     name: str
     request: str  # the sender's id: its ack carries it, and a retry with it is done once
     fields: dict[str, Any]
-    sender: str | None = None  # the broker account it came from, when the transport tells
+    # Who sent it: the payload's "by" (the person or service central acts for), as central's
+    # account — the only one the broker's ACL lets publish commands — vouches for it. MQTT 3.1.1
+    # does not tell a subscriber which account published; None when the payload names nobody.
+    sender: str | None = None
 
 
 def parse_command(office: str, data: bytes, sender: str | None = None) -> RemoteCommand:
@@ -288,10 +292,13 @@ def parse_command(office: str, data: bytes, sender: str | None = None) -> Remote
         if not _is(value, kind):
             raise PayloadError(f"{name}: {key!r} must be {_TYPE_NAMES[kind]} (got {type(value).__name__})")
         fields[key] = value
-    unknown = set(payload) - set(required) - set(optional) - {"v", "id", "office", "cmd"}
+    by = payload.get("by", sender)
+    if by is not None and (not isinstance(by, str) or not SENDER.fullmatch(by)):
+        raise PayloadError(f"'by' must be 1-64 letters, digits and ._@:- (got {by!r})")
+    unknown = set(payload) - set(required) - set(optional) - {"v", "id", "office", "cmd", "by"}
     if unknown:
         raise PayloadError(f"{name}: unknown field(s) {sorted(unknown)}")
-    return RemoteCommand(office, str(name), request, fields, sender)
+    return RemoteCommand(office, str(name), request, fields, by)
 
 
 _TYPE_NAMES = {str: "a string", int: "a whole number", dict: "an object", list: "a list", bool: "true or false"}

@@ -512,7 +512,7 @@ def test_commands_are_answered_and_a_retried_id_is_carried_out_once(broker: Mosq
     send(c, cmd("o1", "open", counter="1"))  # the same id again: answered, not redone
     again = answer(floor, view, "o1", 2)
     assert again == {**first, "repeated": True} and floor.last_seq == seq
-    send(c, cmd("p1", "pause", counter="1"))
+    send(c, {**cmd("p1", "pause", counter="1"), "by": "sato@facilities"})
     assert answer(floor, view, "p1")["ok"]
     send(c, cmd("p2", "pause", counter="1"))  # refused by the office: an error naming it
     refused = answer(floor, view, "p2")
@@ -524,6 +524,8 @@ def test_commands_are_answered_and_a_retried_id_is_carried_out_once(broker: Mosq
         e for e in floor.gw.journal.events_after(0, 10**6) if isinstance(e, ev.RemoteCommand) and e.id == "p2"
     ]  # type: ignore[union-attr]
     assert refusal.cmd == "pause" and refusal.sender is None and "paused" in str(refusal.error)
+    (paused,) = [e for e in floor.journal.events_after(0, 10**6) if isinstance(e, ev.RemoteCommand) and e.id == "p1"]
+    assert paused.sender == "sato@facilities"  # the command's "by": who central acted for
     send(c, cmd("u1", "dance"))
     assert answer(floor, view, "u1")["error"].startswith("unknown command 'dance'")
     assert audits(floor, "u1") == []

@@ -197,3 +197,11 @@ def test_a_secret_file_must_be_the_accounts_own(tmp_path: Path) -> None:
     secret.chmod(0o644)
     with pytest.raises(BrokerConfigError, match="may be read by others"):
         read_secret_file(secret)
+
+
+def test_a_command_names_who_it_is_from_for_the_audit() -> None:
+    parsed = mqtt.parse_command("oizumi", cmd(cmd="close", counter="3", by="tanaka@facilities"))
+    assert parsed.sender == "tanaka@facilities" and parsed.fields == {"counter": "3"}
+    assert mqtt.parse_command("oizumi", cmd(cmd="close", counter="3")).sender is None
+    with pytest.raises(mqtt.PayloadError, match="'by'"):
+        mqtt.parse_command("oizumi", cmd(cmd="close", counter="3", by="a b"))
