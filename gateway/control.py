@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
 import socket
 from collections.abc import Callable, Mapping
@@ -38,19 +37,20 @@ from office import events as ev
 from office import model as m
 from office.calendar import ModeOverride, at_problem, moment_problem
 from office.config import Hours, OfficeConfig, Text
+from office.mqtt import REQUEST_ID
 from office.state import OfficeState, TicketStatus
 
 MAX_LINE = 64 * 1024  # a request longer than this is refused, not buffered forever
 KIND_REFUSED = "refused"  # the office refused it (exit 1)
 KIND_USAGE = "usage"  # the request itself is wrong (exit 2)
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class BadRequest(ValueError):
     """A request that names no known command or lacks a field; nothing was done."""
 
 
-def _field(req: Mapping[str, Any], name: str) -> str:
+def str_field(req: Mapping[str, Any], name: str) -> str:
+    """The request's `name`, a non-empty string; BadRequest naming it otherwise."""
     value = req.get(name)
     if not isinstance(value, str) or not value:
         raise BadRequest(f"{req.get('cmd')}: {name!r} is missing or not a non-empty string")
@@ -58,7 +58,7 @@ def _field(req: Mapping[str, Any], name: str) -> str:
 
 
 def _counter(make: Callable[[str], m.Command]) -> Callable[[Mapping[str, Any]], m.Command]:
-    return lambda r: make(_field(r, "counter"))
+    return lambda r: make(str_field(r, "counter"))
 
 
 def _open(r: Mapping[str, Any]) -> m.Command:
@@ -67,7 +67,7 @@ def _open(r: Mapping[str, Any]) -> m.Command:
         not isinstance(services, list) or not services or not all(isinstance(s, str) and s for s in services)
     ):
         raise BadRequest("open: 'services' must be a non-empty list of service ids")
-    return m.OpenCounter(_field(r, "counter"), tuple(services) if services else None)
+    return m.OpenCounter(str_field(r, "counter"), tuple(services) if services else None)
 
 
 def _transfer(r: Mapping[str, Any]) -> m.Command:
@@ -75,14 +75,14 @@ def _transfer(r: Mapping[str, Any]) -> m.Command:
     if (ticket is None) == (counter is None):
         raise BadRequest("transfer: give either 'ticket' or 'counter'")
     return m.Transfer(
-        _field(r, "to"),
-        ticket=_field(r, "ticket") if ticket is not None else None,
-        counter=_field(r, "counter") if counter is not None else None,
+        str_field(r, "to"),
+        ticket=str_field(r, "ticket") if ticket is not None else None,
+        counter=str_field(r, "counter") if counter is not None else None,
     )
 
 
 def _date(r: Mapping[str, Any]) -> date:
-    text = _field(r, "date")
+    text = str_field(r, "date")
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -118,7 +118,7 @@ def _set_mode(r: Mapping[str, Any]) -> m.Command:
 
 
 COMMANDS: dict[str, Callable[[Mapping[str, Any]], m.Command]] = {
-    "issue": lambda r: m.IssueTicket(_field(r, "service"), new_token()),
+    "issue": lambda r: m.IssueTicket(str_field(r, "service"), new_token()),
     "call": _counter(m.CallNext),
     "recall": _counter(m.Recall),
     "no-show": _counter(m.MarkNoShow),
@@ -128,8 +128,8 @@ COMMANDS: dict[str, Callable[[Mapping[str, Any]], m.Command]] = {
     "close": _counter(m.CloseCounter),
     "open": _open,
     "transfer": _transfer,
-    "hold": lambda r: m.Hold(_field(r, "ticket")),
-    "return": lambda r: m.Return(_field(r, "ticket")),
+    "hold": lambda r: m.Hold(str_field(r, "ticket")),
+    "return": lambda r: m.Return(str_field(r, "ticket")),
     "set-mode": _set_mode,
     "clear-mode": lambda r: m.ClearModeOverride(_date(r)),
 }
@@ -161,12 +161,12 @@ def reprint_request(req: Mapping[str, Any]) -> tuple[str, str | None]:
     printer = req.get("printer")
     if printer is not None and (not isinstance(printer, str) or not printer):
         raise BadRequest("reprint: 'printer' must be a printer id")
-    return _field(req, "ticket"), printer
+    return str_field(req, "ticket"), printer
 
 
 def reconfigure_request(req: Mapping[str, Any]) -> tuple[str, str | None]:
     """(config text, source or None) of a reconfigure request; BadRequest naming what is wrong."""
-    text = _field(req, "config")
+    text = str_field(req, "config")
     source = req.get("source")
     if source is not None and (not isinstance(source, str) or not source):
         raise BadRequest("reconfigure: 'source' must name the config (a file name)")
@@ -225,7 +225,7 @@ def request_key(req: Mapping[str, Any]) -> str | None:
     rid = req.get("id")
     if rid is None:
         return None
-    if not isinstance(rid, str) or not _REQUEST_ID.fullmatch(rid):
+    if not isinstance(rid, str) or not REQUEST_ID.fullmatch(rid):
         raise BadRequest(f"'id' must be 1-64 letters, digits and ._:- (got {rid!r})")
     return f"ctl:{rid}"
 

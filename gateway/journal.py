@@ -140,19 +140,6 @@ def _check_version(path: Path, version: int) -> None:
         raise NotAJournal(f"{path} has no journal schema; left untouched")
 
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE events (
-    seq  INTEGER PRIMARY KEY,
-    day  TEXT NOT NULL,
-    ts   TEXT NOT NULL,
-    type TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX events_by_day ON events (day, seq);
-CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, format INTEGER NOT NULL, state TEXT NOT NULL);
-CREATE TABLE requests (id TEXT PRIMARY KEY, day TEXT NOT NULL, seq INTEGER NOT NULL, result TEXT NOT NULL);
-"""
 # Request ids of commands carried out (a control request's id, a device's press): a retry of one
 # gets the first result instead of a second ticket. Stored with the command's events, in their
 # transaction; kept for the current and the previous business day.
@@ -182,6 +169,23 @@ _CONFIG_HISTORY_TABLE = (
     "CREATE TABLE config_history (id INTEGER PRIMARY KEY, replaced_at TEXT NOT NULL, seq INTEGER NOT NULL, "
     "sha256 TEXT NOT NULL, config TEXT NOT NULL)"
 )
+
+
+# A new journal's whole schema: the tables the migrations add included, each spelled once.
+_SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (
+    seq  INTEGER PRIMARY KEY,
+    day  TEXT NOT NULL,
+    ts   TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX events_by_day ON events (day, seq);
+CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, format INTEGER NOT NULL, state TEXT NOT NULL);
+{_REQUESTS_TABLE};
+{_CONFIG_HISTORY_TABLE};
+"""
 
 
 def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
@@ -424,7 +428,6 @@ class TicketJournal:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute(_CONFIG_HISTORY_TABLE)
                 conn.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
                     [
@@ -777,8 +780,8 @@ class TicketJournal:
         conn.execute("DELETE FROM requests WHERE day < ?", ((new_day - timedelta(days=1)).isoformat(),))
         keep_from = min(wall_today, new_day) - timedelta(days=1)  # yesterday, by either clock
         cutoff = min(wall_today - timedelta(days=self.office.config.rules.retention_days), keep_from)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'retention_cutoff'").fetchone()
-        previous = date.fromisoformat(row[0]) if row else None
+        stored = self.get_meta("retention_cutoff")
+        previous = date.fromisoformat(stored) if stored else None
         if previous is not None and cutoff <= previous:
             return
         oldest_text = conn.execute("SELECT min(day) FROM events WHERE day < ?", (cutoff.isoformat(),)).fetchone()[0]

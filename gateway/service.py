@@ -91,13 +91,6 @@ class GatewayError(Exception):
 MAINTENANCE = frozenset({"firmware-provision", "firmware-push", "firmware-restart", "firmware-status"})
 
 
-def _str_field(req: dict[str, Any], name: str) -> str:
-    value = req.get(name)
-    if not isinstance(value, str) or not value:
-        raise control.BadRequest(f"{req.get('cmd')}: {name!r} must be a non-empty string")
-    return value
-
-
 def journal_path(config: OfficeConfig, given: Path | None) -> Path:
     """--journal, else $COUNTERFLOOR_JOURNAL, else gateway.journal (relative to the config file)."""
     if given is not None:
@@ -545,8 +538,8 @@ class Gateway:
         once; `firmware-status` tells how it is doing (the CLI asks until it is over)."""
         now = self.clock.now()
         if req["cmd"] == "firmware-status":
-            return self.jobs.status(_str_field(req, "job"))
-        device = _str_field(req, "device")
+            return self.jobs.status(control.str_field(req, "job"))
+        device = control.str_field(req, "device")
         token = f"cli:{control.new_request_id()}"
         if req["cmd"] == "firmware-provision":
             answer = self.jobs.provision(token, device, now)
@@ -554,9 +547,8 @@ class Gateway:
             answer = self.jobs.restart(token, device, now)
         else:
             version = req.get("version")
-            answer = self.jobs.firmware(
-                token, device, _str_field(req, "bundle"), None, now, version if isinstance(version, str) else None
-            )
+            bundle = control.str_field(req, "bundle")
+            answer = self.jobs.firmware(token, device, bundle, None, now, version if isinstance(version, str) else None)
         return answer if answer is not None else {"ok": True, "job": token, "pending": True}
 
     def bus_devices(self) -> list[tuple[str, DeviceLink, str]]:

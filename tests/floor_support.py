@@ -76,6 +76,26 @@ def held_gateway(tmp_path: Path, config: OfficeConfig, text: str, **extra: Any) 
     return gw, clock
 
 
+def running_gateway(tmp_path: Path, config: OfficeConfig, text: str, **extra: Any) -> Gateway:
+    """A gateway (not started) on the real monotonic clock, its wall clock Monday 10:00 in Tokyo
+    plus the time since: for simulated devices that answer in real time."""
+    import time
+
+    from gateway.service import Gateway
+    from tests.conftest import tokyo
+
+    opening, origin = tokyo(2027, 3, 15, 10, 0), time.monotonic()
+    return Gateway(
+        config,
+        text,
+        tmp_path / "j.db",
+        tmp_path / "j.sock",
+        io.StringIO(),
+        wall=lambda: opening + timedelta(seconds=time.monotonic() - origin),
+        **extra,
+    )
+
+
 class Tokens:
     def __init__(self) -> None:
         self.n = 0

@@ -38,7 +38,7 @@ from office import model as m
 from office import mqtt as schema
 from office.config import parse_config
 from tests.conftest import EXAMPLES, ROOT, tokyo
-from tests.floor_support import HeldClock, floor_without_devices, held_gateway
+from tests.floor_support import HeldClock, floor_without_devices, held_gateway, running_gateway
 from tests.mqtt_support import MosquittoBroker, TestClient, connect, plain_mosquitto, secure_mosquitto_in
 
 pytestmark = pytest.mark.slow
@@ -315,16 +315,7 @@ def test_a_late_subscriber_gets_the_whole_retained_picture_at_once(
     config_path = EXAMPLES / "oizumi.toml"
     text = config_path.read_text(encoding="utf-8")
     config = parse_config(text, source=str(config_path))
-    origin = time.monotonic()
-    gw = service.Gateway(
-        config,
-        text,
-        tmp_path / "j.db",
-        tmp_path / "j.sock",
-        io.StringIO(),
-        wall=lambda: tokyo(2027, 3, 15, 10, 0) + timedelta(seconds=time.monotonic() - origin),
-        broker_url=f"mqtt://127.0.0.1:{broker.port}",
-    )
+    gw = running_gateway(tmp_path, config, text, broker_url=f"mqtt://127.0.0.1:{broker.port}")
     gw.start()
     try:
         # Before the first connection: the snapshot published at the connection has it.

@@ -56,7 +56,7 @@ from office.model import (
 from office.state import ALL_DISPENSERS, OfficeState
 from signage.catalog import both
 from tests.conftest import EXAMPLES, run_cli, tokyo
-from tests.floor_support import HeldClock, floor_without_devices, held_gateway
+from tests.floor_support import HeldClock, floor_without_devices, held_gateway, running_gateway
 from tests.journal_support import comparable
 from tests.mqtt_support import MosquittoBroker, plain_mosquitto
 from tests.test_device_link import hello, online, sent
@@ -442,16 +442,7 @@ def test_dispenser_message_and_device_counters_over_mqtt(
     url = "sim://bus?dispenser=1&counter_pad=5,6,7,8&call_display=16"
     text = OIZUMI_TEXT.replace(url, url + "&backend=python&seed=3&corrupt=0.01")
     config = parse_config(text, source=str(tmp_path / "oizumi.toml"))
-    origin = time.monotonic()
-    gw = service.Gateway(
-        config,
-        text,
-        tmp_path / "j.db",
-        tmp_path / "j.sock",
-        io.StringIO(),
-        wall=lambda: MONDAY_10 + timedelta(seconds=time.monotonic() - origin),
-        broker_url=f"mqtt://127.0.0.1:{broker.port}",
-    )
+    gw = running_gateway(tmp_path, config, text, broker_url=f"mqtt://127.0.0.1:{broker.port}")
     view = subscribe(broker.port)
     gw.start()
     dispenser = gw.buses[0].port.bus.devices[1]  # type: ignore[union-attr]
