@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import sqlite3
 import sys
 import tempfile
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -28,11 +27,13 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from counterfloor.demo_floor import DemoFloor, FloorError, demo_floor
 from counterfloor.floor_view import DaySummary, FloorView
 from counterfloor.simulate import DaySimulation, SimulationError
-from gateway.journal import JournalError, TicketJournal, new_token
+from gateway.journal import new_token
 from office.calendar import plan_for
 from office.config import ConfigError, OfficeConfig, parse_config, read_config_text
+from office.mqtt import parse_broker_url
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "nerima.toml"
 # Simulated seconds per real second: a Nerima weekday (08:20 to about 19:30) in about 35 s.
@@ -60,6 +61,7 @@ class DemoOptions:
     seed: int
     live: bool
     journal: Path | None
+    broker: str | None  # None: the embedded broker
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="keep the journal (SQLite) at PATH; it must not exist (default: a temporary file)",
     )
+    parser.add_argument(
+        "--broker",
+        metavar="URL",
+        default=None,
+        help="publish to this MQTT broker (mqtt://host:port or mqtts://host:port; default: an embedded "
+        "broker on a free loopback port, printed at the start)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_ARGS
     console = Console()
     try:
-        with _journal(opts) as journal:
+        with _floor(opts) as floor:
+            journal = floor.journal
             try:
                 sim = DaySimulation(
                     opts.config,
@@ -124,23 +134,35 @@ def run(args: argparse.Namespace) -> int:
                 )
             except SimulationError as exc:
                 raise DemoError(str(exc)) from None
+            floor.wall.read = lambda: sim.now_moment
             interrupted = False
             try:
                 if opts.live and console.is_terminal:
-                    _play_live(sim, opts, console)
+                    _play_live(sim, opts, console, floor)
                 else:
-                    _play_plain(sim, opts, sys.stdout)
+                    _play_plain(sim, opts, sys.stdout, floor)
             except KeyboardInterrupt:
                 interrupted = True
             summary = sim.summary()
             events = journal.office.state.last_seq
+            line = broker_line(floor, events, floor.flush())  # before the gateway closes its link
     except DemoError as exc:
         print(f"counterfloor demo: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
     if interrupted:
         console.print(f"[bold]Interrupted[/] at {sim.now_moment:%H:%M} (simulated); the day so far:")
     print_summary(summary, console, journal_events=events, kept=opts.journal)
+    console.print(line, highlight=False, soft_wrap=True)
     return EXIT_INTERRUPTED if interrupted else 0
+
+
+def broker_line(floor: DemoFloor, events: int, flushed: bool) -> str:
+    """What reached the broker: every event, or how many did not (they stay in the journal)."""
+    where = f"{floor.broker_url} ({'embedded, now stopped' if floor.embedded else '--broker'})"
+    line = f"MQTT: {floor.published} of {events} events published to {where}"
+    if flushed:
+        return line
+    return f"{line}; the rest stay in the journal (the broker: {floor.problem or 'did not take them in time'})"
 
 
 # -- arguments ----------------------------------------------------------------------------------
@@ -182,7 +204,18 @@ def parse_options(args: argparse.Namespace, today: date | None = None) -> DemoOp
         seed=seed,
         live=bool(getattr(args, "live", True)),
         journal=Path(journal) if journal else None,
+        broker=_parse_broker(getattr(args, "broker", None)),
     )
+
+
+def _parse_broker(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_broker_url(str(value))
+    except ValueError as exc:
+        raise DemoError(f"--broker: {exc}") from None
+    return str(value)
 
 
 def parse_speed(value: object) -> float | None:
@@ -233,20 +266,17 @@ def next_open_weekday(config: OfficeConfig, today: date) -> date:
 
 
 @contextmanager
-def _journal(opts: DemoOptions) -> Iterator[TicketJournal]:
-    """The demo's journal: at --journal (kept), or in a temporary directory removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="counterfloor-demo-") as tmp:
+def _floor(opts: DemoOptions) -> Iterator[DemoFloor]:
+    """The demo's gateway and broker; its journal at --journal (kept) or in a temporary
+    directory removed afterwards, with the gateway's socket."""
+    with tempfile.TemporaryDirectory(prefix="cf-demo-") as tmp:
         path = opts.journal or Path(tmp) / "journal.sqlite"
+        start = datetime.combine(opts.day, time(0), tzinfo=opts.config.tz)
         try:
-            journal = TicketJournal.create(path, opts.config, opts.config_text)
-        except JournalError as exc:  # its message names the file and the problem
-            raise DemoError(f"--journal: {exc}") from None
-        except (OSError, sqlite3.Error) as exc:
-            raise DemoError(f"--journal: cannot create {path}: {exc}") from None
-        try:
-            yield journal
-        finally:
-            journal.close()
+            with demo_floor(opts.config, opts.config_text, path, Path(tmp), start, opts.broker) as floor:
+                yield floor
+        except FloorError as exc:
+            raise DemoError(str(exc)) from None
 
 
 # -- pacing -------------------------------------------------------------------------------------
@@ -288,7 +318,7 @@ def play(
             sleep(FRAME_SECONDS)
 
 
-def _play_plain(sim: DaySimulation, opts: DemoOptions, out: TextIO) -> None:
+def _play_plain(sim: DaySimulation, opts: DemoOptions, out: TextIO, floor: DemoFloor) -> None:
     pace = "as fast as possible" if opts.speed is None else f"×{opts.speed:g}"
     print(
         f"Simulating {opts.config.name.en} on {opts.day:%a %Y-%m-%d} "
@@ -296,14 +326,22 @@ def _play_plain(sim: DaySimulation, opts: DemoOptions, out: TextIO) -> None:
         file=out,
         flush=True,
     )
+    print(watch_line(floor), file=out, flush=True)
     first = sim.start_moment.replace(minute=0, second=0, microsecond=0) + PLAIN_EVERY
     stops = [first + i * PLAIN_EVERY for i in range(48)]
 
     def line(_: datetime) -> None:
         print(progress_line(sim.view()), file=out, flush=True)
 
-    play(sim, opts.speed, stops=stops, on_stop=line)
+    play(sim, opts.speed, on_frame=floor.tick, stops=stops, on_stop=line)
     print(progress_line(sim.view()), file=out, flush=True)
+
+
+def watch_line(floor: DemoFloor) -> str:
+    """Where the day is published, and how facilities staff would look at it."""
+    kind = "embedded broker" if floor.embedded else "broker"
+    url = floor.broker_url
+    return f"MQTT: publishing to {url} ({kind}); watch: counterfloor office watch --broker {url}"
 
 
 def progress_line(view: FloorView) -> str:
@@ -314,7 +352,7 @@ def progress_line(view: FloorView) -> str:
     )
 
 
-def _play_live(sim: DaySimulation, opts: DemoOptions, console: Console) -> None:
+def _play_live(sim: DaySimulation, opts: DemoOptions, console: Console, floor: DemoFloor) -> None:
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=None),
@@ -330,8 +368,13 @@ def _play_live(sim: DaySimulation, opts: DemoOptions, console: Console) -> None:
         bar.update(task, completed=view.progress * 1000, description=f"{view.now:%H:%M} {view.period}")
         return render_view(view, opts, bar)
 
+    def tick() -> None:
+        floor.tick()
+        live.update(frame(), refresh=True)
+
+    console.print(watch_line(floor), highlight=False, soft_wrap=True)
     with Live(frame(), console=console, auto_refresh=False, transient=False) as live:
-        play(sim, opts.speed, on_frame=lambda: live.update(frame(), refresh=True))
+        play(sim, opts.speed, on_frame=tick)
 
 
 # -- drawing ------------------------------------------------------------------------------------

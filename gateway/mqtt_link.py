@@ -277,20 +277,48 @@ class MqttLink:
                 note = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            conn = self._conn
-            if isinstance(note, _Message):
-                commands += 1
-                self._message(note)
-            elif conn is None or note.gen != conn.gen:
-                continue  # about an attempt given up already
-            elif isinstance(note, _Acked):
-                self._acked(conn, note.mid)
-            elif isinstance(note, _Connected):
-                self._connected(conn, now)
-            elif isinstance(note, _Failed):
-                self._give_up(conn, now, note.reason)
-            elif isinstance(note, _Lost):
-                self._lost(conn, now, note.reason)
+            commands += isinstance(note, _Message)
+            self._take(note, now)
+
+    def _take(self, note: _Note, now: float) -> None:
+        """One note from paho's thread, in the gateway's thread."""
+        conn = self._conn
+        if isinstance(note, _Message):
+            self._message(note)
+        elif conn is None or note.gen != conn.gen:
+            return  # about an attempt given up already
+        elif isinstance(note, _Acked):
+            self._acked(conn, note.mid)
+        elif isinstance(note, _Connected):
+            self._connected(conn, now)
+        elif isinstance(note, _Failed):
+            self._give_up(conn, now, note.reason)
+        elif isinstance(note, _Lost):
+            self._lost(conn, now, note.reason)
+
+    def flush(self, timeout: float) -> bool:
+        """Step until the broker has acknowledged every journaled event and the snapshot is
+        current (True), or `timeout` real seconds pass (False). Between steps it waits on paho's
+        notes, not on a timer: for the demo's end of day, where events come faster than a floor's."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.step()
+            state = self._journal.office.state
+            if self.connected and self.mark >= state.last_seq:
+                if self._snapshot_seq >= state.last_seq:
+                    self._write_mark(self.gw.clock.now(), force=True)
+                    return True
+                self._snapshot_due = True  # the day's last picture now, not SNAPSHOT_EVERY_S later
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                # A connection attempt or its back-off produces no note: wake for the next attempt.
+                note = self._inbox.get(timeout=min(left, 0.1))
+            except queue.Empty:
+                continue
+            self._take(note, self.gw.clock.now())
 
     # -- connecting --------------------------------------------------------------------------------
     def _attempt(self, now: float) -> None:

@@ -15,6 +15,7 @@ import pytest
 from gateway.bus import BusMaster, SyncDriver
 from gateway.device_link import CommandDone, DeviceLink, DeviceSpec, LinkState
 from gateway.firmware_update import DeviceKeys, KeyStoreError, bundle_tag, key_frame, make_bundle
+from gateway.journal import JournalReader
 from gateway.maintenance import DeviceJobs, bundle_path
 from hal import firmware_sim
 from hal.codec import P
@@ -223,3 +224,102 @@ def test_counterfloor_firmware_restart_and_provision_through_the_running_gateway
         stop.set()
         thread.join()
         gw.close()
+
+
+@needs_micropython
+@pytest.mark.slow
+def test_firmware_push_on_the_gateway_and_a_remote_update_over_mosquitto(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The two ways a board gets new firmware, on the real firmware and a real broker: the floor
+    manager's `counterfloor firmware push` through the control socket, then central's
+    `firmware_update` command over MQTT, its progress and result as acks, the device's retained
+    state carrying the new version, the command audited with its sender. A bundle whose digest
+    is not the one named is refused and changes nothing."""
+    import io
+    import threading
+
+    from counterfloor import cli
+    from gateway import service
+    from office import events as ev
+    from office import mqtt as schema
+    from tests.floor_support import floor_without_devices
+    from tests.mqtt_support import plain_mosquitto
+    from tests.test_mqtt_gateway import cmd, send, subscribe
+
+    lines = 'port = "sim://bus?call_display=16&backend=micropython"\ncycle_ms = 20\n\n'
+    lines += '[[devices]]\nkind = "call_display"\naddr = 16\n'
+    config, text = floor_without_devices(tmp_path, lines)
+    journal, sock = tmp_path / "j.db", tmp_path / "j.sock"
+
+    def bundle(version: str) -> tuple[Path, str]:
+        files = {name: (Path("firmware") / name).read_bytes() for name in APP}
+        files["version"] = version.encode()
+        data = make_bundle(files)
+        path = tmp_path / f"fw-{version}.bundle"
+        path.write_bytes(data)
+        return path, hashlib.sha256(data).hexdigest()
+
+    with plain_mosquitto(tmp_path / "mosquitto") as broker:
+        gw = service.Gateway(config, text, journal, sock, io.StringIO(), broker_url=f"mqtt://127.0.0.1:{broker.port}")
+        view = subscribe(broker.port)
+        stop, started = threading.Event(), threading.Event()
+
+        def loop() -> None:  # the journal's connection lives in the thread that opens it
+            try:
+                gw.start()
+                started.set()
+                while not stop.is_set():
+                    gw.step()
+            finally:
+                gw.close()
+
+        thread = threading.Thread(target=loop)
+        thread.start()
+        assert started.wait(30)
+
+        def until(what: str, cond: object, limit: float = 120.0) -> None:
+            end = time.monotonic() + limit
+            while not cond():  # type: ignore[operator]
+                assert time.monotonic() < end, f"not within {limit} s: {what}"
+                view.take(wait=0.5)  # the next message, or half a second for the device's own pace
+
+        try:
+            link = gw.buses[0].master.by_addr[16]
+            until("online and born", lambda: link.state is LinkState.ONLINE and bool(view.births))
+            base = ["--journal", str(journal), "--socket", str(sock), "--device", "0-16"]
+            assert cli.main(["firmware", "provision", *base]) == 0
+            first, _ = bundle("1.5.0")
+            capsys.readouterr()
+            assert cli.main(["firmware", "push", *base, "--bundle", str(first)]) == 0
+            out = capsys.readouterr().out
+            assert out.endswith("0-16: installed\n") and "0-16: sending" in out, out
+            assert link.identity is not None and link.identity.version == (1, 5, 0)
+
+            second, sha = bundle("1.6.0")
+            send(view.client, cmd("fw-bad", "firmware_update", device="0-16", bundle_url=f"file://{second}",
+                                  sha256="0" * 64))  # fmt: skip
+            until("the bad bundle's answer", lambda: "fw-bad" in view.acks)
+            refused = view.acks["fw-bad"][-1]
+            assert link.identity is not None and link.identity.version == (1, 5, 0)  # untouched
+            assert not refused["ok"] and "SHA-256 is not 0000" in refused["error"], refused
+            send(view.client, cmd("fw-2", "firmware_update", device="0-16", bundle_url=f"file://{second}",
+                                  sha256=sha, by="facilities:tanaka"))  # fmt: skip
+            until("installed", lambda: any(not a.get("pending") for a in view.acks.get("fw-2", [])))
+            acks = view.acks["fw-2"]
+            assert acks[-1]["ok"] and acks[-1]["state"] == "installed" and acks[-1]["version"] == "1.6.0", acks
+            progress = [a["state"] for a in acks if a.get("pending")]
+            assert progress[0] == "sending" and "verifying" in progress, progress
+            device_topic = schema.topic("oizumi", "devices", "0-16")
+            seen = view.latest
+            until("the new version on the broker", lambda: (seen.get(device_topic) or {}).get("firmware") == "1.6.0")
+        finally:
+            stop.set()
+            thread.join()
+            view.client.close()
+    with JournalReader(journal) as reader:
+        audits = [e for e in reader.events() if isinstance(e, ev.RemoteCommand)]
+    by_id = {a.id: a for a in audits}
+    assert by_id["fw-2"].cmd == "firmware_update" and by_id["fw-2"].ok
+    assert by_id["fw-2"].sender == "facilities:tanaka"
+    assert not by_id["fw-bad"].ok and "SHA-256 is not" in (by_id["fw-bad"].error or "")
