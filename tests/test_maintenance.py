@@ -9,6 +9,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,6 +238,7 @@ def test_firmware_push_on_the_gateway_and_a_remote_update_over_mosquitto(
     state carrying the new version, the command audited with its sender. A bundle whose digest
     is not the one named is refused and changes nothing."""
     import io
+    import json
     import threading
 
     from counterfloor import cli
@@ -312,7 +314,15 @@ def test_firmware_push_on_the_gateway_and_a_remote_update_over_mosquitto(
             assert progress[0] == "sending" and "verifying" in progress, progress
             device_topic = schema.topic("oizumi", "devices", "0-16")
             seen = view.latest
-            until("the new version on the broker", lambda: (seen.get(device_topic) or {}).get("firmware") == "1.6.0")
+
+            def published() -> dict[str, Any]:
+                return seen.get(device_topic) or {}
+
+            until("the result published", lambda: (published().get("maintenance") or {}).get("state") == "installed")
+            assert published()["firmware"] == "1.6.0"
+            # The device's retained state carried the job along: its progress, then its result.
+            shown = [j for r in view.raw if (j := json.loads(r).get("maintenance")) and j.get("id") == "mqtt:fw-2"]
+            assert shown[0]["state"] == "sending" and shown[-1]["state"] == "installed", shown
         finally:
             stop.set()
             thread.join()
