@@ -1,9 +1,16 @@
-"""Who comes to an office on a given day, and when: the simulated residents' arrivals.
+"""Who comes to an office on a given day, and when, and how long their business takes: the
+simulated residents and the true service times.
 
 Owns the demand model (each service's share of a day, its factor in the March–April moving
 season, residents' patience), the day's arrival shape (opening crowd, morning peak, lunch dip,
-evening window) and the draws that decide how each resident will behave; `counterfloor.simulate`
-plays the day out. Pure: a seeded `random.Random` in, a list of arrivals out.
+evening window; Saturdays have their own), the draws that decide how each resident will behave,
+and the service-time profile (each service's lognormal time, its hour-of-day multipliers and its
+slow drift across days); `counterfloor.simulate` plays the day out. Pure: seeds in, arrivals and
+service times out.
+
+These numbers are the frozen profiles of docs/simulation.md (`counterfloor.simulate.PROFILES_VERSION`):
+benchmark data are generated with them, so a predictor must never be tuned by changing them.
+Change one only with a new version (tests/test_simulate.py holds their fingerprint).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import itertools
 import math
 import random
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 
 from office.calendar import DayPlan, counter_shifts
 from office.config import OfficeConfig, Service
@@ -26,6 +33,9 @@ WEEKDAY_FACTOR = (1.15, 1.0, 0.95, 0.95, 1.05, 1.0, 1.0)  # Monday busiest, Frid
 OPENING_CROWD = 0.03  # of the day's residents queue at the door and take a ticket at opening
 OPENING_CROWD_RUSH = 0.05
 OFF_HOURS_FACTOR = 0.08  # residents who come for a service at an hour it is not offered
+# Days differ by more than Poisson chance (weather, a school holiday, a tax deadline): the
+# day's expected crowd is multiplied by a lognormal factor of mean 1 and this sigma.
+DAY_DEMAND_SIGMA = 0.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +59,15 @@ KNOWN_DEMAND: dict[str, Demand] = {
     "guidance": Demand(share=0.08, rush=1.5, patience_minutes=60),
 }
 LONG_SERVICE_MINUTES = 15.0  # an unknown service this long is taken to be a notification
+UNKNOWN_LONG_DEMAND = Demand(share=0.1, rush=3.0, patience_minutes=180)
+UNKNOWN_SHORT_DEMAND = Demand(share=0.1, rush=1.8, patience_minutes=90)
 
 
 def demand_for(service: Service) -> Demand:
     known = KNOWN_DEMAND.get(service.id)
     if known is not None:
         return known
-    if service.typical_minutes >= LONG_SERVICE_MINUTES:
-        return Demand(share=0.1, rush=3.0, patience_minutes=180)
-    return Demand(share=0.1, rush=1.8, patience_minutes=90)
+    return UNKNOWN_LONG_DEMAND if service.typical_minutes >= LONG_SERVICE_MINUTES else UNKNOWN_SHORT_DEMAND
 
 
 # Relative arrival rate through the day (local clock, piecewise linear): the morning peak,
@@ -80,9 +90,22 @@ ARRIVAL_SHAPE: tuple[tuple[time, float], ...] = (
     (time(19, 0), 0.2),
     (time(23, 59), 0.2),
 )
+# Saturdays: nobody comes on a lunch break from work, so the dip is shallow; the late morning is
+# the peak and the afternoon tails off towards closing.
+SATURDAY_SHAPE: tuple[tuple[time, float], ...] = (
+    (time(8, 0), 1.3),
+    (time(9, 0), 1.3),
+    (time(10, 0), 1.6),
+    (time(11, 30), 1.6),
+    (time(12, 0), 1.3),
+    (time(13, 0), 1.2),
+    (time(14, 0), 1.4),
+    (time(15, 30), 1.1),
+    (time(16, 30), 0.7),
+    (time(17, 0), 0.4),
+    (time(23, 59), 0.4),
+)
 
-# Service times: lognormal around the configured typical minutes (its mean), never under 1 min.
-SERVICE_TIME_SIGMA = 0.3
 P_WRONG_SERVICE = 0.02  # took the wrong kind of ticket: the counter transfers it
 TRANSFER_AFTER_SECONDS = (40, 150)
 PATIENCE_SIGMA = 0.5
@@ -94,7 +117,7 @@ class Arrival:
 
     at: int  # seconds after local midnight
     service: str
-    service_seconds: int
+    service_z: float  # the standard normal draw behind their service time (ServiceTimes.draw)
     patience_seconds: int
     # Uniform draws for the calls they may get: first call, recalls, a requeued call…
     answers: tuple[float, ...]
@@ -120,9 +143,9 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return k
 
 
-def _shape(seconds: int) -> float:
+def _shape(seconds: int, shape: tuple[tuple[time, float], ...] = ARRIVAL_SHAPE) -> float:
     t = seconds / 3600.0
-    points = [(seconds_of_day(k) / 3600.0, v) for k, v in ARRIVAL_SHAPE]
+    points = [(seconds_of_day(k) / 3600.0, v) for k, v in shape]
     if t <= points[0][0]:
         return points[0][1]
     for (t0, v0), (t1, v1) in itertools.pairwise(points):
@@ -167,9 +190,11 @@ def generate_arrivals(config: OfficeConfig, plan: DayPlan, rng: random.Random, r
     # Per service, the rate at each minute: its share of the day's shape, full while it is
     # offered; a few residents still come outside those hours and are turned away.
     minutes = list(range(opens, closes, 60))
-    shape = [_shape(m) for m in minutes]
+    day_shape = SATURDAY_SHAPE if any(p.mode == "saturday" for p in plan.periods) else ARRIVAL_SHAPE
+    shape = [_shape(m, day_shape) for m in minutes]
     norm = sum(shape) or 1.0
-    total = expected_residents(config, plan, rush)
+    level = math.exp(DAY_DEMAND_SIGMA * rng.gauss(0.0, 1.0) - DAY_DEMAND_SIGMA**2 / 2)
+    total = expected_residents(config, plan, rush) * level
     crowd = OPENING_CROWD_RUSH if rush else OPENING_CROWD
     spread = total * (1.0 - crowd)
     per_service: list[list[float]] = []
@@ -200,7 +225,7 @@ def generate_arrivals(config: OfficeConfig, plan: DayPlan, rng: random.Random, r
             Arrival(
                 at=at,
                 service=svc.id,
-                service_seconds=service_seconds(svc.typical_minutes, rng.gauss(0.0, 1.0)),
+                service_z=rng.gauss(0.0, 1.0),
                 patience_seconds=int(60 * dem.patience_minutes * math.exp(PATIENCE_SIGMA * rng.gauss(0.0, 1.0))),
                 answers=tuple(rng.random() for _ in range(6)),
                 wrong_service=rng.random() < P_WRONG_SERVICE,
@@ -212,6 +237,112 @@ def generate_arrivals(config: OfficeConfig, plan: DayPlan, rng: random.Random, r
     return out
 
 
-def service_seconds(typical_minutes: float, z: float) -> int:
-    mu = math.log(typical_minutes) - SERVICE_TIME_SIGMA**2 / 2  # so the mean is the typical time
-    return max(60, round(60 * math.exp(mu + SERVICE_TIME_SIGMA * z)))
+# -- service times: how long a resident's business takes at the counter -------------------------
+@dataclass(frozen=True, slots=True)
+class ServiceTimeProfile:
+    """One service's true time: lognormal with `sigma` (of its log), whose mean is the configured
+    typical minutes × the multiplier of the clock hour the service starts in (`hours`; an hour not
+    listed: 1.0) × the day's drift (`drift_factor`)."""
+
+    sigma: float
+    hours: dict[int, float]
+
+
+# Certificates: in the morning single copies for residents on their way to work; the afternoon
+# brings tax and family-register certificates, several at a time, with more lookups; the evening
+# is quick copies again.
+_ROUTINE_HOURS = {
+    8: 0.90,
+    9: 0.90,
+    10: 0.95,
+    11: 1.0,
+    12: 1.05,
+    13: 1.10,
+    14: 1.12,
+    15: 1.08,
+    16: 1.0,
+    17: 0.90,
+    18: 0.90,
+}
+# Notifications and insurance: later in the day come whole households with several members'
+# papers; after work, residents who could not come earlier and have the most questions.
+_CASEWORK_HOURS = {
+    8: 0.95,
+    9: 0.95,
+    10: 1.0,
+    11: 1.05,
+    12: 1.0,
+    13: 1.10,
+    14: 1.12,
+    15: 1.12,
+    16: 1.08,
+    17: 1.20,
+    18: 1.20,
+}
+# Payments take the same time all day; guidance gets the harder questions in the afternoon.
+_FLAT_HOURS: dict[int, float] = {}
+_GUIDANCE_HOURS = {13: 1.10, 14: 1.10, 15: 1.10, 16: 1.05}
+
+KNOWN_SERVICE_TIMES: dict[str, ServiceTimeProfile] = {
+    "move": ServiceTimeProfile(sigma=0.45, hours=_CASEWORK_HOURS),
+    "seal": ServiceTimeProfile(sigma=0.35, hours=_CASEWORK_HOURS),
+    "insurance": ServiceTimeProfile(sigma=0.45, hours=_CASEWORK_HOURS),
+    "certificate": ServiceTimeProfile(sigma=0.35, hours=_ROUTINE_HOURS),
+    "payment": ServiceTimeProfile(sigma=0.25, hours=_FLAT_HOURS),
+    "guidance": ServiceTimeProfile(sigma=0.50, hours=_GUIDANCE_HOURS),
+}
+UNKNOWN_LONG_SERVICE_TIME = ServiceTimeProfile(sigma=0.45, hours=_CASEWORK_HOURS)
+UNKNOWN_SHORT_SERVICE_TIME = ServiceTimeProfile(sigma=0.35, hours=_ROUTINE_HOURS)
+MIN_SERVICE_SECONDS = 60  # nobody is done in less than a minute
+
+# The slow drift of each service's mean across days (a new form, a system change, a team that
+# gets faster): the log multiplier is a sum of sines, (period in days, amplitude), whose phases
+# are drawn per seed, office and service.
+DRIFT_TERMS: tuple[tuple[float, float], ...] = ((29.0, 0.07), (97.0, 0.05))
+# Japanese staff rotate on 1 April: the new staff make every service this much slower on that
+# day, the slowdown fading with this time constant (days). The same for every seed.
+NEW_STAFF_SLOWDOWN = 0.12
+NEW_STAFF_FADE_DAYS = 30.0
+
+
+def service_time_profile(service: Service) -> ServiceTimeProfile:
+    known = KNOWN_SERVICE_TIMES.get(service.id)
+    if known is not None:
+        return known
+    long = service.typical_minutes >= LONG_SERVICE_MINUTES
+    return UNKNOWN_LONG_SERVICE_TIME if long else UNKNOWN_SHORT_SERVICE_TIME
+
+
+def drift_factor(seed: int, office: str, service: str, day: date) -> float:
+    """The multiplier of `service`'s mean time on `day`: smooth from one day to the next, a
+    function of its arguments alone (so a day simulated alone gets what it gets in a longer run)."""
+    phases = random.Random(f"counterfloor-drift-{seed}-{office}-{service}")
+    d = day.toordinal()
+    log = sum(a * math.sin(2 * math.pi * d / p + phases.uniform(0, 2 * math.pi)) for p, a in DRIFT_TERMS)
+    april = date(day.year if day.month >= 4 else day.year - 1, 4, 1)
+    return math.exp(log) * (1.0 + NEW_STAFF_SLOWDOWN * math.exp(-(day - april).days / NEW_STAFF_FADE_DAYS))
+
+
+class ServiceTimes:
+    """The true service-time distributions of one office on one day (what an oracle may know):
+    lognormal, mean `mean_seconds(service, at)`, sigma `sigma(service)`, never under a minute."""
+
+    def __init__(self, config: OfficeConfig, day: date, seed: int) -> None:
+        self.day = day
+        self._typical = {s.id: 60.0 * s.typical_minutes for s in config.services}
+        self._profiles = {s.id: service_time_profile(s) for s in config.services}
+        self._drift = {s.id: drift_factor(seed, config.id, s.id, day) for s in config.services}
+
+    def sigma(self, service: str) -> float:
+        return self._profiles[service].sigma
+
+    def mean_seconds(self, service: str, at: int) -> float:
+        """The mean time of `service` when it starts `at` seconds after local midnight."""
+        hour = self._profiles[service].hours.get(at // 3600, 1.0)
+        return self._typical[service] * hour * self._drift[service]
+
+    def draw(self, service: str, at: int, z: float) -> int:
+        """The seconds a resident whose draw is `z` (standard normal) takes, starting at `at`."""
+        sigma = self._profiles[service].sigma
+        mean = self.mean_seconds(service, at)
+        return max(MIN_SERVICE_SECONDS, round(mean * math.exp(sigma * z - sigma * sigma / 2)))

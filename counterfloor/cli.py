@@ -310,6 +310,11 @@ def cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def event_log_line(event: ev.Event, office: str) -> str:
+    """One line of the exported event log (docs/events.md): `office export` and `sim` write these."""
+    return json.dumps(ev.public_record(event, office), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     if args.date and (args.first or args.last):
         raise CliError("give either --date or --from/--to, not both", EXIT_USAGE)
@@ -326,7 +331,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
     def export(sink: TextIO) -> None:
         def write(event: ev.Event, office: str) -> None:
-            sink.write(json.dumps(ev.public_record(event, office), ensure_ascii=False, separators=(",", ":")) + "\n")
+            sink.write(event_log_line(event, office))
             written.add(event.seq)
 
         try:
@@ -561,6 +566,14 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=lambda args, out: demo.run(args))
 
 
+def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import sim_cli
+
+    p = sub.add_parser("sim", help="simulate office days as event-log files (docs/simulation.md)")
+    sim_cli.add_arguments(p)
+    p.set_defaults(func=lambda args, out: sim_cli.run(args, out))
+
+
 def _add_calendar(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from counterfloor import calendar_cli
 
@@ -670,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(sub)
+    _add_sim(sub)
     _add_office(sub)
     _add_gateway(sub)
     _add_calendar(sub)

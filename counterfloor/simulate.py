@@ -6,13 +6,19 @@ opening and pausing counters on their shifts, calling, recalling, marking no-sho
 transferring. Every floor change is a command sent through `execute(command, now)`: the `Office`
 itself for a pure run, or a `TicketJournal` for the demo, so the demo takes the crash-safe path.
 Pure: simulated time only, no I/O, no sleeping, no wall clock; the same config, date and seed
-give the same day. What it shows is `counterfloor.floor_view`; pacing and drawing belong to
-`counterfloor.demo`.
+give the same day, whatever other days are simulated with it. What it shows is
+`counterfloor.floor_view`; pacing and drawing belong to `counterfloor.demo`, the event-log files
+of `counterfloor sim` to `counterfloor.sim_cli`.
+
+Residents read the board's estimate (the office model's `WaitEstimator`) before taking a ticket,
+so the simulated days depend on the estimator the office runs. The behaviour numbers here and
+in `counterfloor.arrivals` are the frozen profiles of docs/simulation.md (`PROFILES_VERSION`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import heapq
 import math
 import random
@@ -21,11 +27,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import Enum
 
-from counterfloor.arrivals import Arrival, demand_for, generate_arrivals, seconds_of_day, service_seconds
+from counterfloor import arrivals as profiles
+from counterfloor.arrivals import Arrival, ServiceTimes, demand_for, generate_arrivals, seconds_of_day
 from counterfloor.floor_view import CallView, CounterView, DaySummary, FloorView, ServiceSummary, ServiceView
+from office import events as ev
 from office.calendar import counter_shifts, plan_for
 from office.config import OfficeConfig
-from office.estimate import WaitRange
+from office.estimate import WaitEstimator, WaitRange
 from office.model import (
     CallNext,
     CloseCounter,
@@ -49,6 +57,10 @@ from office.model import (
 from office.state import CounterStatus, TicketStatus
 
 Execute = Callable[[Command, datetime], Decision]
+
+# The version of the frozen profiles: every number here and in counterfloor.arrivals that shapes
+# a simulated day (docs/simulation.md). Printed by `counterfloor sim`; a new number, a new version.
+PROFILES_VERSION = "v1"
 
 # Residents' behaviour on the floor (their arrivals: counterfloor.arrivals).
 WALK_SECONDS = (20, 60)  # from the seat to the counter after a call
@@ -159,7 +171,10 @@ class DaySimulation:
         office: Office | None = None,
         execute: Execute | None = None,
         make_token: Callable[[], str] | None = None,
+        estimator: WaitEstimator | None = None,
     ) -> None:
+        if office is not None and estimator is not None:
+            raise ValueError("give the estimator to the Office passed as `office`")
         self.config = config
         self.day = day
         self.seed = seed
@@ -168,14 +183,16 @@ class DaySimulation:
         if not self.plan.is_open or self.plan.opens is None or self.plan.closes is None:
             why = self.plan.reason.en if self.plan.reason else "closed"
             raise SimulationError(f"{config.name.en} is closed on {day.isoformat()} ({why})")
-        self.office = office if office is not None else Office(config)
+        self.office = office if office is not None else Office(config, estimator=estimator)
         self._execute: Execute = execute if execute is not None else self.office.execute
-        # Residents draw from their own stream (seeded by seed and date, so two Tuesdays differ);
-        # staff and tokens from theirs, so a different token source (the demo's real tokens)
-        # changes nothing else.
+        # Residents draw from their own stream (seeded by seed and date, so two Tuesdays differ
+        # and a day is the same alone or in a run of days); staff and tokens from theirs, so a
+        # different token source (the demo's real tokens) changes nothing else.
         self.arrivals = generate_arrivals(config, self.plan, random.Random(f"{seed}-{day.isoformat()}"), rush)
+        self.service_times = ServiceTimes(config, day, seed)
         self._staff = random.Random(f"counterfloor-staff-{seed}-{day.isoformat()}")
-        self._make_token = make_token or _seeded_token(random.Random(f"counterfloor-tokens-{seed}"))
+        # By date too: the same token (and token_hash) on two days would be one resident's page.
+        self._make_token = make_token or _seeded_token(random.Random(f"counterfloor-tokens-{seed}-{day.isoformat()}"))
         self._midnight = datetime.combine(day, time(0), tzinfo=config.tz)
 
         self.opens = seconds_of_day(self.plan.opens)
@@ -309,8 +326,10 @@ class DaySimulation:
                 self._wake(a.service)
 
     def _balks(self, a: Arrival) -> bool:
-        """The resident reads the waiting-room board first: a wait beyond their patience and they
-        come back another day (the board is the model's own estimate, right or wrong)."""
+        """The resident reads the waiting-room board first: a wait (the middle of its range)
+        beyond their patience and they come back another day. The board is the office model's
+        own estimator, right or wrong: a board that says too little keeps residents who will give
+        up later, one that says too much sends home residents who would have been served."""
         ahead = len(self.office.state.queues.get(a.service, ()))
         if not ahead:
             return False
@@ -508,12 +527,10 @@ class DaySimulation:
         if a.wrong_service and not log.wrong_handled and self._transfer_target(log) is not None:
             self._at(self.now + a.transfer_after, _Kind.TRANSFER, c.visit, c.id)
             return
-        if log.transferred:
-            typical = self.config.service(self.office.state.tickets[c.ticket].service).typical_minutes
-            seconds = service_seconds(typical, a.second_service_z)
-        else:
-            seconds = a.service_seconds
-        self._at(self.now + seconds, _Kind.SERVICE_END, c.visit, c.id)
+        # The time of the service the ticket is for now, at this hour of this day.
+        service = self.office.state.tickets[c.ticket].service
+        z = a.second_service_z if log.transferred else a.service_z
+        self._at(self.now + self.service_times.draw(service, self.now, z), _Kind.SERVICE_END, c.visit, c.id)
 
     def _transfer_target(self, log: _TicketLog) -> str | None:
         current = self.office.state.tickets[log.ticket].service
@@ -538,7 +555,8 @@ class DaySimulation:
         target = self._transfer_target(log)
         log.wrong_handled = True
         if target is None:  # nobody could take it any more: serve it here after all
-            self._at(self.now + self.arrivals[log.resident].service_seconds, _Kind.SERVICE_END, c.visit, c.id)
+            seconds = self.service_times.draw(log.service, self.now, self.arrivals[log.resident].service_z)
+            self._at(self.now + seconds, _Kind.SERVICE_END, c.visit, c.id)
             return
         self._do(Transfer(to_service=target, counter=c.id))
         log.transferred = True
@@ -703,6 +721,90 @@ class DaySimulation:
         )
 
 
-def simulate_day(config: OfficeConfig, day: date, *, seed: int = 1, rush: bool = False) -> DaySummary:
+def simulate_day(
+    config: OfficeConfig, day: date, *, seed: int = 1, rush: bool = False, estimator: WaitEstimator | None = None
+) -> DaySummary:
     """A whole day against an in-memory office (no journal): for tests and quick figures."""
-    return DaySimulation(config, day, seed=seed, rush=rush).run()
+    return DaySimulation(config, day, seed=seed, rush=rush, estimator=estimator).run()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedDay:
+    """A simulated day's events, as the office's journal would store them (seq from 1)."""
+
+    day: date
+    events: tuple[ev.Event, ...]
+    summary: DaySummary
+
+
+def record_day(
+    config: OfficeConfig, day: date, *, seed: int = 1, rush: bool = False, estimator: WaitEstimator | None = None
+) -> RecordedDay:
+    """A whole day against a fresh in-memory office running `estimator` (default: the model's
+    `CapacityEstimator`), with every event it stored."""
+    office = Office(config, estimator=estimator)
+    events: list[ev.Event] = []
+
+    def execute(command: Command, now: datetime) -> Decision:
+        decision = office.execute(command, now)
+        events.extend(decision.events)
+        return decision
+
+    summary = DaySimulation(config, day, seed=seed, rush=rush, office=office, execute=execute).run()
+    return RecordedDay(day, tuple(events), summary)
+
+
+def open_days(config: OfficeConfig, start: date, count: int) -> list[date]:
+    """The first `count` days from `start` on which the office opens, by its calendar."""
+    days: list[date] = []
+    day, closed_run = start, 0
+    while len(days) < count:
+        if plan_for(config, day).is_open:
+            days.append(day)
+            closed_run = 0
+        else:
+            closed_run += 1
+            if closed_run > 366:
+                raise SimulationError(f"{config.name.en} is not open on any day of the year from {day.isoformat()}")
+        if day == date.max:
+            raise SimulationError(f"only {len(days)} open days from {start.isoformat()} before the end of the calendar")
+        day += timedelta(days=1)
+    return days
+
+
+def profiles_fingerprint() -> str:
+    """SHA-256 of every frozen profile number, so a test notices one changed without a new
+    PROFILES_VERSION (docs/simulation.md)."""
+    numbers = (
+        profiles.RESIDENTS_PER_COUNTER_HOUR,
+        profiles.WEEKDAY_FACTOR,
+        profiles.OPENING_CROWD,
+        profiles.OPENING_CROWD_RUSH,
+        profiles.OFF_HOURS_FACTOR,
+        profiles.DAY_DEMAND_SIGMA,
+        sorted(profiles.KNOWN_DEMAND.items()),
+        profiles.LONG_SERVICE_MINUTES,
+        profiles.UNKNOWN_LONG_DEMAND,
+        profiles.UNKNOWN_SHORT_DEMAND,
+        profiles.ARRIVAL_SHAPE,
+        profiles.SATURDAY_SHAPE,
+        profiles.P_WRONG_SERVICE,
+        profiles.TRANSFER_AFTER_SECONDS,
+        profiles.PATIENCE_SIGMA,
+        sorted((k, v.sigma, sorted(v.hours.items())) for k, v in profiles.KNOWN_SERVICE_TIMES.items()),
+        profiles.UNKNOWN_LONG_SERVICE_TIME,
+        profiles.UNKNOWN_SHORT_SERVICE_TIME,
+        profiles.MIN_SERVICE_SECONDS,
+        profiles.DRIFT_TERMS,
+        profiles.NEW_STAFF_SLOWDOWN,
+        profiles.NEW_STAFF_FADE_DAYS,
+        WALK_SECONDS,
+        STAFF_REACTION_SECONDS,
+        WAKE_SECONDS,
+        RECALL_AFTER_SECONDS,
+        P_MISS_FIRST_CALL,
+        P_ANSWER_RECALL,
+        P_ANSWER_REQUEUED_CALL,
+        STOP_AFTER_CLOSE,
+    )
+    return hashlib.sha256(repr(numbers).encode()).hexdigest()
