@@ -10,6 +10,7 @@
     uv run python -m bench.run --only signage                                # board render, call update
     uv run python -m bench.run --only signs                                  # the gateway's signs: loop cost
     uv run python -m bench.run --only mqtt          # bytes per event, publish latency, 100 offices (~3.5 min)
+    uv run python -m bench.run --only store         # central's event store: SQLite and PostgreSQL appends
 
 `uv run python bench/run.py …` works the same. Timing goals are reported here, never asserted in
 tests. Each ratio is against a baseline measured in the same run. Files go to a temporary
@@ -32,7 +33,19 @@ from pathlib import Path
 
 # bench/signage_bench.py, not signage.py: run as `python bench/run.py`, bench/ comes first on
 # sys.path and a bench/signage.py would shadow the signage package every benchmark draws with.
-from bench import crash, devices, memory, mqtt_bench, printing, recovery, signage_bench, signs, throughput, tickets
+from bench import (
+    crash,
+    devices,
+    memory,
+    mqtt_bench,
+    printing,
+    recovery,
+    signage_bench,
+    signs,
+    store_bench,
+    throughput,
+    tickets,
+)
 from bench.common import Result, rush_steps
 
 BENCHES = (
@@ -40,6 +53,7 @@ BENCHES = (
     "signage",
     "signs",
     "mqtt",
+    "store",
 )
 DEVICE_BENCHES = ("latency", "codec", "heap", "fuzz")  # bench/devices.py
 
@@ -143,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             # A real Mosquitto, started and stopped by the benchmark; --quick: part of the day, 3 s of rush hour.
             results += mqtt_bench.run(workdir, steps[:3000] if args.quick else steps, log, quick=args.quick)
             print("mqtt done", flush=True)
+        if "store" in only:
+            # Central's event store; PostgreSQL in a cluster it starts in the run's folder.
+            results += store_bench.run(workdir, log, quick=args.quick)
+            print("store done", flush=True)
     command = "uv run python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     report = [
         *header,
