@@ -157,7 +157,7 @@ def render_encode(profile: str, n: int) -> tuple[float, float]:
     first: list[float] = []
     whole: list[float] = []
     for i in range(n):
-        ready = TicketReady(f"B-{i + 1:03d}", "seal", i + 1, 1, 0, WaitRange(1, 4), MONDAY_10, new_token())
+        ready = TicketReady(f"B-{i + 1:03d}", "seal", i + 1, 1, 0, WaitRange.of_minutes(1, 4), MONDAY_10, new_token())
         started = time.perf_counter()
         next(ticket_chunks(ticket_content(config, ready), printer))
         first.append(time.perf_counter() - started)

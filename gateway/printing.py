@@ -506,7 +506,7 @@ class Printing:
             service.first_number,
             1,
             0,
-            WaitRange(0, 0),
+            WaitRange.of_minutes(0, 0),
             at,
             "A" * 32,
         )

@@ -18,15 +18,35 @@ from office.config import OfficeConfig
 from office.state import CounterStatus, OfficeState
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class WaitRange:
-    low_minutes: int
-    high_minutes: int
+    """A ticket's wait until its first call, in seconds: the expected (mean) wait and its 10th and
+    90th percentiles. Residents see the range p10–p90 in whole minutes (`low_minutes`, rounded
+    down, to `high_minutes`, rounded up); the reception cut-off compares p10 with closing time."""
+
+    mean_s: float
+    p10_s: float
+    p90_s: float
+
+    @classmethod
+    def of_minutes(cls, low: int, high: int) -> WaitRange:
+        """A range given in minutes, its mean halfway (an estimator that knows only a range)."""
+        return cls((low + high) * 30.0, low * 60.0, high * 60.0)
+
+    @property
+    def low_minutes(self) -> int:
+        return int(self.p10_s // 60)
+
+    @property
+    def high_minutes(self) -> int:
+        # The tolerance keeps a whole number of minutes whole after the seconds' rounding.
+        return math.ceil(self.p90_s / 60 - 1e-9)
 
 
 class WaitEstimator(Protocol):
     def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
-        """How long a ticket of `service` with `ahead` people before it will wait, as a range."""
+        """How long a ticket of `service` with `ahead` people before it will wait: the mean and
+        the 10th–90th percentile range, in seconds."""
         ...
 
 
@@ -189,8 +209,8 @@ class CapacityEstimator:
         else:
             minutes = (self._tables.get(service) or self.table(day, service)).wait(t, work)
         if minutes == _UNBOUNDED:
-            return WaitRange(UNREACHABLE_MINUTES, UNREACHABLE_MINUTES)
-        return WaitRange(int(minutes * self.LOW), math.ceil(minutes * self.HIGH))
+            return UNREACHABLE
+        return WaitRange(minutes * 60.0, int(minutes * self.LOW) * 60.0, math.ceil(minutes * self.HIGH) * 60.0)
 
 
 class _Capacity:
@@ -236,3 +256,4 @@ def _minutes(t: time) -> float:
 
 # A wait that today's remaining shifts cannot reach: past any closing time.
 UNREACHABLE_MINUTES = 24 * 60
+UNREACHABLE = WaitRange(UNREACHABLE_MINUTES * 60.0, UNREACHABLE_MINUTES * 60.0, UNREACHABLE_MINUTES * 60.0)

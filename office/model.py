@@ -472,7 +472,8 @@ def _issue_ticket(office: Office, state: OfficeState, ts: datetime, cmd: IssueTi
         return _refused(cmd.service, "not_offered_now", f"{service.name.en} is not offered at {local:%H:%M}")
     ahead = len(state.queues.get(cmd.service, ()))
     wait = office.estimator.estimate(state, cmd.service, ahead, local)
-    if wait.low_minutes > (closes.hour * 60 + closes.minute) - (local.hour * 60 + local.minute + local.second / 60):
+    # Cut off when even the 10th percentile of the wait runs past the service's closing time.
+    if wait.p10_s > (closes.hour * 3600 + closes.minute * 60) - (local.hour * 3600 + local.minute * 60 + local.second):
         return _refused(
             cmd.service,
             "cut_off",

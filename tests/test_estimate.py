@@ -117,7 +117,7 @@ def test_estimate_is_wait_minutes_widened(
 ) -> None:
     """`estimate` works the wait out in one pass (the ticket's hot path); asked in any order, with
     any counters open inside or outside their shifts, it gives `wait_minutes` widened."""
-    from office.estimate import UNREACHABLE_MINUTES, WaitRange
+    from office.estimate import UNREACHABLE_MINUTES
     from office.state import CounterState, CounterStatus, OfficeState
 
     state = OfficeState()
@@ -132,8 +132,11 @@ def test_estimate_is_wait_minutes_widened(
         for service in ("move", "certificate", "seal"):
             minutes = reference.wait_minutes(service, ahead, now, state)
             want = (
-                WaitRange(UNREACHABLE_MINUTES, UNREACHABLE_MINUTES)
+                (UNREACHABLE_MINUTES, UNREACHABLE_MINUTES)
                 if math.isinf(minutes)
-                else WaitRange(int(minutes * CapacityEstimator.LOW), math.ceil(minutes * CapacityEstimator.HIGH))
+                else (int(minutes * CapacityEstimator.LOW), math.ceil(minutes * CapacityEstimator.HIGH))
             )
-            assert estimator.estimate(state, service, ahead, now) == want, (minute, second, ahead, service)
+            got = estimator.estimate(state, service, ahead, now)
+            assert (got.low_minutes, got.high_minutes) == want, (minute, second, ahead, service)
+            if not math.isinf(minutes):  # the mean is the estimate itself, inside its range
+                assert got.mean_s == pytest.approx(minutes * 60) and got.p10_s <= got.mean_s <= got.p90_s

@@ -191,7 +191,7 @@ class LinearEstimator:
     minutes: int
 
     def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
-        return WaitRange(ahead * self.minutes, ahead * self.minutes + 5)
+        return WaitRange.of_minutes(ahead * self.minutes, ahead * self.minutes + 5)
 
 
 # -- issuing ------------------------------------------------------------------------------------
@@ -402,12 +402,14 @@ def test_capacity_estimator_follows_the_planned_shifts(nerima: OfficeConfig) -> 
     # seal at 10:00: first at counter 4, second at 1, 2 and 9 -> 1 + 3 × 0.5 = 2.5 counters;
     # 5 ahead need 5.5 × 8 = 44 counter-minutes: 17.6 minutes, printed as -25 % .. +30 %
     assert estimator.wait_minutes("seal", 5, at(10)) == pytest.approx(17.6)
-    assert estimator.estimate(state, "seal", 5, at(10)) == WaitRange(13, 23)
+    wait = estimator.estimate(state, "seal", 5, at(10))
+    assert (wait.low_minutes, wait.high_minutes) == (13, 23) and wait.mean_s == pytest.approx(17.6 * 60)
     # 11:55: 1 and 4 at lunch until 12:30, 2 leaves at 12:00, 9 at 12:15 (back 13:00 / 13:15):
     # 5 min at 1.0, 15 min at 0.5, nothing 12:15-12:30, then 1.5 until the remaining 31.5 are done
     assert estimator.wait_minutes("seal", 5, at(11, 55)) == pytest.approx(5 + 15 + 15 + 31.5 / 1.5)
     # Sunday: nobody planned, nobody open -> no call can come today
-    assert estimator.estimate(state, "seal", 0, at(10, day=21)) == WaitRange(UNREACHABLE_MINUTES, UNREACHABLE_MINUTES)
+    sunday = estimator.estimate(state, "seal", 0, at(10, day=21))
+    assert (sunday.low_minutes, sunday.high_minutes) == (UNREACHABLE_MINUTES, UNREACHABLE_MINUTES)
 
 
 # -- calling -----------------------------------------------------------------------------------

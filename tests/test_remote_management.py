@@ -226,7 +226,7 @@ def test_the_message_shows_below_the_closed_words_the_printer_and_a_refusal() ->
     link.handle(OfficeOutcome(IssueRefused("move", "cut_off", "...")), 6.0)  # a refusal says why...
     assert _panel(link, 6.0) == list(both("reception_closed"))
 
-    ready = TicketReady("A-001", "move", 1, 1, 0, WaitRange(0, 5), MONDAY_10, "tok")
+    ready = TicketReady("A-001", "move", 1, 1, 0, WaitRange.of_minutes(0, 5), MONDAY_10, "tok")
     link.handle(OfficeOutcome(ready), 7.0)  # ...until the next ticket: the message again
     assert _panel(link, 7.0) == list(message)
     link.handle(SetMessage(()), 8.0)  # cleared

@@ -182,7 +182,7 @@ class _NoWaitBoard:
         pass
 
     def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
-        return WaitRange(0, 0)
+        return WaitRange.of_minutes(0, 0)
 
 
 def test_another_board_can_be_run_and_is_named(tmp_path: Path) -> None:

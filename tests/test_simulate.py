@@ -139,7 +139,7 @@ class _Board:
     """An estimator that always shows the same range."""
 
     def __init__(self, low: int, high: int) -> None:
-        self.range = WaitRange(low, high)
+        self.range = WaitRange.of_minutes(low, high)
 
     def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
         return self.range

@@ -61,7 +61,7 @@ def ready(config: OfficeConfig, service: str = "certificate", number: int = 23, 
         "number": number,
         "position": 13,
         "ahead": 12,
-        "wait": WaitRange(15, 25),
+        "wait": WaitRange.of_minutes(15, 25),
         "issued_at": tokyo(2027, 3, 23, 10, 15),
         "token": TOKEN,
     }
@@ -110,7 +110,7 @@ def test_the_words_of_a_ticket(content: TicketContent) -> None:
 
 
 def test_an_unreachable_wait_says_so(nerima: OfficeConfig) -> None:
-    big = WaitRange(UNREACHABLE_MINUTES, UNREACHABLE_MINUTES)
+    big = WaitRange.of_minutes(UNREACHABLE_MINUTES, UNREACHABLE_MINUTES)
     c = ticket_content(nerima, ready(nerima, wait=big))
     assert c.wait == "unreachable"
     assert ticket_text(c).wait == Text("本日中のご案内は難しい見込みです", "You may not be called today")
@@ -543,7 +543,7 @@ def test_any_service_name_gives_a_job_that_decodes(ja: str, en: str, profile: Pr
 
 
 def ready_oizumi() -> TicketReady:
-    return TicketReady("C-001", "certificate", 1, 1, 0, WaitRange(0, 5), tokyo(2027, 3, 23, 10, 15), TOKEN)
+    return TicketReady("C-001", "certificate", 1, 1, 0, WaitRange.of_minutes(0, 5), tokyo(2027, 3, 23, 10, 15), TOKEN)
 
 
 def test_ticket_command_never_writes_over_a_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
