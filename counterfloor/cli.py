@@ -676,6 +676,12 @@ def _add_firmware(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         a.set_defaults(func=cmd_firmware)
 
 
+def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import predict_cli  # its errors are its own: `counterfloor predict: …`, exit 2
+
+    predict_cli.add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="counterfloor",
@@ -692,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_printer(sub)
     _add_signage(sub)
     _add_firmware(sub)
+    _add_predict(sub)
     return parser
 
 

@@ -1,0 +1,121 @@
+"""Replaying days: a prediction for every ticket at its issue, and training the predictors.
+
+Owns the order of things in a replay — each event is applied to the floor, and right after a
+`ticket_issued` the predictor is asked about that ticket, so a prediction only ever sees the
+events before it — and the training of a predictor from past days: `learn` the figures, then, for
+`best`, replay past days with the raw forecast to calibrate it (`office.waittime.calibrate`),
+each day forecast with figures learned from the days before it only, so the calibration sees
+errors as they are on a day the figures have not seen, drift included. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from office.waittime import calibrate
+from office.waittime import records as r
+from office.waittime.floor import Floor
+from office.waittime.learn import Learner
+from office.waittime.predictors import Best, Prediction, Predictor, baseline
+
+CALIBRATION_DAYS = 12  # the latest days of history the calibration replays
+CALIBRATION_TICKETS = 600  # at most this many forecasts per day (every k-th ticket beyond)
+# The range is fitted to hold 84 % of past days' waits so that it holds about 80 % on a new day:
+# a new day's forecasts miss by more than past days' do (its figures, crowd and drift are new);
+# fitted to 80 %, ranges held 75–81 % of new days' waits on simulated days of both offices.
+LOW_Q, HIGH_Q = 0.08, 0.92
+MIN_PRIOR_DAYS = 2  # a past day is forecast for the calibration from at least this many days before it
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """One row of a replay: a ticket as issued, and its prediction at that moment."""
+
+    ticket: str
+    service: str
+    issued_ts: str
+    prediction: Prediction
+
+
+def split_days(events: Iterable[r.Event]) -> list[list[r.Event]]:
+    """The events grouped by business day (a new day: a new date, or a `schedule` of a new day)."""
+    days: list[list[r.Event]] = []
+    day: str | None = None
+    for e in events:
+        starts = e.day != day or (isinstance(e, r.Schedule) and e.new_day and days and _has_tickets(days[-1]))
+        if starts or not days:
+            days.append([])
+            day = e.day
+        days[-1].append(e)
+    return days
+
+
+def _has_tickets(events: list[r.Event]) -> bool:
+    return any(isinstance(e, r.TicketIssued) for e in events)
+
+
+def replay(events: Iterable[r.Event], predictor: Predictor) -> Iterator[Issued]:
+    """Every ticket's prediction at its issue, in log order (a repeated issue record is skipped)."""
+    floor = Floor()
+    for e in events:
+        floor.apply(e)
+        if isinstance(e, r.TicketIssued):
+            t = floor.tickets[e.ticket]
+            if t.issued_ts == e.ts:
+                yield Issued(e.ticket, e.service, e.ts, predictor.predict(floor, [t])[0])
+
+
+def actual_waits(events: Iterable[r.Event]) -> dict[tuple[str, str], float]:
+    """(day, ticket) → seconds from issue to first call, for every ticket that was called."""
+    floor = Floor()
+    out: dict[tuple[str, str], float] = {}
+    for e in events:
+        floor.apply(e)
+        if isinstance(e, r.Called):
+            t = floor.tickets[e.ticket]
+            if t.first_called == e.t and t.order >= 0 and floor.day is not None:
+                out.setdefault((floor.day, t.id), e.t - t.issued)
+    return out
+
+
+def _raw_pairs(days: Sequence[list[r.Event]], best: Best) -> list[tuple[str, float, float]]:
+    """(service, raw forecast at issue, actual wait) of the called tickets of these days."""
+    pairs: list[tuple[str, float, float]] = []
+    for events in days:
+        issued = sum(1 for e in events if isinstance(e, r.TicketIssued))
+        every = max(1, -(-issued // CALIBRATION_TICKETS))
+        floor = Floor()
+        raw: dict[str, float] = {}
+        n = 0
+        for e in events:
+            floor.apply(e)
+            if isinstance(e, r.TicketIssued):
+                n += 1
+                t = floor.tickets[e.ticket]
+                if n % every == 0 and t.issued_ts == e.ts:
+                    raw[t.id] = best.raw(floor, [t])[0]
+        for tid, left in raw.items():
+            t = floor.tickets[tid]
+            if t.first_called is not None and left != float("inf"):
+                pairs.append((t.issue_service, left, t.first_called - t.issued))
+    return pairs
+
+
+def train(name: str, history: Sequence[list[r.Event]]) -> Predictor:
+    """The predictor `name` (office.waittime.predictors.PREDICTORS), learned from these past days
+    (each a list of one business day's events, taken in date order)."""
+    days = sorted(history, key=lambda events: events[0].day if events else "")
+    learner = Learner()
+    pairs: list[tuple[str, float, float]] = []
+    first = max(MIN_PRIOR_DAYS, len(days) - CALIBRATION_DAYS)
+    for i, events in enumerate(days):
+        if name == "best" and i >= first:  # forecast as it would have been, from the days before
+            pairs += _raw_pairs([events], Best(learner.params()))
+        learner.day(events)
+    params = learner.params()
+    if name != "best":
+        return baseline(name, params)
+    if not pairs:  # too few days to forecast one from the others: calibrated on themselves
+        pairs = _raw_pairs(days[-CALIBRATION_DAYS:], Best(params))
+    return Best(params, calibrate.fit(pairs, LOW_Q, HIGH_Q))
