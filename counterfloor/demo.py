@@ -27,7 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from counterfloor.demo_floor import DemoFloor, FloorError, demo_floor
+from counterfloor.demo_floor import DemoFloor, FloorError, History, demo_floor, learn_history
 from counterfloor.floor_view import DaySummary, FloorView
 from counterfloor.simulate import DaySimulation, SimulationError
 from gateway.journal import new_token
@@ -137,10 +137,11 @@ def run(args: argparse.Namespace) -> int:
             floor.wall.read = lambda: sim.now_moment
             interrupted = False
             try:
+                history = learn_history(floor, opts.config, opts.day, opts.seed, opts.rush)
                 if opts.live and console.is_terminal:
-                    _play_live(sim, opts, console, floor)
+                    _play_live(sim, opts, console, floor, history)
                 else:
-                    _play_plain(sim, opts, sys.stdout, floor)
+                    _play_plain(sim, opts, sys.stdout, floor, history)
             except KeyboardInterrupt:
                 interrupted = True
             summary = sim.summary()
@@ -318,7 +319,7 @@ def play(
             sleep(FRAME_SECONDS)
 
 
-def _play_plain(sim: DaySimulation, opts: DemoOptions, out: TextIO, floor: DemoFloor) -> None:
+def _play_plain(sim: DaySimulation, opts: DemoOptions, out: TextIO, floor: DemoFloor, history: History) -> None:
     pace = "as fast as possible" if opts.speed is None else f"×{opts.speed:g}"
     print(
         f"Simulating {opts.config.name.en} on {opts.day:%a %Y-%m-%d} "
@@ -327,6 +328,7 @@ def _play_plain(sim: DaySimulation, opts: DemoOptions, out: TextIO, floor: DemoF
         flush=True,
     )
     print(watch_line(floor), file=out, flush=True)
+    print(history_line(history), file=out, flush=True)
     first = sim.start_moment.replace(minute=0, second=0, microsecond=0) + PLAIN_EVERY
     stops = [first + i * PLAIN_EVERY for i in range(48)]
 
@@ -335,6 +337,16 @@ def _play_plain(sim: DaySimulation, opts: DemoOptions, out: TextIO, floor: DemoF
 
     play(sim, opts.speed, on_frame=floor.tick, stops=stops, on_stop=line)
     print(progress_line(sim.view()), file=out, flush=True)
+
+
+def history_line(history: History) -> str:
+    """What the day's wait estimate learned from (the demo's journal has no past of its own)."""
+    if not history.days:
+        return "Wait estimate: no past days to learn from; the capacity estimate answers"
+    return (
+        f"Wait estimate: learned from the {history.days} simulated open days before this one "
+        f"({history.seconds:.1f} s), as a gateway learns from its journal"
+    )
 
 
 def watch_line(floor: DemoFloor) -> str:
@@ -352,7 +364,7 @@ def progress_line(view: FloorView) -> str:
     )
 
 
-def _play_live(sim: DaySimulation, opts: DemoOptions, console: Console, floor: DemoFloor) -> None:
+def _play_live(sim: DaySimulation, opts: DemoOptions, console: Console, floor: DemoFloor, history: History) -> None:
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=None),
@@ -373,6 +385,7 @@ def _play_live(sim: DaySimulation, opts: DemoOptions, console: Console, floor: D
         live.update(frame(), refresh=True)
 
     console.print(watch_line(floor), highlight=False, soft_wrap=True)
+    console.print(history_line(history), highlight=False, soft_wrap=True)
     with Live(frame(), console=console, auto_refresh=False, transient=False) as live:
         play(sim, opts.speed, on_frame=tick)
 
@@ -493,7 +506,7 @@ def print_summary(
         str(summary.left_at_close),
         _minutes(summary.mean_wait_minutes),
         _minutes(summary.max_wait_minutes),
-        "",
+        "–" if summary.within_estimate is None else f"{100 * summary.within_estimate:.0f}%",
         style="bold",
     )
     console.print(table)

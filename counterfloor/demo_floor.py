@@ -12,18 +12,25 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import time as _time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from counterfloor.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+from counterfloor.simulate import record_day
 from gateway.journal import JournalError, TicketJournal
 from gateway.service import Gateway, GatewayError
+from office import events as ev
+from office.calendar import plan_for
 from office.config import CalloutSettings, OfficeConfig
+from office.waittime import read_record, split_days, train
+from office.waittime.records import Event as RecordEvent
 
 FLUSH_TIMEOUT_S = 15.0  # at the day's end: how long the demo waits for the broker to take the rest
+HISTORY_DAYS = 20  # simulated open days before the demo's day, which its wait estimate learns from
 
 
 class FloorError(Exception):
@@ -67,6 +74,43 @@ class DemoFloor:
     def published(self) -> int:
         """The last seq the broker acknowledged."""
         return self.gateway.mqtt.mark if self.gateway.mqtt is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    days: int
+    seconds: float
+
+
+def learn_history(floor: DemoFloor, config: OfficeConfig, day: date, seed: int, rush: bool) -> History:
+    """The office's past, for its wait estimate: the demo's journal is new, so the HISTORY_DAYS
+    open days before `day` are simulated (as `counterfloor sim` makes them: the capacity estimate
+    on the board, the same seed, the same kind of day) and learned from as a gateway learns from
+    its journal (gateway.estimates), then put under the day's office model."""
+    started = _time.monotonic()
+    records: list[RecordEvent] = []
+    for past in open_days_before(config, day, HISTORY_DAYS):
+        for event in record_day(config, past, seed=seed, rush=rush).events:
+            record = read_record(ev.public_record(event, config.id))
+            if record is not None:
+                records.append(record)
+    days = split_days(records)
+    if floor.gateway.estimator is not None and days:
+        floor.gateway.estimator.use(train("best", days))
+    return History(len(days), _time.monotonic() - started)
+
+
+def open_days_before(config: OfficeConfig, day: date, count: int) -> list[date]:
+    """The `count` days before `day` on which the office opened (fewer if a year holds fewer), oldest first."""
+    found: list[date] = []
+    past = day
+    for _ in range(366):
+        if len(found) == count or past == date.min:
+            break
+        past -= timedelta(days=1)
+        if plan_for(config, past).is_open:
+            found.append(past)
+    return found[::-1]
 
 
 def without_hardware(config: OfficeConfig) -> OfficeConfig:

@@ -109,6 +109,7 @@ class DaySummary:
     max_wait_minutes: float | None
     services: tuple[ServiceSummary, ...]
     served_by_counter: tuple[tuple[str, int], ...]
+    within_estimate: float | None = None  # share of all called tickets whose wait fell in the printed range
 
     @property
     def refused_total(self) -> int:

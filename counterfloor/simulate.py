@@ -658,6 +658,7 @@ class DaySimulation:
         state = self.office.state
         rows: list[ServiceSummary] = []
         all_waits: list[float] = []
+        all_within = 0
         totals = {"served": 0, "no_show": 0, "left": 0, "gave_up": 0}
         for s in self.config.services:
             logs = [log for log in self._tickets.values() if log.service == s.id]
@@ -680,6 +681,7 @@ class DaySimulation:
             for k in counts:
                 totals[k] += counts[k]
             all_waits += waits
+            all_within += within
             rows.append(
                 ServiceSummary(
                     id=s.id,
@@ -718,6 +720,7 @@ class DaySimulation:
             max_wait_minutes=max(all_waits) if all_waits else None,
             services=tuple(rows),
             served_by_counter=tuple((c.id, c.served) for c in self._counters.values()),
+            within_estimate=all_within / len(all_waits) if all_waits else None,
         )
 
 

@@ -578,6 +578,11 @@ class TicketJournal:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def seq_before_day(self, day: date) -> int:
+        """The seq just before `day`'s first event (the last one stored if it has none yet)."""
+        row = self.conn.execute("SELECT MIN(seq) FROM events WHERE day = ?", (day.isoformat(),)).fetchone()
+        return int(row[0]) - 1 if row and row[0] is not None else self.office.state.last_seq
+
     def set_meta(self, key: str, value: str) -> None:
         """Store `value` under `key`, durably, in a transaction of its own. Not for the keys the
         journal itself keeps (office, config, created, retention_cutoff)."""

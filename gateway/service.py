@@ -33,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from gateway import config_change, control
+from gateway import config_change, control, estimates
 from gateway.announce import CallAnnouncer, callout_player
 from gateway.bus import BusConnection, BusMaster, CallRouter, Clock, MonotonicClock, OpenPort, PressStore, step_buses
 from gateway.clock_watch import ClockWatch
@@ -52,6 +52,7 @@ from gateway.device_link import (
     StateChanged,
     TodaysCalls,
 )
+from gateway.estimates import Learning
 from gateway.firmware_update import DeviceKeys
 from gateway.gpio_counters import GpioCounters
 from gateway.journal import JournalError, RequestDone, TicketJournal, config_sha256, new_token, utc_now
@@ -69,6 +70,8 @@ from office import model as m
 from office.calendar import ModeOverride, mode_at
 from office.config import ConfigError, OfficeConfig, parse_config
 from office.state import dispenser_message
+from office.waittime import Predictor
+from office.waittime.estimator import LearnedEstimator
 
 LAMP_REFRESH_S = 60.0
 # What a subscriber should make of a link's state (docs/mqtt.md): stale = answering unreliably,
@@ -181,6 +184,8 @@ class Gateway:
     broker_url: str | None = None  # --broker: overrides [broker] url
     broker_auth: Path | None = None  # --broker-auth: the secret file, overrides [broker] password_file
     mqtt: MqttLink | None = None  # the link to the broker (gateway.mqtt_link); None: not publishing
+    estimator: LearnedEstimator | None = None  # the model's wait estimate, learned (gateway.estimates)
+    learning: Learning | None = None  # learns it from the journal's past days, off the loop
     prints: Path = field(init=False)
     _next_lamps: float = field(init=False, default=0.0)
     _calls_day: date | None = field(init=False, default=None)  # the day call displays and pads were told of
@@ -237,6 +242,9 @@ class Gateway:
             group = socket_group(cfg)
             login = self._broker_login()
         self.started = cfg
+        self.estimator = estimates.install(self.journal)
+        self.learning = Learning(self.journal_file, cfg.id, self._learned)
+        self.learning.step(self.journal.office.state.day)  # learning starts at once, off the loop
         by_port: dict[str, list[DeviceLink]] = {}
         for d in cfg.devices:
             if not d.on_bus:
@@ -346,6 +354,8 @@ class Gateway:
             self.announcer.flush()  # last turn's calls: their CALL frames went out in this turn
         if self.signs is not None and self.journal is not None:
             self.signs.tick(self.journal.office, self.wall())  # a snapshot if anything shown changed
+        if self.learning is not None and self.journal is not None:
+            self.learning.step(self.journal.office.state.day)  # a predictor learned, or a new day to learn for
         answers = self.jobs.step(self.clock.now())  # maintenance jobs: ACKs, progress, health
         if self.mqtt is not None:
             self.mqtt.job_answers(answers)
@@ -672,6 +682,10 @@ class Gateway:
         _log.info("config %s in force (via %s); restart needed for: %s", sha[:12], via, ", ".join(restart) or "nothing")
         return reply(decision)
 
+    def _learned(self, predictor: Predictor) -> None:
+        if self.estimator is not None:
+            self.estimator.use(predictor)
+
     def _broker_problem(self, new: OfficeConfig) -> str | None:
         """Why the broker (and the control socket's group) of `new` would not work at a
         restart, or None."""
@@ -693,6 +707,8 @@ class Gateway:
         and tickets' texts (the hardware they run on stays as started), the broker's mode."""
         assert self.journal is not None
         self.config = config = self.journal.office.config
+        # The model was rebuilt under the new config: the learned estimate goes under it too.
+        self.estimator = estimates.install(self.journal, self.estimator.predictor if self.estimator else None)
         started = self.started or config
         if self.signs is not None:
             self.signs.config = config

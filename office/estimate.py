@@ -21,8 +21,9 @@ from office.state import CounterStatus, OfficeState
 @dataclass(frozen=True, slots=True)
 class WaitRange:
     """A ticket's wait until its first call, in seconds: the expected (mean) wait and its 10th and
-    90th percentiles. Residents see the range p10–p90 in whole minutes (`low_minutes`, rounded
-    down, to `high_minutes`, rounded up); the reception cut-off compares p10 with closing time."""
+    90th percentiles. Residents see the range p10–p90 in whole minutes, each rounded to the
+    nearest (rounding outwards would widen every range, most of all the short ones residents
+    check first); the reception cut-off compares p10 itself with closing time."""
 
     mean_s: float
     p10_s: float
@@ -35,18 +36,20 @@ class WaitRange:
 
     @property
     def low_minutes(self) -> int:
-        return int(self.p10_s // 60)
+        return round(self.p10_s / 60)
 
     @property
     def high_minutes(self) -> int:
-        # The tolerance keeps a whole number of minutes whole after the seconds' rounding.
-        return math.ceil(self.p90_s / 60 - 1e-9)
+        return max(round(self.p90_s / 60), self.low_minutes)
 
 
 class WaitEstimator(Protocol):
-    def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
-        """How long a ticket of `service` with `ahead` people before it will wait: the mean and
-        the 10th–90th percentile range, in seconds."""
+    def estimate(
+        self, state: OfficeState, service: str, ahead: int, now: datetime, ticket: str | None = None
+    ) -> WaitRange:
+        """How long a ticket of `service` with `ahead` people before it will wait from `now`: the
+        mean and the 10th–90th percentile range, in seconds. `ticket`: the waiting ticket asked
+        about (a reprint); None for a new one (the dispenser, the board, the cut-off)."""
         ...
 
 
@@ -179,7 +182,9 @@ class CapacityEstimator:
         steps = _plus_rate(self.rates(day, service), extra, t, self._closes)
         return _Capacity(steps).wait(t, work)
 
-    def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
+    def estimate(
+        self, state: OfficeState, service: str, ahead: int, now: datetime, ticket: str | None = None
+    ) -> WaitRange:
         """`wait_minutes` widened to the printed range, worked out in one pass: this runs for every
         ticket issued, right after the fsync of the command before it, when every extra call is
         slow (tests/test_estimate.py checks it against `wait_minutes`)."""

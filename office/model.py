@@ -631,7 +631,7 @@ def _reprint(office: Office, state: OfficeState, ts: datetime, cmd: Reprint) -> 
     if t.status in (TicketStatus.SERVED, TicketStatus.NO_SHOW):
         raise OfficeError("ticket_done", f"{t.id} is already {t.status.value}; its paper is no longer needed")
     ahead = state.ahead_of(t) if t.status is TicketStatus.WAITING else 0
-    wait = office.estimator.estimate(state, t.service, ahead, ts)
+    wait = office.estimator.estimate(state, t.service, ahead, ts, t.id if t.status is TicketStatus.WAITING else None)
     issued = t.issued_at.astimezone(office.tz)
     closes = office.plan(issued.date()).service_closes(t.service, issued.time())
     ready = TicketReady(t.id, t.service, t.number, ahead + 1, ahead, wait, t.issued_at, t.token, True, closes)

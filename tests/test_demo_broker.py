@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ def test_the_demo_publishes_every_event_to_the_embedded_broker(
     assert mark == str(len(records)) and len(records) > 500
     assert "MQTT: publishing to mqtt://127.0.0.1:" in out and "(embedded broker)" in out
     assert f"MQTT: {len(records)} of {len(records)} events published to mqtt://127.0.0.1:" in out
+    # The demo's office learned its wait estimate from the simulated days before this one.
+    assert "Wait estimate: learned from the 20 simulated open days before this one" in out
+    assert re.search(r"^ All .* \d+%\s*$", out, flags=re.M), out
 
 
 def test_a_subscriber_of_the_given_broker_sees_the_whole_day_in_order(

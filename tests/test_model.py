@@ -190,7 +190,9 @@ class LinearEstimator:
 
     minutes: int
 
-    def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
+    def estimate(
+        self, state: OfficeState, service: str, ahead: int, now: datetime, ticket: str | None = None
+    ) -> WaitRange:
         return WaitRange.of_minutes(ahead * self.minutes, ahead * self.minutes + 5)
 
 

@@ -181,7 +181,9 @@ class _NoWaitBoard:
     def __init__(self, config: object) -> None:
         pass
 
-    def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
+    def estimate(
+        self, state: OfficeState, service: str, ahead: int, now: datetime, ticket: str | None = None
+    ) -> WaitRange:
         return WaitRange.of_minutes(0, 0)
 
 

@@ -141,7 +141,9 @@ class _Board:
     def __init__(self, low: int, high: int) -> None:
         self.range = WaitRange.of_minutes(low, high)
 
-    def estimate(self, state: OfficeState, service: str, ahead: int, now: datetime) -> WaitRange:
+    def estimate(
+        self, state: OfficeState, service: str, ahead: int, now: datetime, ticket: str | None = None
+    ) -> WaitRange:
         return self.range
 
 

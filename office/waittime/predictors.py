@@ -62,6 +62,9 @@ class Best:
         self.forecaster = Forecaster(params)
         self.calibration = calibration or Calibration()
         self._fallback = Naive(params)
+        # A ticket no counter's plan reaches: the plain arithmetic's figure (replay, scoring), or
+        # infinity (the office model's seam, where it means "not today": the reception cut-off).
+        self.unreached_is_inf = False
 
     def raw(self, floor: Floor, tickets: Sequence[Ticket]) -> list[float]:
         """Seconds from now to the forecast first call of each ticket (INF: no counter will)."""
@@ -76,7 +79,9 @@ class Best:
         for t, left in zip(tickets, self.raw(floor, tickets), strict=True):
             elapsed = max(0.0, now - t.issued)
             if left == INF:  # no counter's plan reaches it: fall back on the plain arithmetic
-                out.append(self._fallback.predict(floor, [t])[0])
+                out.append(
+                    Prediction(INF, INF, INF) if self.unreached_is_inf else self._fallback.predict(floor, [t])[0]
+                )
                 continue
             mean, low, high = apply(left, t.service)
             out.append(Prediction(elapsed + mean, elapsed + low, elapsed + high))

@@ -24,7 +24,7 @@ CALIBRATION_TICKETS = 600  # at most this many forecasts per day (every k-th tic
 # The range is fitted to hold 84 % of past days' waits so that it holds about 80 % on a new day:
 # a new day's forecasts miss by more than past days' do (its figures, crowd and drift are new);
 # fitted to 80 %, ranges held 75–81 % of new days' waits on simulated days of both offices.
-LOW_Q, HIGH_Q = 0.08, 0.92
+LOW_Q, HIGH_Q = 0.09, 0.91
 MIN_PRIOR_DAYS = 2  # a past day is forecast for the calibration from at least this many days before it
 
 
