@@ -663,7 +663,7 @@ class DeviceLink:
                 return [CommandFailed(self.addr, "BUTTON_PRESS", "refused: its printer cannot print")]
             if self.reprint is not None and self.reprint[0] == service:
                 ticket, self.reprint = self.reprint[1], None
-                return [Execute(self.addr, Reprint(ticket), press)]
+                return [Execute(self.addr, Reprint(ticket, self._new_token()), press)]
             return [Execute(self.addr, IssueTicket(service, self._new_token()), press)]
         if frame.TYPE == P.Key.TYPE and spec.kind == P.KIND_COUNTER_PAD and spec.counter:
             command = key_command(frame.key, frame.arg, spec.counter, spec.services)

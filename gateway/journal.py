@@ -18,7 +18,7 @@ import os
 import secrets
 import sqlite3
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -405,7 +405,12 @@ class TicketJournal:
         synchronous: str = "FULL",
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         clock: Callable[[], datetime] = utc_now,
+        restored: tuple[date, Sequence[ev.Event], Mapping[str, str]] | None = None,
     ) -> TicketJournal:
+        """A new journal at `path` (which must not exist). `restored`: (business day, its events,
+        meta) to start from — a replacement gateway's today from central's copy
+        (gateway.restore) — written in the same transaction that makes the file, so the journal
+        either holds all of them or does not exist."""
         p = Path(path)
         if p.exists():
             raise JournalError(f"{p} exists already; open it instead of creating it")
@@ -436,6 +441,13 @@ class TicketJournal:
                         ("created", utc_now().isoformat()),
                     ],
                 )
+                if restored is not None:
+                    day, events, meta = restored
+                    conn.executemany(
+                        _INSERT_EVENT,
+                        [(e.seq, day.isoformat(), ev.format_ts(e.ts), e.TYPE, _encode_json(e.body())) for e in events],
+                    )
+                    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             finally:

@@ -767,7 +767,7 @@ class Gateway:
             return {"ok": False, "kind": control.KIND_REFUSED, "error": "no printers are configured ([[printers]])"}
         if printer is not None and printer not in printing.lines:
             raise control.BadRequest(f"reprint: unknown printer {printer!r}; printers are {sorted(printing.lines)}")
-        decision = journal.execute(m.Reprint(ticket), control.request_time(req, config, self.wall()))
+        decision = journal.execute(m.Reprint(ticket, new_token()), control.request_time(req, config, self.wall()))
         ready = next(e for e in decision.effects if isinstance(e, m.TicketReady))
         used = printing.submit(ready, None, self.clock.now(), printer)
         assert used is not None

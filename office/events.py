@@ -212,6 +212,20 @@ class Reprinted(Event):
 
 
 @dataclass(slots=True)
+class TokenReplaced(Event):
+    """A ticket whose token this gateway does not hold (its journal restored from central's copy,
+    which keeps only hashes) printed again with a new token: its page follows the new hash."""
+
+    TYPE: ClassVar[str] = "token_replaced"
+    ticket: str
+    token_hash: str
+    token: str  # private: see PRIVATE_FIELDS
+
+    def body(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "token_hash": self.token_hash, "token": self.token}
+
+
+@dataclass(slots=True)
 class ModeOverridden(Event):
     """A remote override of one date's plan (office.calendar.ModeOverride): closed with a
     reason, or open in one mode with `hours` ["HH:MM", "HH:MM"] (None: the mode's configured
@@ -341,6 +355,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Served,
         PrintFailed,
         Reprinted,
+        TokenReplaced,
         ClockStepped,
         ModeOverridden,
         ModeOverrideCleared,

@@ -113,9 +113,12 @@ class RecordPrintFailure:
 @dataclass(frozen=True, slots=True)
 class Reprint:
     """Print a ticket of today again (same token, current position); stores nothing itself:
-    RecordReprint follows once the printer took it, RecordPrintFailure if it did not."""
+    RecordReprint follows once the printer took it, RecordPrintFailure if it did not. A ticket
+    whose token this gateway does not hold (a journal restored from central) gets `new_token`
+    instead, stored first (`token_replaced`), so its QR code leads to a page again."""
 
     ticket: str
+    new_token: str = ""  # made by the shell, used only for a ticket without its token
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,8 +637,15 @@ def _reprint(office: Office, state: OfficeState, ts: datetime, cmd: Reprint) -> 
     wait = office.estimator.estimate(state, t.service, ahead, ts, t.id if t.status is TicketStatus.WAITING else None)
     issued = t.issued_at.astimezone(office.tz)
     closes = office.plan(issued.date()).service_closes(t.service, issued.time())
-    ready = TicketReady(t.id, t.service, t.number, ahead + 1, ahead, wait, t.issued_at, t.token, True, closes)
-    return Decision([], [ready])
+    events: list[ev.Event] = []
+    token = t.token
+    if not token:  # restored without its token: a new one, stored before its QR code is printed
+        if not cmd.new_token:
+            raise OfficeError("no_token", f"{t.id} was restored without its token; a reprint needs a new one")
+        token = cmd.new_token
+        events.append(ev.TokenReplaced(state.last_seq + 1, ts, t.id, token_hash(token), token))
+    ready = TicketReady(t.id, t.service, t.number, ahead + 1, ahead, wait, t.issued_at, token, True, closes)
+    return Decision(events, [ready])
 
 
 def _record_reprint(office: Office, state: OfficeState, ts: datetime, cmd: RecordReprint) -> Decision:

@@ -250,6 +250,10 @@ class OfficeState:
     def _on_print_failed(self, e: ev.PrintFailed) -> None:
         self.unprinted[e.ticket] = e.reason
 
+    def _on_token_replaced(self, e: ev.TokenReplaced) -> None:
+        t = self.tickets[e.ticket]
+        t.token, t.token_hash = e.token, e.token_hash
+
     def _on_reprinted(self, e: ev.Reprinted) -> None:
         self.unprinted.pop(e.ticket, None)
 
@@ -292,6 +296,8 @@ class OfficeState:
                     (t.called_at - epoch) // ms if t.called_at else None,
                     t.recalls,
                     t.requeued,
+                    # A restored ticket's hash (its token is not here to derive it from).
+                    *(() if t.token else (t.token_hash,)),
                 ]
                 for t in self.tickets.values()
             ],
@@ -326,7 +332,7 @@ class OfficeState:
                 number=row[2],
                 issued_seq=row[3],
                 issued_at=at(row[4] / 1000, tz),
-                token_hash=hashlib.sha256(row[5].encode("utf-8")).hexdigest(),
+                token_hash=row[12] if len(row) > 12 else hashlib.sha256(row[5].encode("utf-8")).hexdigest(),
                 token=row[5],
                 status=TicketStatus(row[6]),
                 order=row[7],
@@ -412,6 +418,7 @@ _HANDLERS: dict[type[ev.Event], Any] = {
     ev.Served: OfficeState._on_served,
     ev.PrintFailed: OfficeState._on_print_failed,
     ev.Reprinted: OfficeState._on_reprinted,
+    ev.TokenReplaced: OfficeState._on_token_replaced,
     ev.ModeOverridden: OfficeState._on_mode_overridden,
     ev.ModeOverrideCleared: OfficeState._on_mode_override_cleared,
     ev.ClockStepped: lambda state, event: None,  # a record for people: the floor is unchanged
