@@ -11,6 +11,8 @@
     uv run python -m bench.run --only signs                                  # the gateway's signs: loop cost
     uv run python -m bench.run --only mqtt          # bytes per event, publish latency, 100 offices (~3.5 min)
     uv run python -m bench.run --only store         # central's event store: SQLite and PostgreSQL appends
+    uv run python -m bench.run --only accuracy --plots docs/waittime   # wait-time predictors vs the oracle (~7 min)
+    uv run python -m bench.run --only seam          # the learned wait estimate's cost per ticket (write path)
 
 `uv run python bench/run.py …` works the same. Timing goals are reported here, never asserted in
 tests. Each ratio is against a baseline measured in the same run. Files go to a temporary
@@ -34,12 +36,14 @@ from pathlib import Path
 # bench/signage_bench.py, not signage.py: run as `python bench/run.py`, bench/ comes first on
 # sys.path and a bench/signage.py would shadow the signage package every benchmark draws with.
 from bench import (
+    accuracy,
     crash,
     devices,
     memory,
     mqtt_bench,
     printing,
     recovery,
+    seam_bench,
     signage_bench,
     signs,
     store_bench,
@@ -54,6 +58,8 @@ BENCHES = (
     "signs",
     "mqtt",
     "store",
+    "accuracy",
+    "seam",
 )
 DEVICE_BENCHES = ("latency", "codec", "heap", "fuzz")  # bench/devices.py
 
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuzz-runs", type=int, default=None, help="inputs for the decoder fuzzer (default 200000)")
     parser.add_argument("--dir", type=Path, default=None, help="where the benchmark's files go")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this file")
+    parser.add_argument("--plots", type=Path, default=None, help="accuracy: write its tables and plots here")
     args = parser.parse_args(argv)
     # Checked now, not after minutes of benchmarks. --dir is not created: it says which disk is
     # measured, and a mistyped one made on the spot would time the wrong disk without a word.
@@ -161,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
             # Central's event store; PostgreSQL in a cluster it starts in the run's folder.
             results += store_bench.run(workdir, log, quick=args.quick)
             print("store done", flush=True)
+        if "accuracy" in only:
+            # Wait-time predictors against the oracle on simulated days, and a rush day's replay time.
+            results += accuracy.run(log, quick=args.quick, out=args.plots)
+            print("accuracy done", flush=True)
+        if "seam" in only:
+            # The learned estimator on the journal's write path, beside CapacityEstimator.
+            results += seam_bench.run(log, quick=args.quick)
+            print("seam done", flush=True)
     command = "uv run python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     report = [
         *header,

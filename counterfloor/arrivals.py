@@ -5,7 +5,10 @@ Owns the demand model (each service's share of a day, its factor in the March–
 season, residents' patience), the day's arrival shape (opening crowd, morning peak, lunch dip,
 evening window; Saturdays have their own), the draws that decide how each resident will behave,
 and the service-time profile (each service's lognormal time, its hour-of-day multipliers and its
-slow drift across days); `counterfloor.simulate` plays the day out. Pure: seeds in, arrivals and
+slow drift across days); `counterfloor.simulate` plays the day out. The oracle
+(`counterfloor.oracle`) draws from the same process: the rest of a day from any moment
+(`DayDemand.residents_between`), a resident given what was seen of them (`draw_resident`), a
+service given how long it has lasted (`ServiceTimes.z_at_least`). Pure: seeds in, arrivals and
 service times out.
 
 These numbers are the frozen profiles of docs/simulation.md (`counterfloor.simulate.PROFILES_VERSION`):
@@ -20,6 +23,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import date, time
+from statistics import NormalDist
 
 from office.calendar import DayPlan, counter_shifts
 from office.config import OfficeConfig, Service
@@ -32,6 +36,7 @@ RESIDENTS_PER_COUNTER_HOUR = 7.3
 WEEKDAY_FACTOR = (1.15, 1.0, 0.95, 0.95, 1.05, 1.0, 1.0)  # Monday busiest, Friday before a weekend
 OPENING_CROWD = 0.03  # of the day's residents queue at the door and take a ticket at opening
 OPENING_CROWD_RUSH = 0.05
+CROWD_SECONDS = 180  # the opening crowd takes its tickets within this many seconds of opening
 OFF_HOURS_FACTOR = 0.08  # residents who come for a service at an hour it is not offered
 # Days differ by more than Poisson chance (weather, a school holiday, a tax deadline): the
 # day's expected crowd is multiplied by a lognormal factor of mean 1 and this sigma.
@@ -177,6 +182,69 @@ def generate_arrivals(config: OfficeConfig, plan: DayPlan, rng: random.Random, r
     """The day's residents, in order of arrival: Poisson per minute around the day's shape."""
     if not plan.is_open or plan.opens is None or plan.closes is None:
         return []
+    # The day's level (its lognormal factor) is the first draw of the day's stream.
+    level = math.exp(DAY_DEMAND_SIGMA * rng.gauss(0.0, 1.0) - DAY_DEMAND_SIGMA**2 / 2)
+    return day_demand(config, plan, rush, level).residents(rng)
+
+
+@dataclass(frozen=True, slots=True)
+class DayDemand:
+    """Who the day brings at a given level (the day's factor): each service's expected residents
+    per minute from opening to closing (`rates`, one row per service of `services`) and the
+    opening crowd (`crowd` residents expected in the first `CROWD_SECONDS`)."""
+
+    services: tuple[Service, ...]
+    demands: tuple[Demand, ...]
+    weights: tuple[float, ...]  # each service's share of the crowd
+    opens: int
+    minutes: tuple[int, ...]  # the start of each minute of the day, seconds after midnight
+    rates: tuple[tuple[float, ...], ...]
+    crowd: float
+
+    def residents(self, rng: random.Random) -> list[Arrival]:
+        """The whole day's residents, in order of arrival."""
+        times: list[tuple[int, int]] = []  # (second, service index)
+        # The opening crowd: residents who queued at the door take tickets in the first minutes.
+        for _ in range(_poisson(rng, self.crowd)):
+            idx = rng.choices(range(len(self.services)), weights=self.weights)[0]
+            times.append((self.opens + int(rng.uniform(0, CROWD_SECONDS)), idx))
+        for i, m in enumerate(self.minutes):
+            rates = [col[i] for col in self.rates]
+            for _ in range(_poisson(rng, sum(rates))):
+                idx = rng.choices(range(len(self.services)), weights=rates)[0]
+                times.append((m + rng.randrange(60), idx))
+        times.sort()
+        return [draw_resident(rng, at, self.services[idx], self.demands[idx]) for at, idx in times]
+
+    def residents_between(self, rng: random.Random, after: int, until: int, scale: float = 1.0) -> list[Arrival]:
+        """The residents arriving in (after, until], in order, the rates multiplied by `scale`:
+        the rest of a day seen at `after` (an oracle's fresh draw; the same process as
+        `residents`, since Poisson arrivals in disjoint intervals are independent)."""
+        times: list[tuple[int, int]] = []
+        # The crowd's whole seconds are uniform over its window: the part still to come.
+        lo, hi = max(after + 1, self.opens), min(until, self.opens + CROWD_SECONDS - 1)
+        if lo <= hi:
+            for _ in range(_poisson(rng, self.crowd * scale * (hi - lo + 1) / CROWD_SECONDS)):
+                idx = rng.choices(range(len(self.services)), weights=self.weights)[0]
+                times.append((rng.randint(lo, hi), idx))
+        first = max(0, (after - self.opens) // 60)
+        for i in range(first, len(self.minutes)):
+            m = self.minutes[i]
+            if m > until:
+                break
+            rates = [col[i] * scale for col in self.rates]
+            for _ in range(_poisson(rng, sum(rates))):
+                at = m + rng.randrange(60)
+                idx = rng.choices(range(len(self.services)), weights=rates)[0]
+                if after < at <= until:
+                    times.append((at, idx))
+        times.sort()
+        return [draw_resident(rng, at, self.services[idx], self.demands[idx]) for at, idx in times]
+
+
+def day_demand(config: OfficeConfig, plan: DayPlan, rush: bool, level: float = 1.0) -> DayDemand:
+    """The day's expected residents at `level` (1.0: the day before its random factor)."""
+    assert plan.opens is not None and plan.closes is not None
     opens, closes = seconds_of_day(plan.opens), seconds_of_day(plan.closes)
     services = config.services
     demands = [demand_for(s) for s in services]
@@ -193,48 +261,62 @@ def generate_arrivals(config: OfficeConfig, plan: DayPlan, rng: random.Random, r
     day_shape = SATURDAY_SHAPE if any(p.mode == "saturday" for p in plan.periods) else ARRIVAL_SHAPE
     shape = [_shape(m, day_shape) for m in minutes]
     norm = sum(shape) or 1.0
-    level = math.exp(DAY_DEMAND_SIGMA * rng.gauss(0.0, 1.0) - DAY_DEMAND_SIGMA**2 / 2)
     total = expected_residents(config, plan, rush) * level
     crowd = OPENING_CROWD_RUSH if rush else OPENING_CROWD
     spread = total * (1.0 - crowd)
-    per_service: list[list[float]] = []
+    per_service: list[tuple[float, ...]] = []
     for svc, w in zip(services, weights, strict=True):
         per_service.append(
-            [
+            tuple(
                 spread * (w / total_weight) * v / norm * (1.0 if offered(svc.id, m) else OFF_HOURS_FACTOR)
                 for m, v in zip(minutes, shape, strict=True)
-            ]
-        )
-
-    times: list[tuple[int, int]] = []  # (second, service index)
-    # The opening crowd: residents who queued at the door take tickets in the first minutes.
-    for _ in range(_poisson(rng, total * crowd)):
-        idx = rng.choices(range(len(services)), weights=weights)[0]
-        times.append((opens + int(rng.uniform(0, 180)), idx))
-    for i, m in enumerate(minutes):
-        rates = [col[i] for col in per_service]
-        for _ in range(_poisson(rng, sum(rates))):
-            idx = rng.choices(range(len(services)), weights=rates)[0]
-            times.append((m + rng.randrange(60), idx))
-    times.sort()
-
-    out: list[Arrival] = []
-    for at, idx in times:
-        svc, dem = services[idx], demands[idx]
-        out.append(
-            Arrival(
-                at=at,
-                service=svc.id,
-                service_z=rng.gauss(0.0, 1.0),
-                patience_seconds=int(60 * dem.patience_minutes * math.exp(PATIENCE_SIGMA * rng.gauss(0.0, 1.0))),
-                answers=tuple(rng.random() for _ in range(6)),
-                wrong_service=rng.random() < P_WRONG_SERVICE,
-                transfer_pick=rng.random(),
-                transfer_after=rng.randint(*TRANSFER_AFTER_SECONDS),
-                second_service_z=rng.gauss(0.0, 1.0),
             )
         )
-    return out
+    return DayDemand(
+        tuple(services), tuple(demands), tuple(weights), opens, tuple(minutes), tuple(per_service), total * crowd
+    )
+
+
+_STANDARD = NormalDist()
+
+
+def draw_resident(
+    rng: random.Random, at: int, service: Service, demand: Demand, *, patience_at_least: int = 0
+) -> Arrival:
+    """One resident of `service` arriving at `at`, every behaviour drawn. `patience_at_least`:
+    what is known of them, that they did not walk away from a board saying that many seconds
+    (an oracle's re-draw): their patience is drawn from its prior cut there."""
+    service_z = rng.gauss(0.0, 1.0)
+    if patience_at_least > 0:
+        below = _STANDARD.cdf(_patience_z(demand, patience_at_least))
+        z_patience = _STANDARD.inv_cdf(min(1.0 - 1e-12, below + (1.0 - below) * rng.random()))
+    else:
+        z_patience = rng.gauss(0.0, 1.0)
+    return Arrival(
+        at=at,
+        service=service.id,
+        service_z=service_z,
+        # max: the cut must hold after rounding (0 for a resident nothing is known of).
+        patience_seconds=max(
+            patience_at_least, int(60 * demand.patience_minutes * math.exp(PATIENCE_SIGMA * z_patience))
+        ),
+        answers=tuple(rng.random() for _ in range(6)),
+        wrong_service=rng.random() < P_WRONG_SERVICE,
+        transfer_pick=rng.random(),
+        transfer_after=rng.randint(*TRANSFER_AFTER_SECONDS),
+        second_service_z=rng.gauss(0.0, 1.0),
+    )
+
+
+def _patience_z(demand: Demand, seconds: float) -> float:
+    """The standard normal draw at which a resident's patience is exactly `seconds`."""
+    return math.log(seconds / (60 * demand.patience_minutes)) / PATIENCE_SIGMA
+
+
+def patience_below(demand: Demand, seconds: float) -> float:
+    """The chance that a resident's patience is under `seconds` (they walk away from a board
+    saying that many)."""
+    return _STANDARD.cdf(_patience_z(demand, seconds)) if seconds > 0 else 0.0
 
 
 # -- service times: how long a resident's business takes at the counter -------------------------
@@ -346,3 +428,15 @@ class ServiceTimes:
         sigma = self._profiles[service].sigma
         mean = self.mean_seconds(service, at)
         return max(MIN_SERVICE_SECONDS, round(mean * math.exp(sigma * z - sigma * sigma / 2)))
+
+    def z_at_least(self, service: str, at: int, seconds: float) -> float:
+        """The smallest `z` whose draw starting `at` lasts at least `seconds` (-inf: every draw
+        does): what a service seen to have lasted that long tells of its draw (an oracle)."""
+        if seconds <= MIN_SERVICE_SECONDS:
+            return -math.inf
+        sigma = self._profiles[service].sigma
+        mean = self.mean_seconds(service, at)
+        if sigma <= 0:
+            return -math.inf if round(mean) >= seconds else math.inf
+        # round(x) >= seconds  <=>  x >= seconds - 0.5
+        return (math.log((seconds - 0.5) / mean) + sigma * sigma / 2) / sigma

@@ -8,7 +8,8 @@ itself for a pure run, or a `TicketJournal` for the demo, so the demo takes the 
 Pure: simulated time only, no I/O, no sleeping, no wall clock; the same config, date and seed
 give the same day, whatever other days are simulated with it. What it shows is
 `counterfloor.floor_view`; pacing and drawing belong to `counterfloor.demo`, the event-log files
-of `counterfloor sim` to `counterfloor.sim_cli`.
+of `counterfloor sim` to `counterfloor.sim_cli`. `DaySimulation.resume` starts a day part-way,
+from a floor and hidden state given by the caller: the oracle's (`counterfloor.oracle`) replays.
 
 Residents read the board's estimate (the office model's `WaitEstimator`) before taking a ticket,
 so the simulated days depend on the estimator the office runs. The behaviour numbers here and
@@ -22,10 +23,11 @@ import hashlib
 import heapq
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import Enum
+from typing import Literal
 
 from counterfloor import arrivals as profiles
 from counterfloor.arrivals import Arrival, ServiceTimes, demand_for, generate_arrivals, seconds_of_day
@@ -153,6 +155,59 @@ class _Tally:
     calls: list[CallView] = field(default_factory=list)
 
 
+# -- a day resumed from an observed floor (counterfloor.oracle) -------------------------------------
+# An oracle plays the rest of a day again and again from what the office had seen at some moment,
+# whatever it could not see (residents' patience, the time left at a counter, a counter about to
+# call) re-drawn each time by the oracle. The day's own code plays it: these only say where it starts.
+NextStep = Literal["call", "at_counter", "service_end", "no_answer", "transfer"]
+_NEXT_KIND: dict[str, _Kind] = {
+    "call": _Kind.CALL,
+    "at_counter": _Kind.AT_COUNTER,
+    "service_end": _Kind.SERVICE_END,
+    "no_answer": _Kind.NO_ANSWER,
+    "transfer": _Kind.TRANSFER,
+}
+_UNKNOWN_ESTIMATE = WaitRange(0.0, 0.0, 0.0)  # what the ticket printed: not needed to play on
+
+
+@dataclass(frozen=True, slots=True)
+class ResumedTicket:
+    """A ticket on the floor (waiting, or at a counter) when a day resumes, with its resident."""
+
+    ticket: str
+    service: str  # as issued
+    issued_at: int  # seconds after local midnight
+    resident: Arrival
+    first_called_at: int | None = None
+    calls: int = 0  # calls so far, recalls excluded
+    answer_draw: int = 0  # the resident's answers used so far (`_answers`)
+    transferred: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResumedCounter:
+    """A counter when a day resumes: its activity (as `_Counter`'s), the ticket in front of it,
+    since when it has been idle, and what it does next and when (None: waits for a shift or a
+    ticket)."""
+
+    id: str
+    activity: str
+    ticket: str | None = None
+    idle_since: int = 0
+    next: tuple[int, NextStep] | None = None
+
+
+def board_wait_seconds(office: Office, service: str, now: datetime) -> int:
+    """The wait a resident about to take a ticket of `service` reads on the board, in seconds:
+    the middle of its range in whole minutes, or 0 when nobody waits (they take a ticket without
+    looking). Beyond their patience, they walk away (`DaySimulation._balks`)."""
+    ahead = len(office.state.queues.get(service, ()))
+    if not ahead:
+        return 0
+    est = office.estimator.estimate(office.state, service, ahead, now)
+    return (est.low_minutes + est.high_minutes) * 30
+
+
 class DaySimulation:
     """One office day, step by step. Drive it with `run_until(moment)` or `run()`.
 
@@ -172,6 +227,7 @@ class DaySimulation:
         execute: Execute | None = None,
         make_token: Callable[[], str] | None = None,
         estimator: WaitEstimator | None = None,
+        arrivals: Sequence[Arrival] | None = None,
     ) -> None:
         if office is not None and estimator is not None:
             raise ValueError("give the estimator to the Office passed as `office`")
@@ -187,8 +243,13 @@ class DaySimulation:
         self._execute: Execute = execute if execute is not None else self.office.execute
         # Residents draw from their own stream (seeded by seed and date, so two Tuesdays differ
         # and a day is the same alone or in a run of days); staff and tokens from theirs, so a
-        # different token source (the demo's real tokens) changes nothing else.
-        self.arrivals = generate_arrivals(config, self.plan, random.Random(f"{seed}-{day.isoformat()}"), rush)
+        # different token source (the demo's real tokens) changes nothing else. `arrivals`:
+        # residents drawn elsewhere (a resumed day's, `resume`).
+        self.arrivals = (
+            list(arrivals)
+            if arrivals is not None
+            else generate_arrivals(config, self.plan, random.Random(f"{seed}-{day.isoformat()}"), rush)
+        )
         self.service_times = ServiceTimes(config, day, seed)
         self._staff = random.Random(f"counterfloor-staff-{seed}-{day.isoformat()}")
         # By date too: the same token (and token_hash) on two days would be one resident's page.
@@ -248,13 +309,19 @@ class DaySimulation:
 
     def run_until(self, until: datetime) -> None:
         """Carry out everything that happens up to `until` (a simulated moment)."""
-        limit = min(self.stop_at, math.floor((until - self._midnight).total_seconds()))
+        self._run(min(self.stop_at, math.floor((until - self._midnight).total_seconds())))
+
+    def _run(self, limit: int, called: str | None = None) -> None:
+        """Everything up to `limit` (seconds after midnight), or until the ticket `called` has
+        been called for the first time."""
         if not self._started:
             self._begin()
         while self._heap and self._heap[0][0] <= limit:
             t, _, kind, num, key = heapq.heappop(self._heap)
             self.now = t
             self._handle(kind, num, key)
+            if called is not None and (log := self._tickets.get(called)) and log.first_called_at is not None:
+                return  # the day goes on: only the caller stops here
         if self.done:
             return
         if not self._heap:
@@ -263,6 +330,76 @@ class DaySimulation:
             self.now = max(self.now, limit)
             if self.now >= self.stop_at:
                 self._finish()
+
+    # -- resuming --------------------------------------------------------------------------------
+    @classmethod
+    def resume(
+        cls,
+        config: OfficeConfig,
+        day: date,
+        *,
+        office: Office,
+        now: int,
+        tickets: Sequence[ResumedTicket],
+        counters: Sequence[ResumedCounter],
+        arrivals: Sequence[Arrival] = (),
+        staff: random.Random,
+        seed: int = 1,
+        rush: bool = False,
+    ) -> DaySimulation:
+        """The day from `now` (seconds after local midnight) on: `office` holds the floor as
+        observed (its events so far), `tickets` and `counters` what is on it, `arrivals` the
+        residents still to come (after `now`, in order; more with `add_arrivals`), `staff` the
+        staff's fresh randomness. Shifts, reception ends and the true service times are the day's
+        (config, `seed`)."""
+        residents = [t.resident for t in tickets]
+        sim = cls(config, day, seed=seed, rush=rush, office=office, arrivals=residents)
+        sim._staff = staff
+        sim._started = True
+        sim.now = now
+        for i, t in enumerate(tickets):
+            sim._tickets[t.ticket] = _TicketLog(
+                t.ticket,
+                t.service,
+                i,
+                t.issued_at,
+                _UNKNOWN_ESTIMATE,
+                t.first_called_at,
+                t.calls,
+                t.answer_draw,
+                t.transferred,
+                t.transferred,
+            )
+        sim.add_arrivals(arrivals)
+        for c in sim._counters.values():
+            for b in c.blocks:
+                if b.start >= now:
+                    sim._at(b.start, _Kind.SHIFT_START, 0, c.id)
+                if b.end is not None and b.end >= now:
+                    sim._at(b.end, _Kind.SHIFT_END, 0, c.id)
+        for t_end in sim._reception_ends:
+            if t_end >= now:
+                sim._at(t_end, _Kind.RECEPTION_CHECK)
+        for rc in counters:
+            c = sim._counters[rc.id]
+            c.activity, c.ticket, c.idle_since = rc.activity, rc.ticket, rc.idle_since
+            if rc.next is not None:
+                c.visit += 1
+                sim._at(rc.next[0], _NEXT_KIND[rc.next[1]], c.visit, c.id)
+        return sim
+
+    def add_arrivals(self, arrivals: Sequence[Arrival]) -> None:
+        """More residents to come (after now): a resumed day draws its future a piece at a time."""
+        for a in arrivals:
+            self.arrivals.append(a)
+            self._at(a.at, _Kind.ARRIVE, len(self.arrivals) - 1)
+
+    def run_until_called(self, ticket: str, until: int) -> int | None:
+        """Play on until `ticket` is first called (that moment, seconds after local midnight) or
+        until `until` (None; also when the day ends first)."""
+        self._run(min(self.stop_at, until), ticket)
+        log = self._tickets.get(ticket)
+        return log.first_called_at if log is not None else None
 
     # -- scheduling -----------------------------------------------------------------------------
     def _at(self, t: int, kind: _Kind, num: int = 0, key: str = "") -> None:
@@ -330,11 +467,7 @@ class DaySimulation:
         beyond their patience and they come back another day. The board is the office model's
         own estimator, right or wrong: a board that says too little keeps residents who will give
         up later, one that says too much sends home residents who would have been served."""
-        ahead = len(self.office.state.queues.get(a.service, ()))
-        if not ahead:
-            return False
-        est = self.office.estimator.estimate(self.office.state, a.service, ahead, self.moment(self.now))
-        return (est.low_minutes + est.high_minutes) * 30 > a.patience_seconds
+        return board_wait_seconds(self.office, a.service, self.moment(self.now)) > a.patience_seconds
 
     def _answers(self, log: _TicketLog, p_answer: float) -> bool:
         a = self.arrivals[log.resident]
