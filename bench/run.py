@@ -11,6 +11,7 @@
     uv run python -m bench.run --only signs                                  # the gateway's signs: loop cost
     uv run python -m bench.run --only mqtt          # bytes per event, publish latency, 100 offices (~3.5 min)
     uv run python -m bench.run --only store         # central's event store: SQLite and PostgreSQL appends
+    uv run python -m bench.run --only central       # central: events/s per worker, 2 workers vs 1, end to end
     uv run python -m bench.run --only accuracy --plots docs/waittime   # wait-time predictors vs the oracle (~7 min)
     uv run python -m bench.run --only seam          # the learned wait estimate's cost per ticket (write path)
 
@@ -37,6 +38,7 @@ from pathlib import Path
 # sys.path and a bench/signage.py would shadow the signage package every benchmark draws with.
 from bench import (
     accuracy,
+    central_bench,
     crash,
     devices,
     memory,
@@ -58,6 +60,7 @@ BENCHES = (
     "signs",
     "mqtt",
     "store",
+    "central",
     "accuracy",
     "seam",
 )
@@ -168,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             # Central's event store; PostgreSQL in a cluster it starts in the run's folder.
             results += store_bench.run(workdir, log, quick=args.quick)
             print("store done", flush=True)
+        if "central" in only:
+            # Central's workers; PostgreSQL and Mosquitto started in the run's folder, as above.
+            results += central_bench.run(workdir, log, quick=args.quick)
+            print("central done", flush=True)
         if "accuracy" in only:
             # Wait-time predictors against the oracle on simulated days, and a rush day's replay time.
             results += accuracy.run(log, quick=args.quick, out=args.plots)

@@ -287,6 +287,37 @@ def cmd_firmware(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_gateway_restore(args: argparse.Namespace, out: TextIO) -> int:
+    """`counterfloor gateway restore`: today from central (gateway.restore), into a new journal."""
+    from gateway.mqtt_client import BrokerConfigError, broker_login
+    from gateway.restore import RestoreError, fetch_from_central, restore_journal
+
+    config, text = _load(args.config)
+    journal = journal_path(config, args.journal)
+    if journal.exists() or journal.is_symlink():
+        raise CliError(f"{journal} exists: a restore makes a new journal and never writes over one", EXIT_USAGE)
+    if not args.timeout > 0:
+        raise CliError(f"--timeout must be a positive number of seconds (got {args.timeout})", EXIT_USAGE)
+    if args.broker is None and config.broker.url is None:
+        raise CliError("a restore needs the broker central listens on: give --broker or set [broker] url", EXIT_USAGE)
+    try:
+        login = broker_login(
+            config.broker, url=args.broker, auth_file=args.broker_auth, base=Path(config.source).parent
+        )
+    except BrokerConfigError as exc:
+        raise CliError(f"{config.source}: {exc}", EXIT_USAGE) from None
+    try:
+        records, session = fetch_from_central(login, config.id, args.timeout)
+        done = restore_journal(journal, config, text, records, session)
+    except RestoreError as exc:
+        raise CliError(f"restore: {exc}") from None
+    out.write(
+        f"restored {journal}: {config.id} {done.day.isoformat()}, seq {done.first_seq}–{done.last_seq}, "
+        f"{done.tickets} tickets ({done.waiting} waiting); numbers continue; start it with `counterfloor gateway run`\n"
+    )
+    return 0
+
+
 def cmd_gateway_run(args: argparse.Namespace, out: TextIO) -> int:
     config, text = _load(args.config)
     if args.run_for is not None and not args.run_for > 0:  # `not >` so that nan is refused too
@@ -556,6 +587,16 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "never a secret on the command line",
     )
     p.set_defaults(func=cmd_gateway_run)
+    r = gsub.add_parser(
+        "restore",
+        help="make a replacement gateway's journal from central's copy of today, then carry on with `gateway run`",
+    )
+    r.add_argument("--config", type=Path, required=True, help="the office config")
+    r.add_argument("--journal", type=Path, help="the journal to make (default as for `run`); refused if it exists")
+    r.add_argument("--broker", metavar="URL", help="the broker central listens on (default: the config's [broker] url)")
+    r.add_argument("--broker-auth", type=Path, metavar="FILE", help="the broker password from this file, as for `run`")
+    r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for central's copy (default 60)")
+    r.set_defaults(func=cmd_gateway_restore)
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -682,6 +723,12 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     predict_cli.add_parser(sub)
 
 
+def _add_central(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from counterfloor import central_cli  # its errors are its own: `counterfloor central: …`
+
+    central_cli.add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="counterfloor",
@@ -698,6 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_printer(sub)
     _add_signage(sub)
     _add_firmware(sub)
+    _add_central(sub)
     _add_predict(sub)
     return parser
 

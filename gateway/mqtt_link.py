@@ -47,6 +47,7 @@ from office import events as ev
 from office import model as m
 from office import mqtt as schema
 from office.calendar import ModeOverride, mode_at, override_record
+from office.waittime.estimator import CentralEstimate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -194,6 +195,7 @@ class MqttLink:
             kind: schema.topic(self.office, kind)
             for kind in (schema.GATEWAY, schema.EVENTS, schema.SNAPSHOT, schema.MODE, schema.CMD, schema.ACK)
         }
+        self._estimates = f"{schema.ROOT}/{self.office}/{schema.ESTIMATES}/"
         self.session = _int_meta(journal.get_meta(SESSION_KEY), SESSION_KEY)
         # Every event up to `mark` was acknowledged; `_sent`: the last one handed to the client.
         self.mark = min(_int_meta(journal.get_meta(MARK_KEY), MARK_KEY), journal.office.state.last_seq)
@@ -396,6 +398,7 @@ class MqttLink:
         )
         client = conn.client
         client.subscribe(self._topics[schema.CMD], qos=1)
+        client.subscribe(self._estimates + "+", qos=1)  # central's per service: the model's when current
         self._sent = self.mark  # what the broker did not acknowledge goes again, in order
         self._announce(now)
         # After the birth: a late will of an older session, retained over it, is answered (below).
@@ -616,6 +619,8 @@ class MqttLink:
     def _message(self, note: _Message) -> None:
         if note.topic == self._topics[schema.GATEWAY]:
             self._gateway_message(note.payload)
+        elif note.topic.startswith(self._estimates):
+            self._central_estimate(note.topic[len(self._estimates) :], note.payload)
         elif note.topic == self._topics[schema.CMD]:
             if note.retained:
                 # Commands are never retained; one left on the broker must not run at each connection.
@@ -640,6 +645,22 @@ class MqttLink:
             state = self._journal.office.state
             birth = schema.birth(self.office, self.session, state.last_seq, self._ts(), software())
             self._publish(self._topics[schema.GATEWAY], birth, retain=True)
+
+    def _central_estimate(self, service: str, data: bytes) -> None:
+        """Central's estimate for a service, for the gateway's model while it is current
+        (office.waittime.estimator); an empty payload (cleared) forgets it."""
+        estimator = self.gw.estimator
+        if estimator is None:
+            return
+        if not data:
+            estimator.central.pop(service, None)
+            return
+        try:
+            got = schema.parse_estimate(self.office, service, data)
+        except schema.PayloadError as exc:
+            _log.warning("MQTT: central's estimate on %s%s dropped: %s", self._estimates, service, exc)
+            return
+        estimator.take_central(service, CentralEstimate(got.seq, got.mean_s, got.p10_s, got.p90_s, time.monotonic()))
 
     def _command(self, data: bytes) -> None:
         try:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import queue
+import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -21,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.journal import JournalError, TicketJournal
+from gateway.mqtt_client import BrokerLogin, make_client
 from gateway.mqtt_link import MARK_KEY, SESSION_KEY
 from office import events as ev
+from office import mqtt as schema
 from office.config import OfficeConfig
 from office.state import OfficeState
 
@@ -100,3 +105,66 @@ def restore_journal(
         raise RestoreError(str(exc)) from None
     waiting = sum(len(q) for q in state.queues.values())
     return Restored(day, events[0].seq, last, len(state.tickets), waiting, session)
+
+
+def fetch_from_central(login: BrokerLogin, office: str, timeout: float) -> tuple[list[dict[str, Any]], int]:
+    """Central's copy of the office's latest business day and the last gateway session it saw,
+    asked for over the broker (docs/mqtt.md, `restore`): RestoreError when central does not
+    answer in `timeout` seconds, answers an error, or the broker cannot be reached."""
+    request = f"restore-{secrets.token_hex(6)}"
+    answers: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+    # Not the gateway's client id: the broken Pi's session (if its connection lingers) stays its own.
+    client = make_client(login, f"counterfloor-gw-{office}-restore")
+    reply_topic = schema.topic(office, schema.RESTORED, request)
+
+    def on_connect(c: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        answers.put(("connected" if not reason.is_failure else "refused", str(reason).encode()))
+
+    def on_subscribe(c: Any, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        answers.put(("subscribed", b""))
+
+    def on_message(c: Any, userdata: Any, message: Any) -> None:
+        answers.put(("message", bytes(message.payload)))
+
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    deadline = time.monotonic() + timeout
+
+    def next_answer(what: str) -> tuple[str, bytes]:
+        try:
+            return answers.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise RestoreError(f"no answer from the broker {login.address} within {timeout:g} s ({what})") from None
+
+    try:
+        client.connect(login.address.host, login.address.port, keepalive=30)
+    except (OSError, ValueError) as exc:
+        raise RestoreError(f"cannot reach the broker {login.address}: {exc}") from None
+    client.loop_start()
+    try:
+        kind, detail = next_answer("connecting")
+        if kind != "connected":
+            raise RestoreError(f"the broker {login.address} refused the connection: {detail.decode()}")
+        client.subscribe(reply_topic, qos=1)
+        while next_answer("subscribing")[0] != "subscribed":
+            pass
+        ask = schema.encode(schema.restore_request(office, request))
+        client.publish(schema.topic(office, schema.RESTORE), ask, qos=1)
+        parts: dict[int, schema.RestorePart] = {}
+        while True:
+            kind, data = next_answer("central's copy: is `counterfloor central` running?")
+            if kind != "message":
+                continue
+            try:
+                part = schema.parse_restore_part(office, request, data)
+            except schema.PayloadError as exc:
+                raise RestoreError(f"central's answer cannot be read: {exc}") from None
+            if part.error is not None:
+                raise RestoreError(f"central: {part.error}")
+            parts[part.part] = part
+            if len(parts) == part.parts:
+                break
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    records = [r for i in sorted(parts) for r in parts[i].records]
+    return records, max(p.session for p in parts.values())

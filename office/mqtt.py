@@ -13,7 +13,7 @@ and the retained snapshot the `seq` it is current to, so a subscriber knows what
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +43,10 @@ CMD = "cmd"  # commands to the gateway (central only); never retained
 ACK = "ack"  # the gateway's answer to each command
 ESTIMATES = "estimates"  # estimates/<service>, retained (central only)
 TICKETS = "tickets"  # tickets/<token_hash>, retained (central only); cleared when the ticket ends
-TOPIC_KINDS = (GATEWAY, EVENTS, SNAPSHOT, MODE, DEVICES, CMD, ACK, ESTIMATES, TICKETS)
-_KEYED = {DEVICES: DEVICE_ID, ESTIMATES: SERVICE_ID, TICKETS: TOKEN_HASH}
+RESTORE = "restore"  # a replacement gateway asks central for today's copy; never retained
+RESTORED = "restored"  # restored/<request id>: central's answer, in parts; never retained
+TOPIC_KINDS = (GATEWAY, EVENTS, SNAPSHOT, MODE, DEVICES, CMD, ACK, ESTIMATES, TICKETS, RESTORE, RESTORED)
+_KEYED = {DEVICES: DEVICE_ID, ESTIMATES: SERVICE_ID, TICKETS: TOKEN_HASH, RESTORED: REQUEST_ID}
 
 
 class PayloadError(ValueError):
@@ -232,6 +234,72 @@ def estimate_message(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceEstimate:
+    """An `estimates/<service>` payload as a reader holds it."""
+
+    office: str
+    service: str
+    seq: int
+    waiting: int
+    mean_s: float
+    p10_s: float
+    p90_s: float
+
+
+def parse_estimate(office: str, service: str, data: bytes) -> ServiceEstimate:
+    """Central's retained estimate for `service` of `office` (the topic's), checked: PayloadError
+    naming what is wrong (another office or service, a missing or negative figure, p10 > p90)."""
+    payload = decode(data)
+    if payload.get("office") != office or payload.get("service") != service:
+        raise PayloadError(f"estimate for {payload.get('office')!r}/{payload.get('service')!r} on {office}/{service}")
+    seq, waiting = payload.get("seq"), payload.get("waiting")
+    if not (isinstance(seq, int) and isinstance(waiting, int)) or _is(seq, bool) or _is(waiting, bool):
+        raise PayloadError("estimate: 'seq' and 'waiting' must be whole numbers ≥ 0")
+    if seq < 0 or waiting < 0:
+        raise PayloadError("estimate: 'seq' and 'waiting' must be whole numbers ≥ 0")
+    figures = [payload.get(k) for k in ("mean_s", "p10_s", "p90_s")]
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x < 1e9 for x in figures):
+        raise PayloadError("estimate: 'mean_s', 'p10_s' and 'p90_s' must be seconds ≥ 0")
+    mean_s, p10_s, p90_s = (float(x) for x in figures)  # type: ignore[arg-type]
+    if not p10_s <= p90_s:
+        raise PayloadError("estimate: 'p10_s' is above 'p90_s'")
+    return ServiceEstimate(office, service, seq, waiting, mean_s, p10_s, p90_s)
+
+
+def ticket_estimate_message(
+    office: str,
+    token_hash: str,
+    ticket: str,
+    service: str,
+    seq: int,
+    ahead: int,
+    issued_ts: str,
+    mean_s: float,
+    p10_s: float,
+    p90_s: float,
+    ts: str,
+) -> dict[str, Any]:
+    """Central's retained estimate for one waiting ticket (topic `tickets/<token_hash>`), current
+    to the office's `seq`: `ahead` tickets before it in its queue, the wait from `issued_ts` to
+    its first call (mean, p10, p90 seconds). Cleared (an empty retained payload) once it no
+    longer waits."""
+    return {
+        "v": SCHEMA,
+        "office": office,
+        "token_hash": token_hash,
+        "ticket": ticket,
+        "service": service,
+        "seq": seq,
+        "ahead": ahead,
+        "issued_ts": issued_ts,
+        "mean_s": mean_s,
+        "p10_s": p10_s,
+        "p90_s": p90_s,
+        "ts": ts,
+    }
+
+
 # -- commands -------------------------------------------------------------------------------------
 # Each command: its name -> (required fields, optional fields) with their JSON types. The gateway
 # acts on them through Gateway.handle (the control socket's path) where the floor's commands are
@@ -253,6 +321,14 @@ COMMANDS: dict[str, tuple[dict[str, type], dict[str, type]]] = {
     "push_config": ({"config": _STR}, {}),
     "firmware_update": ({"device": _STR, "bundle_url": _STR, "sha256": _STR}, {}),
 }
+
+
+def command_message(office: str, request: str, name: str, by: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A command as central sends it on `…/cmd` (never retained): `parse_command` takes it."""
+    payload: dict[str, Any] = {"v": SCHEMA, "id": request, "office": office, "cmd": name, **fields}
+    if by is not None:
+        payload["by"] = by
+    return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,3 +386,72 @@ def _is(value: Any, kind: type) -> bool:
     if kind is str:
         return isinstance(value, str) and bool(value)
     return isinstance(value, kind)
+
+
+# -- restoring a gateway from central's copy (counterfloor gateway restore) ---------------------
+RESTORE_PART_BYTES = MAX_PAYLOAD // 2  # records per part stay well under what a reader takes
+
+
+def restore_request(office: str, request: str) -> dict[str, Any]:
+    """A replacement gateway's request for the office's latest business day (topic `restore`)."""
+    return {"v": SCHEMA, "office": office, "id": request}
+
+
+def parse_restore_request(office: str, data: bytes) -> str:
+    """The request id of a `restore` request for `office`; PayloadError naming what is wrong."""
+    payload = decode(data)
+    if payload.get("office") != office:
+        raise PayloadError(f"restore request for office {payload.get('office')!r} sent to {office!r}")
+    request = payload.get("id")
+    if not isinstance(request, str) or not REQUEST_ID.fullmatch(request):
+        raise PayloadError(f"'id' must be 1-64 letters, digits and ._:- (got {request!r})")
+    return request
+
+
+def restore_parts(
+    office: str, request: str, session: int, records: Sequence[Mapping[str, Any]], error: str | None = None
+) -> list[dict[str, Any]]:
+    """Central's answer on `restored/<id>`: the day's records in parts under RESTORE_PART_BYTES,
+    each naming its place (`part` of `parts`), central's last session of the office, and the
+    error instead of records when it cannot answer."""
+    chunks: list[list[Mapping[str, Any]]] = [[]]
+    size = 0
+    for record in records:
+        n = len(encode(record)) + 1
+        if chunks[-1] and size + n > RESTORE_PART_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(record)
+        size += n
+    base = {"v": SCHEMA, "office": office, "id": request, "session": session}
+    if error is not None:
+        return [{**base, "part": 1, "parts": 1, "error": error, "records": []}]
+    return [{**base, "part": i + 1, "parts": len(chunks), "records": c} for i, c in enumerate(chunks)]
+
+
+@dataclass(frozen=True, slots=True)
+class RestorePart:
+    part: int
+    parts: int
+    session: int
+    records: list[dict[str, Any]]
+    error: str | None
+
+
+def parse_restore_part(office: str, request: str, data: bytes) -> RestorePart:
+    """One part of central's answer to `request`; PayloadError naming what is wrong."""
+    payload = decode(data)
+    if payload.get("office") != office or payload.get("id") != request:
+        raise PayloadError(f"a restore answer for {payload.get('office')!r}/{payload.get('id')!r}")
+    part, parts, session = payload.get("part"), payload.get("parts"), payload.get("session")
+    records, error = payload.get("records"), payload.get("error")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (part, parts, session)):
+        raise PayloadError("restore answer: 'part', 'parts' and 'session' must be whole numbers")
+    assert isinstance(part, int) and isinstance(parts, int) and isinstance(session, int)
+    if not 1 <= part <= parts:
+        raise PayloadError(f"restore answer: part {part} of {parts}")
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise PayloadError("restore answer: 'records' must be a list of event records")
+    if error is not None and not isinstance(error, str):
+        raise PayloadError("restore answer: 'error' must be text")
+    return RestorePart(part, parts, session, records, error)

@@ -55,19 +55,22 @@ def floor_without_devices(directory: Path, gateway_lines: str = "") -> tuple[Off
     return parse_config(text, source=str(directory / "office.toml")), text
 
 
-def held_gateway(tmp_path: Path, config: OfficeConfig, text: str, **extra: Any) -> tuple[Gateway, HeldClock]:
-    """A gateway (not started) on a held clock, its wall clock Monday 10:00 in Tokyo (the office
-    open, "move" offered) plus the held clock's count; its journal and socket in `tmp_path`."""
+def held_gateway(
+    tmp_path: Path, config: OfficeConfig, text: str, at: datetime | None = None, name: str = "j", **extra: Any
+) -> tuple[Gateway, HeldClock]:
+    """A gateway (not started) on a held clock, its wall clock `at` (default Monday 10:00 in
+    Tokyo: the office open, "move" offered) plus the held clock's count; its journal and socket
+    `<name>.db`, `<name>.sock` in `tmp_path`."""
     from gateway.service import Gateway
     from tests.conftest import tokyo
 
     clock = HeldClock()
-    opening = tokyo(2027, 3, 15, 10, 0) - timedelta(seconds=clock.t)
+    opening = (at or tokyo(2027, 3, 15, 10, 0)) - timedelta(seconds=clock.t)
     gw = Gateway(
         config,
         text,
-        tmp_path / "j.db",
-        tmp_path / "j.sock",
+        tmp_path / f"{name}.db",
+        tmp_path / f"{name}.sock",
         io.StringIO(),
         clock=clock,
         wall=lambda: opening + timedelta(seconds=clock.t),

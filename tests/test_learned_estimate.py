@@ -5,7 +5,7 @@ estimate until there is a predictor."""
 
 from __future__ import annotations
 
-import io
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +14,6 @@ import pytest
 from counterfloor.simulate import DaySimulation, record_day
 from gateway import estimates
 from gateway.journal import TicketJournal, new_token
-from gateway.service import Gateway
 from office import events as ev
 from office.config import OfficeConfig
 from office.estimate import UNREACHABLE_MINUTES, CapacityEstimator
@@ -23,7 +22,7 @@ from office.waittime import read_record, split_days, train
 from office.waittime.estimator import CENTRAL_FRESH_S, CentralEstimate, LearnedEstimator
 from office.waittime.predictors import Best
 from tests.conftest import EXAMPLES, tokyo
-from tests.floor_support import HeldClock
+from tests.floor_support import HeldClock, held_gateway
 
 PAST = [date(2027, 6, 14), date(2027, 6, 15), date(2027, 6, 16)]  # Monday to Wednesday
 TODAY = date(2027, 6, 17)
@@ -152,16 +151,7 @@ def test_the_gateway_learns_from_its_journal_off_the_loop(oizumi: OfficeConfig, 
     opening = tokyo(2027, 6, 17, 9, 0)
     journal = _journal_until(tmp_path / "j.db", config, text, PAST, opening)
     journal.close()
-    clock = HeldClock()
-    gw = Gateway(
-        config,
-        text,
-        tmp_path / "j.db",
-        tmp_path / "j.sock",
-        io.StringIO(),
-        clock=clock,
-        wall=lambda: opening + timedelta(seconds=clock.t - 1000.0),
-    )
+    gw, _ = held_gateway(tmp_path, config, text, opening)
     gw.start()
     try:
         assert gw.learning is not None and gw.estimator is not None
@@ -187,3 +177,37 @@ def test_the_gateway_learns_from_its_journal_off_the_loop(oizumi: OfficeConfig, 
         assert gw.estimator.predictor is not None
     finally:
         gw.close()
+
+
+@pytest.mark.slow
+def test_central_estimates_reach_the_gateway_over_mosquitto(tmp_path: Path) -> None:
+    """central's retained estimate for a service, current to the office's last event, answers
+    the next ticket on the floor; a malformed one is dropped and changes nothing."""
+    from office import mqtt as schema
+    from tests.floor_support import floor_without_devices, held_gateway
+    from tests.mqtt_support import connect, plain_mosquitto
+
+    config, text = floor_without_devices(tmp_path)
+    with plain_mosquitto(tmp_path / "mosquitto") as broker:
+        gw, _ = held_gateway(tmp_path, config, text, broker_url=f"mqtt://127.0.0.1:{broker.port}")
+        central = connect(broker.port)
+        gw.start()
+        try:
+            assert gw.handle({"cmd": "open", "counter": "1"})["ok"]
+            assert gw.journal is not None and gw.estimator is not None
+            seq = gw.journal.office.state.last_seq
+            topic = schema.topic("oizumi", schema.ESTIMATES, "move")
+            central.publish(topic, b"{not json", qos=1, retain=False)
+            message = schema.estimate_message("oizumi", "move", seq, 0, 1500.0, 900.0, 2400.0, "2027-03-15T10:00")
+            central.publish(topic, schema.encode(message), qos=1, retain=True)
+            deadline = time.monotonic() + 20
+            while "move" not in gw.estimator.central:
+                assert time.monotonic() < deadline, "central's estimate never reached the gateway"
+                gw.step()
+            answer = gw.handle({"cmd": "issue", "service": "move"})
+            assert answer["ok"] and gw.estimator.answers["central"] == 1, answer
+            assert "15–40 min" in answer["output"], answer  # 900 s – 2400 s, printed in minutes
+        finally:
+            gw.close()
+            central.publish(schema.topic("oizumi", schema.ESTIMATES, "move"), b"", qos=1, retain=True)
+            central.close()

@@ -39,6 +39,7 @@ topic read counterfloor/#
 topic write counterfloor/+/cmd
 topic write counterfloor/+/estimates/+
 topic write counterfloor/+/tickets/+
+topic write counterfloor/+/restored/+
 
 # watch: facilities staff's `counterfloor office watch`; reads every office, publishes nothing.
 user watch
@@ -48,8 +49,9 @@ EOF
     for office in "$@"; do
         cat <<EOF
 
-# The gateway of office $office: publishes its own office's state, reads its own commands, and
-# its own birth/death topic (a late will of an old session landing over its birth is repaired).
+# The gateway of office $office: publishes its own office's state, reads its own commands,
+# central's estimates for its services (its model's while current), and its own birth/death
+# topic (a late will of an old session landing over its birth is repaired).
 user gw-$office
 topic readwrite counterfloor/$office/gateway
 topic write counterfloor/$office/events
@@ -58,6 +60,10 @@ topic write counterfloor/$office/mode
 topic write counterfloor/$office/devices/+
 topic write counterfloor/$office/ack
 topic read counterfloor/$office/cmd
+topic read counterfloor/$office/estimates/+
+# A replacement Pi asks central for today's copy (counterfloor gateway restore) and reads the answer.
+topic write counterfloor/$office/restore
+topic read counterfloor/$office/restored/+
 EOF
     done
 }

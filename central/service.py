@@ -1,0 +1,125 @@
+"""`counterfloor central`: its worker processes, started, stopped and restarted.
+
+Owns the processes only. With one worker to run, it runs in this process; with more, each is a
+process of its own (multiprocessing, spawn: nothing of this process's threads or connections is
+copied), given its partition index, and this process supervises them: a worker that dies is
+started again after a back-off (1 s doubling to 60 s; reset once it has run a minute), and
+SIGTERM or SIGINT stops them all (SIGTERM to each, SIGKILL to one still running after
+STOP_WAIT_S) before this process exits. That is the whole of it: partitions are configuration
+(`--workers N`, and `--run-workers` for the indexes this host runs), not negotiated — on a bigger
+deployment systemd (or any process manager) runs this on each host, and the broker cluster and
+the PostgreSQL service do the rest (docs/operations.md, "Central").
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from central.worker import CentralWorker, WorkerConfig
+from gateway.bus import Backoff
+
+STOP_WAIT_S = 10.0  # a worker's clean stop (its store closed, its DISCONNECT sent) takes far less
+STABLE_S = 60.0  # a worker that ran this long restarts its back-off from the first delay
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_log = logging.getLogger(__name__)
+
+
+def run_worker(config: WorkerConfig) -> int:
+    """One worker in this process until SIGTERM or SIGINT (exit 0). StoreError if its store
+    cannot be opened."""
+    stop = threading.Event()
+    worker = CentralWorker(config)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        worker.wake()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker.start()
+        worker.run(stop)
+    finally:
+        worker.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _log.info("central %s: stopped", worker.name)
+    return 0
+
+
+def _child(config: WorkerConfig, level: int) -> None:
+    """A worker process's entry (spawned)."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    raise SystemExit(run_worker(config))
+
+
+def run_central(config: WorkerConfig, indexes: Sequence[int]) -> int:
+    """Run the workers `indexes` of `config.workers` until SIGTERM or SIGINT; exit status 0."""
+    if len(indexes) == 1:
+        return run_worker(replace(config, index=indexes[0]))
+    level = logging.getLogger().getEffectiveLevel()
+    ctx = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    procs: dict[int, BaseProcess] = {}
+    started: dict[int, float] = {}
+    backoffs = {i: Backoff(first=1.0, limit=60.0) for i in indexes}
+    due: dict[int, float] = dict.fromkeys(indexes, 0.0)
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            for i in indexes:
+                proc = procs.get(i)
+                if proc is not None and not proc.is_alive():
+                    proc.join()
+                    if now - started[i] >= STABLE_S:
+                        backoffs[i].reset()
+                    delay = backoffs[i].next_delay()
+                    _log.error(
+                        "central: worker %d/%d exited with %s; started again in %.0f s",
+                        *(i, config.workers, proc.exitcode, delay),
+                    )
+                    due[i] = now + delay
+                    del procs[i]
+                if i not in procs and now >= due[i]:
+                    proc = ctx.Process(
+                        target=_child, args=(replace(config, index=i), level), name=f"central-worker-{i}", daemon=False
+                    )
+                    proc.start()
+                    procs[i], started[i] = proc, now
+                    _log.info("central: worker %d/%d started (pid %s)", i, config.workers, proc.pid)
+            # Wakes when a worker exits; the timeout bounds how late a signal or a restart is seen.
+            wait([p.sentinel for p in procs.values()], timeout=0.5)
+    finally:
+        _stop_all(list(procs.values()))
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _log.info("central: stopped")
+    return 0
+
+
+def _stop_all(procs: list[BaseProcess]) -> None:
+    for proc in procs:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT_S
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            _log.error("central: worker pid %s did not stop within %.0f s; killed", proc.pid, STOP_WAIT_S)
+            proc.kill()
+            proc.join()

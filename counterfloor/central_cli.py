@@ -1,0 +1,139 @@
+"""`counterfloor central`: the central wait-time service (docs/operations.md, "Central").
+
+A thin shell over central.service: the arguments, the broker login (gateway.mqtt_client, as for
+every MQTT command), the store checked once before any worker starts. Bad arguments, a broker
+setting or a store that cannot work are one line, `counterfloor central: …`, exit status 2 (1 for
+a store that cannot be opened); SIGTERM or Ctrl-C stop it cleanly (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from central.learning import DEFAULT_HISTORY_DAYS
+from central.service import LOG_FORMAT, run_central
+from central.store import StoreError, StoreURLError, open_store
+from central.worker import WorkerConfig
+from gateway.mqtt_client import BrokerConfigError, broker_login
+from office.config import BrokerSettings
+
+DEFAULT_STORE = "central.db"
+EXIT_USAGE, EXIT_FAILED = 2, 1
+MAX_WORKERS = 64
+
+
+class CentralError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    sys.stderr.write(f"counterfloor central: {message}\n")
+    raise SystemExit(code)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "central",
+        help="the central service: every office's events from MQTT, stored, and wait estimates published",
+        description="Subscribe to every office's events on the broker, store them, and publish per-service "
+        "and per-ticket wait estimates (docs/operations.md, 'Central'; topics in docs/mqtt.md).",
+    )
+    p.error = _fail  # type: ignore[method-assign]  # usage errors too: one line
+    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host[:port] or mqtts://host[:port]")
+    p.add_argument(
+        "--broker-auth",
+        type=Path,
+        metavar="FILE",
+        help="central's broker account: `central:password` (or the password) on the first line, mode 600",
+    )
+    p.add_argument("--broker-ca", type=Path, metavar="FILE", help="the CA that signed the broker's certificate")
+    p.add_argument("--broker-cert", type=Path, metavar="FILE", help="central's client certificate (mqtts://)")
+    p.add_argument("--broker-key", type=Path, metavar="FILE", help="its private key")
+    p.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        metavar="URL",
+        help=f"the event store: a SQLite file path or sqlite:///abs/path.db, or postgresql://user@host:port/db "
+        f"(default: {DEFAULT_STORE} in the working directory; PostgreSQL for more than one worker)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="offices are partitioned over N worker processes by crc32(office) %% N (default 1)",
+    )
+    p.add_argument(
+        "--run-workers",
+        metavar="LIST",
+        help="the worker indexes this host runs, e.g. 0-3 or 0,2 (default: all N); the other hosts run the rest "
+        "with the same --workers",
+    )
+    p.add_argument(
+        "--history-days",
+        type=int,
+        default=DEFAULT_HISTORY_DAYS,
+        metavar="D",
+        help=f"each office's predictor learns from its stored days in the D calendar days before today "
+        f"(default {DEFAULT_HISTORY_DAYS}); retrained at each new business day",
+    )
+    p.set_defaults(func=run)
+
+
+def parse_indexes(text: str | None, workers: int) -> list[int]:
+    """`--run-workers`: "0-3", "0,2,5" or both mixed; every index below `workers`."""
+    if text is None:
+        return list(range(workers))
+    found: set[int] = set()
+    for part in text.split(","):
+        first, sep, last = part.strip().partition("-")
+        try:
+            a = int(first)
+            b = int(last) if sep else a
+        except ValueError:
+            raise CentralError(f"--run-workers: {part.strip()!r} is not an index or a range like 0-3") from None
+        if not 0 <= a <= b < workers:
+            raise CentralError(f"--run-workers: {part.strip()!r} is not within 0-{workers - 1} (--workers {workers})")
+        found.update(range(a, b + 1))
+    return sorted(found)
+
+
+def config_from(args: argparse.Namespace) -> tuple[WorkerConfig, list[int]]:
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise CentralError(f"--workers must be 1-{MAX_WORKERS} (got {args.workers})")
+    if args.history_days < 0:
+        raise CentralError(f"--history-days must be 0 or more (got {args.history_days})")
+    indexes = parse_indexes(args.run_workers, args.workers)
+    settings = BrokerSettings(
+        ca=str(args.broker_ca) if args.broker_ca else None,
+        cert=str(args.broker_cert) if args.broker_cert else None,
+        key=str(args.broker_key) if args.broker_key else None,
+    )
+    try:
+        login = broker_login(settings, url=args.broker, auth_file=args.broker_auth)
+    except BrokerConfigError as exc:
+        raise CentralError(str(exc)) from None
+    config = WorkerConfig(args.store, 0, args.workers, login, args.history_days)
+    return config, indexes
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        config, indexes = config_from(args)
+        try:  # once here, so that a bad store is one line now, not a worker restarting for ever
+            open_store(config.store_url).close()
+        except StoreURLError as exc:
+            raise CentralError(f"--store: {exc}") from None
+        except StoreError as exc:
+            raise CentralError(str(exc), EXIT_FAILED) from None
+    except CentralError as exc:
+        _fail(str(exc), exc.code)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    return run_central(config, indexes)
