@@ -9,6 +9,7 @@ for the writer. Several processes may write one file: each batch takes the file'
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,13 +59,30 @@ class SqliteEventStore(SqlEventStore):
         except sqlite3.Error as exc:
             raise StoreError(f"event store {self.path}: cannot open ({exc}; does its folder exist?)") from None
         try:
-            self._set_up()
+            self._set_up_waiting()
         except sqlite3.DatabaseError as exc:  # not a database, read-only, locked too long
             self.conn.close()
             raise StoreError(f"event store {self.path}: cannot use it ({exc})") from None
         except BaseException:
             self.conn.close()
             raise
+
+    def _set_up_waiting(self) -> None:
+        """`_set_up`, again while another connection holds the file: switching a new file to WAL
+        (and WAL's recovery at a first open) answers "locked" at once, without SQLite's busy wait."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.01
+        while True:
+            try:
+                self._set_up()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                time.sleep(delay)  # another writer is setting the file up: give it the lock
+                delay = min(delay * 2, 0.2)
 
     def _set_up(self) -> None:
         conn = self.conn
