@@ -590,6 +590,19 @@ class TicketJournal:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def days_before(self, day: date, limit: int) -> list[str]:
+        """Up to `limit` business days with events before `day`, latest first (an index seek
+        each, however long the journal)."""
+        found: list[str] = []
+        before = day.isoformat()
+        for _ in range(limit):
+            row = self.conn.execute("SELECT MAX(day) FROM events WHERE day < ?", (before,)).fetchone()
+            if row is None or row[0] is None:
+                break
+            before = str(row[0])
+            found.append(before)
+        return found
+
     def seq_before_day(self, day: date) -> int:
         """The seq just before `day`'s first event (the last one stored if it has none yet)."""
         row = self.conn.execute("SELECT MIN(seq) FROM events WHERE day = ?", (day.isoformat(),)).fetchone()

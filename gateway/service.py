@@ -243,7 +243,7 @@ class Gateway:
             login = self._broker_login()
         self.started = cfg
         self.estimator = estimates.install(self.journal)
-        self.learning = Learning(self.journal_file, cfg.id, self._learned)
+        self.learning = Learning(self.journal_file, cfg.id, self._learned, self.journal.days_before)
         self.learning.step(self.journal.office.state.day)  # learning starts at once, off the loop
         by_port: dict[str, list[DeviceLink]] = {}
         for d in cfg.devices:
@@ -303,6 +303,9 @@ class Gateway:
             raise GatewayError(f"{cfg.source}: {exc}") from None
 
     def close(self) -> None:
+        if self.learning is not None:
+            self.learning.close()
+            self.learning = None
         if self.mqtt is not None:  # first: its death and its mark need the journal
             self.mqtt.close()
             self.mqtt = None

@@ -211,3 +211,12 @@ def test_central_estimates_reach_the_gateway_over_mosquitto(tmp_path: Path) -> N
             gw.close()
             central.publish(schema.topic("oizumi", schema.ESTIMATES, "move"), b"", qos=1, retain=True)
             central.close()
+
+
+def test_a_journal_with_too_few_past_days_starts_no_learning_process(tmp_path: Path) -> None:
+    delivered: list[object] = []
+    learning = estimates.Learning(tmp_path / "j.db", "oizumi", delivered.append, lambda day, n: ["2027-06-16"])
+    learning.step(TODAY)
+    assert learning.learned_for == TODAY and learning.wait(0) and learning.runs == 0 and not delivered
+    learning.step(TODAY)  # the same day: nothing again
+    assert learning.runs == 0
