@@ -11,8 +11,9 @@
 - heap: each board running under `micropython -X heapsize=192K`, built as tools/pio_micropython.py
   builds it: its own main.py booting it (loader dropped) and the asyncio loop serving the bus,
   after its first requests (bench/mp_heap.py): gc.mem_alloc() after gc.collect(), against the
-  goal of 40 KB per device; and, for the record, the device only constructed, as the firmware
-  check scripts in tests/micropython build it (from source and from mpy-cross output).
+  goal of 48 KB per device (issue 15; 40 KB before the display drivers); and, for the record,
+  the device only constructed, as the firmware check scripts in tests/micropython build it (from
+  source and from mpy-cross output).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ BIN = Path(sys.executable).parent
 MICROPYTHON = BIN / "micropython"
 MPY_CROSS = BIN / "mpy-cross"
 LATENCY_GOAL_S = 0.005
-HEAP_GOAL = 40 * 1024
+# Per board, with its display driver loaded (issue 15: was 40 KB; a Pico leaves MicroPython
+# over 150 KB, docs/firmware.md "Memory").
+HEAP_GOAL = 48 * 1024
 DEVICES = ("dispenser", "counter_pad", "call_display")
 
 
@@ -295,7 +298,7 @@ def firmware_heap(workdir: Path, log: list[str]) -> list[Result]:
                 f"{running['heap_device'] / 1024:.1f} KB",
                 f"{HEAP_GOAL / 1024:.0f} KB goal; codec {running['heap_codec'] / 1024:.1f} KB of it",
                 f"{running['heap_device'] / HEAP_GOAL:.2f}",
-                "≤ 40 KB per device",
+                f"≤ {HEAP_GOAL // 1024} KB per device",
                 running["heap_device"] <= HEAP_GOAL,
             )
         )

@@ -38,6 +38,10 @@ MODULES = (
     "device",
     "dispenser",
     "display",
+    "drv_max7219",
+    "drv_seg7",
+    "drv_ssd1306",
+    "drv_tm1637",
     "fw_update",
     "main",
     "protocol",
@@ -47,13 +51,15 @@ MODULES = (
 )
 DEVICES = ("dispenser", "counter_pad", "call_display")
 # Regression bounds, a little above today's figures on this 64-bit port (docs/firmware.md,
-# "Memory"): a change that adds heap fails here. The ≤ 40 KB goal itself is bench/devices.py's,
+# "Memory"): a change that adds heap fails here. The goal itself is bench/devices.py's,
 # on the running board (HEAP_RUNNING_MAX); the check scripts' constructed device is bounded too.
 # bench/mp_heap.py: booted by main.py, serving, after its first requests: 37.6-38.9 KB, the same
 # in every heap layout tried since main.py boots in a function of its own (a stale stack word
 # used to keep the dropped loader's module and its ~1.9 KB of constants in some layouts). The
 # call display holds a full list of recent calls there (39.8 KB with protocol version 3, 160
-# bytes under): its bound is the goal itself.
+# bytes under the old 40 KB goal). The goal is 48 KB with a display driver loaded (issue 15,
+# tests/test_firmware_drivers.py); these bounds stay at today's driverless figures, so that a
+# loader left loaded (~6 KB) still fails here.
 HEAP_RUNNING_MAX = {"dispenser": 40_500, "counter_pad": 40_500, "call_display": 40 * 1024}
 HEAP_DEVICE_MAX = 42_000  # check_*.py: codec imported and device constructed (the same layout effect)
 HEAP_APP_MAX = 24_000  # the device's own modules and objects, without the protocol codec
