@@ -2,7 +2,8 @@
 from how it is drawn (the counter pad's 4-character display is in counter_pad.py). The bus carries text
 and the board draws it with its own font; on the Unix port the text model is what tests read, and
 render() draws it into a framebuf.FrameBuffer when the port has one (render.py) (MicroPython's built-in 8x8
-font is ASCII only: other characters are drawn as a box until a CJK bitmap font is added)."""
+font is ASCII only: a line with other characters is drawn with font16.py's 16 px glyphs when the
+board has a font16.bin made by tools/make_font.py, else as boxes)."""
 
 
 class TextPanel:

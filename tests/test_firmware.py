@@ -42,6 +42,7 @@ MODULES = (
     "drv_seg7",
     "drv_ssd1306",
     "drv_tm1637",
+    "font16",
     "fw_update",
     "main",
     "protocol",
