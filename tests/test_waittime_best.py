@@ -15,11 +15,13 @@ from counterfloor.cli import event_log_line
 from counterfloor.simulate import DaySimulation
 from office.config import OfficeConfig
 from office.model import Command, Decision, Office
+from office.waittime import calibrate, replay, split_days, train
 from office.waittime import records as r
-from office.waittime import replay, split_days, train
+from office.waittime.learn import Learner
 from office.waittime.params import Durations
 from office.waittime.predictors import Best
 from office.waittime.records import read_record
+from office.waittime.replay import calibration_days
 from office.waittime.score import score, true_waits
 from tests.test_waittime_baselines import ALL_DAY, Log, params_with
 
@@ -186,3 +188,73 @@ def test_on_a_simulated_rush_day_best_beats_the_baselines(nerima: OfficeConfig) 
     assert best.mse < 0.5 * naive.mse
     assert best.mse < 0.5 * capacity.mse
     assert 0.6 <= best.coverage <= 0.95
+
+
+# -- drift, the time of day, the kind of day ------------------------------------------------------
+def _day_of_calls(day: str, minutes: float, saturday: bool = False) -> list[r.Event]:
+    """One counter serving ten `a` tickets one after another, each call `minutes` long."""
+    log = Log().schedule("08:20", {"1": (["a"], ALL_DAY)}).at("08:30", "counter_opened", counter="1", services=["a"])
+    for i in range(1, 11):
+        log.issue("08:40", f"A-{i:03d}", "a")
+    t = 9 * 60.0
+    for i in range(1, 11):
+        clock = f"{int(t // 60):02d}:{int(t % 60):02d}:{round(t * 60) % 60:02d}"
+        log.at(clock, "called", ticket=f"A-{i:03d}", counter="1")
+        t += minutes
+        clock = f"{int(t // 60):02d}:{int(t % 60):02d}:{round(t * 60) % 60:02d}"
+        log.at(clock, "served", ticket=f"A-{i:03d}", counter="1")
+    records = json.loads(json.dumps(log.records).replace("2027-03-15", day))
+    if saturday:
+        records[0]["periods"][0]["mode"] = "saturday"
+    return [e for rec in records if (e := read_record(rec)) is not None]
+
+
+def test_recent_days_weigh_more_in_the_service_times() -> None:
+    """Service times drift: after ten days of 5-minute calls and ten of 10-minute ones, the
+    learned figure is nearer 10 minutes than the plain mean of 7.5."""
+    days = [_day_of_calls(f"2027-03-{d:02d}", 5.0) for d in range(1, 11)]
+    days += [_day_of_calls(f"2027-04-{d:02d}", 10.0) for d in range(1, 11)]
+    learner = Learner()
+    for events in days:
+        learner.day(events)
+    occupation = learner.params().services["a"].occupation
+    assert occupation > 8.0 * MINUTE  # the plain mean: 7.5 minutes
+
+
+def _miss(kind: str, hour: int, raw: float, actual: float) -> calibrate.Miss:
+    return calibrate.Miss(kind, "a", hour, raw, actual)
+
+
+def test_the_calibration_learns_the_bias_left_by_the_hour_of_issue() -> None:
+    """Forecasts made at 10h came 30 % short, those at 14h 30 % long: the same raw forecast is
+    published longer at 10h than at 14h, and each stays inside its own range."""
+    misses = [_miss("office", 10, 1800.0, 1800.0 * 1.3 + dx) for dx in (-60.0, 0.0, 60.0) for _ in range(100)]
+    misses += [_miss("office", 14, 1800.0, 1800.0 * 0.7 + dx) for dx in (-60.0, 0.0, 60.0) for _ in range(100)]
+    cal = calibrate.fit(misses, 0.1, 0.9)
+    morning, afternoon = cal.apply(1800.0, "a", "office", 10), cal.apply(1800.0, "a", "office", 14)
+    assert morning[0] > 1.2 * 1800.0 > 0.8 * 1800.0 > afternoon[0]
+    assert cal.apply(1800.0, "a", "office", None)[0] == pytest.approx(1800.0, rel=0.05)  # the bands' own: no bias
+
+
+def test_a_saturday_has_its_own_hours() -> None:
+    """On weekdays the 10h forecasts came short, on Saturdays long: each kind of day is corrected
+    its own way, and a kind never seen gets no hour correction."""
+    misses = [_miss("office", 10, 1800.0, 1800.0 * 1.3) for _ in range(300)]
+    misses += [_miss("saturday", 10, 1800.0, 1800.0 * 0.8) for _ in range(300)]
+    misses += [_miss("office", 14, 1800.0, 1800.0 * 0.8) for _ in range(300)]
+    misses += [_miss("saturday", 14, 1800.0, 1800.0 * 1.3) for _ in range(300)]
+    cal = calibrate.fit(misses, 0.1, 0.9)
+    weekday, saturday = cal.apply(1800.0, "a", "office", 10)[0], cal.apply(1800.0, "a", "saturday", 10)[0]
+    assert weekday > 1.15 * 1800.0
+    assert saturday < 0.9 * 1800.0
+    assert cal.apply(1800.0, "a", "holiday", 10)[0] == pytest.approx(1800.0 * 1.05, rel=0.02)  # the bands' bias
+
+
+def test_the_calibration_replays_enough_saturdays() -> None:
+    """Among 24 past days with a Saturday every sixth, the latest 12 hold two Saturdays; the
+    calibration replays the latest four."""
+    days = [_day_of_calls(f"2027-03-{d:02d}", 5.0, saturday=d % 6 == 0) for d in range(1, 25)]
+    chosen = calibration_days(days)
+    saturdays = [i for i in chosen if i % 6 == 5]
+    assert set(range(12, 24)) <= chosen
+    assert sorted(saturdays) == [5, 11, 17, 23]

@@ -7,7 +7,9 @@ differently near and far — near, the counters' phases; far, the day's drift �
 that gets a counter only when others' queues are empty), each figure shrunk toward a wider one
 when it rests on few tickets: a service's band toward the service's offset from all services, that
 toward all services' band, that toward all bands. A residual is expressed on the scale
-`forecast + SCALE_FLOOR_S`, so waits of every length share a table. Pure.
+`forecast + SCALE_FLOOR_S`, so waits of every length share a table. What is left of the bias by
+hour of issue is then measured per kind of day (a weekday's lunch rotation is not a Saturday's).
+Pure.
 """
 
 from __future__ import annotations
@@ -15,12 +17,26 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 SCALE_FLOOR_S = 120.0  # a forecast of 0 s still misses by a minute or two: residuals are relative to this much more
 EDGES_S = (60.0, 180.0, 360.0, 600.0, 900.0, 1500.0, 2400.0, 3600.0, 5400.0, 7200.0)  # band upper bounds
 BANDS = len(EDGES_S) + 1
 K_BAND = 40.0  # tickets: a band's own figures weigh as much as this many of the wider ones
 K_SERVICE = 40.0
+K_HOUR = 100.0  # tickets: an hour of issue's own bias weighs as much as this many of none
+HOURS = 24
+
+
+class Miss(NamedTuple):
+    """A past forecast and what followed: the kind of day, the ticket's service and hour of issue,
+    the raw forecast and the actual wait (seconds)."""
+
+    kind: str
+    service: str
+    hour: int
+    raw: float
+    actual: float
 
 
 @dataclass(slots=True)
@@ -38,13 +54,25 @@ class Calibration:
     pooled: Table = field(default_factory=Table)
     services: dict[str, Table] = field(default_factory=dict)
     samples: int = 0
+    # Per kind of day (DayPlan.kind), per service ("": all services), the bias left by hour of
+    # issue once the band's is taken off.
+    hourly: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
-    def apply(self, raw: float, service: str) -> tuple[float, float, float]:
-        """(mean, p10, p90) seconds of a raw forecast of `raw` seconds for a ticket of `service`."""
+    def apply(
+        self, raw: float, service: str, kind: str | None = None, hour: int | None = None
+    ) -> tuple[float, float, float]:
+        """(mean, p10, p90) seconds of a raw forecast of `raw` seconds for a ticket of `service`
+        forecast at `hour` on a day of `kind`."""
         table = self.services.get(service, self.pooled)
         b = bisect.bisect_left(EDGES_S, raw)
         scale = raw + SCALE_FLOOR_S
-        mean = max(0.0, raw + table.bias[b] * scale)
+        bias = table.bias[b]
+        by_service = self.hourly.get(kind) if kind is not None else None
+        if by_service is not None and hour is not None and 0 <= hour < HOURS:
+            hourly = by_service.get(service) or by_service.get("")
+            if hourly is not None:
+                bias += hourly[hour]
+        mean = max(0.0, raw + bias * scale)
         low = max(0.0, mean + table.low[b] * scale)
         high = mean + table.high[b] * scale
         return mean, min(low, mean), max(high, mean)
@@ -74,18 +102,19 @@ def _table(bands: list[list[float]], prior: Table, k: float, offset: float, low_
     return out
 
 
-def fit(pairs: Iterable[tuple[str, float, float]], low_q: float = 0.1, high_q: float = 0.9) -> Calibration:
-    """From (service, raw forecast, actual wait) in seconds: the calibration that centres the
-    mean and puts `low_q` of waits below p10 and `1 − high_q` above p90."""
+def fit(misses: Iterable[Miss], low_q: float = 0.1, high_q: float = 0.9) -> Calibration:
+    """The calibration that centres the mean and puts `low_q` of waits below p10 and `1 − high_q`
+    above p90."""
     by_service: dict[str, list[list[float]]] = {}
     pooled: list[list[float]] = [[] for _ in range(BANDS)]
-    n = 0
-    for service, raw, actual in pairs:
-        b = bisect.bisect_left(EDGES_S, raw)
-        x = (actual - raw) / (raw + SCALE_FLOOR_S)
+    rows: list[tuple[Miss, int, float]] = []
+    for m in misses:
+        b = bisect.bisect_left(EDGES_S, m.raw)
+        x = (m.actual - m.raw) / (m.raw + SCALE_FLOOR_S)
         pooled[b].append(x)
-        by_service.setdefault(service, [[] for _ in range(BANDS)])[b].append(x)
-        n += 1
+        by_service.setdefault(m.service, [[] for _ in range(BANDS)])[b].append(x)
+        rows.append((m, b, x))
+    n = len(rows)
     if not n:
         return Calibration()
     everything = sorted(x for band in pooled for x in band)
@@ -99,4 +128,29 @@ def fit(pairs: Iterable[tuple[str, float, float]], low_q: float = 0.1, high_q: f
         diffs = [x - table.bias[b] for b, xs in enumerate(bands) for x in xs]
         offset = sum(diffs) / (len(diffs) + K_SERVICE)
         services[service] = _table(bands, table, K_SERVICE, offset, low_q, high_q)
-    return Calibration(table, services, n)
+    kinds: dict[str, list[tuple[Miss, int, float]]] = {}
+    for row in rows:
+        kinds.setdefault(row[0].kind, []).append(row)
+    hourly = {kind: _hourly(mine, services, table) for kind, mine in kinds.items()}
+    return Calibration(table, services, n, hourly)
+
+
+def _hourly(rows: list[tuple[Miss, int, float]], services: dict[str, Table], pooled: Table) -> dict[str, list[float]]:
+    """The bias left by hour of issue on one kind of day, per service and for all, each hour
+    shrunk toward the wider figure (a service's toward all services', that toward none): the path
+    errs by the time of day (lunch rotation, the evening, residents' patience), not only by the
+    forecast's length, and differently on days of another shape (a Saturday has no lunch rota)."""
+    sums: dict[str, list[list[float]]] = {"": [[0.0, 0.0] for _ in range(HOURS)]}
+    for m, b, x in rows:
+        h = min(max(m.hour, 0), HOURS - 1)
+        left = x - services.get(m.service, pooled).bias[b]
+        for key in ("", m.service):
+            cell = sums.setdefault(key, [[0.0, 0.0] for _ in range(HOURS)])[h]
+            cell[0] += 1.0
+            cell[1] += left
+    everyone = [s / (c + K_HOUR) for c, s in sums[""]]
+    out = {"": everyone}
+    for service, cells in sums.items():
+        if service:
+            out[service] = [(s + K_HOUR * p) / (c + K_HOUR) for (c, s), p in zip(cells, everyone, strict=True)]
+    return out

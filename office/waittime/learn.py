@@ -7,7 +7,8 @@ calls, an idle counter's reaction to a new ticket, the lag of a counter's first 
 opens, and the expected arrivals by minute (per kind of day). Thin data are shrunk toward a wider
 mean (a pseudo-count of that mean's samples): a service × hour toward the service, a service
 toward all services, so one slow morning does not make an hour's figure; the no-show chance is
-made non-decreasing in the wait. Pure: events in, figures out.
+made non-decreasing in the wait. Service times drift across days, so recent days' calls weigh
+more (a half-life in open days). Pure: events in, figures out.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ K_P_BUCKET = 10.0  # … by wait bucket → the service's curve
 K_COUNTER = 10.0  # a counter's turnaround → all counters'
 MIN_OWN_DURATIONS = 30  # fewer calls than this: the time left comes from all services' calls, rescaled
 LONGEST_GAP_S = 600.0  # a longer gap between calls was a break, not a turnaround
+# Service times drift from day to day (the season, new staff): at each new day the answered calls
+# learned so far weigh this much less, so the figures follow the drift (a half-life in open days).
+HALF_LIFE_DAYS = 10.0
+DECAY = 0.5 ** (1.0 / HALF_LIFE_DAYS)
 
 
 @dataclass(slots=True)
@@ -55,6 +60,11 @@ class _Sums:
         self.n += 1.0
         self.s += x
         self.s2 += x * x
+
+    def scale(self, f: float) -> None:
+        self.n *= f
+        self.s *= f
+        self.s2 *= f
 
     def mean(self, prior: float, k: float) -> float:
         return (self.s + k * prior) / (self.n + k)
@@ -114,10 +124,18 @@ class Learner:
         for e in events:
             if e.day != floor.day:
                 free = {}
+                self._age()
             self._observe(floor, e, free)
             floor.apply(e)
             if floor.day is not None:
                 self._days.setdefault((floor.office, floor.day), floor.plan.kind if floor.plan is not None else "")
+
+    def _age(self) -> None:
+        """A new day: the days learned so far weigh less in the service times."""
+        for s in self._services.values():
+            s.answered.scale(DECAY)
+            for h in s.by_hour:
+                h.scale(DECAY)
 
     def _work_for(self, floor: Floor, services: tuple[str, ...]) -> bool:
         queues = floor.queues

@@ -76,6 +76,8 @@ class Best:
         out = []
         now = floor.now
         apply = self.calibration.apply
+        kind = floor.plan.kind if floor.plan is not None else ""  # as the calibration saw the day
+        hour = int(now // 3600)
         for t, left in zip(tickets, self.raw(floor, tickets), strict=True):
             elapsed = max(0.0, now - t.issued)
             if left == INF:  # no counter's plan reaches it: fall back on the plain arithmetic
@@ -83,7 +85,7 @@ class Best:
                     Prediction(INF, INF, INF) if self.unreached_is_inf else self._fallback.predict(floor, [t])[0]
                 )
                 continue
-            mean, low, high = apply(left, t.service)
+            mean, low, high = apply(left, t.service, kind, hour)
             out.append(Prediction(elapsed + mean, elapsed + low, elapsed + high))
         return out
 

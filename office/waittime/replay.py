@@ -20,6 +20,7 @@ from office.waittime.learn import Learner
 from office.waittime.predictors import Best, Prediction, Predictor, baseline
 
 CALIBRATION_DAYS = 12  # the latest days of history the calibration replays
+KIND_DAYS = 4  # … and at least this many of each kind of day (Saturdays are few among them)
 CALIBRATION_TICKETS = 600  # at most this many forecasts per day (every k-th ticket beyond)
 # The range is fitted to hold 84 % of past days' waits so that it holds about 80 % on a new day:
 # a new day's forecasts miss by more than past days' do (its figures, crowd and drift are new);
@@ -79,9 +80,9 @@ def actual_waits(events: Iterable[r.Event]) -> dict[tuple[str, str], float]:
     return out
 
 
-def _raw_pairs(days: Sequence[list[r.Event]], best: Best) -> list[tuple[str, float, float]]:
-    """(service, raw forecast at issue, actual wait) of the called tickets of these days."""
-    pairs: list[tuple[str, float, float]] = []
+def _raw_pairs(days: Sequence[list[r.Event]], best: Best) -> list[calibrate.Miss]:
+    """The raw forecast at issue and the actual wait of the called tickets of these days."""
+    pairs: list[calibrate.Miss] = []
     for events in days:
         issued = sum(1 for e in events if isinstance(e, r.TicketIssued))
         every = max(1, -(-issued // CALIBRATION_TICKETS))
@@ -95,11 +96,41 @@ def _raw_pairs(days: Sequence[list[r.Event]], best: Best) -> list[tuple[str, flo
                 t = floor.tickets[e.ticket]
                 if n % every == 0 and t.issued_ts == e.ts:
                     raw[t.id] = best.raw(floor, [t])[0]
+        kind = _kind(floor)
         for tid, left in raw.items():
             t = floor.tickets[tid]
             if t.first_called is not None and left != float("inf"):
-                pairs.append((t.issue_service, left, t.first_called - t.issued))
+                miss = calibrate.Miss(kind, t.issue_service, int(t.issued // 3600), left, t.first_called - t.issued)
+                pairs.append(miss)
     return pairs
+
+
+def _kind(floor: Floor) -> str:
+    return floor.plan.kind if floor.plan is not None else ""
+
+
+def _day_kind(events: list[r.Event]) -> str:
+    """The kind of day (DayPlan.kind) of a day's events: its first `schedule`'s."""
+    schedule = next((e for e in events if isinstance(e, r.Schedule)), None)
+    if schedule is None:
+        return ""
+    floor = Floor()
+    floor.apply(schedule)
+    return _kind(floor)
+
+
+def calibration_days(days: Sequence[list[r.Event]]) -> set[int]:
+    """Which past days (indexes, in date order) the calibration replays: the latest
+    CALIBRATION_DAYS, and the latest KIND_DAYS of each kind of day, so that a kind of day seen
+    once a week (Saturdays) still has its own sample of misses."""
+    chosen = set(range(max(0, len(days) - CALIBRATION_DAYS), len(days)))
+    seen: dict[str, int] = {}
+    for i in range(len(days) - 1, -1, -1):
+        kind = _day_kind(days[i])
+        if seen.get(kind, 0) < KIND_DAYS:
+            seen[kind] = seen.get(kind, 0) + 1
+            chosen.add(i)
+    return chosen
 
 
 def train(name: str, history: Sequence[list[r.Event]]) -> Predictor:
@@ -107,10 +138,10 @@ def train(name: str, history: Sequence[list[r.Event]]) -> Predictor:
     (each a list of one business day's events, taken in date order)."""
     days = sorted(history, key=lambda events: events[0].day if events else "")
     learner = Learner()
-    pairs: list[tuple[str, float, float]] = []
-    first = max(MIN_PRIOR_DAYS, len(days) - CALIBRATION_DAYS)
+    pairs: list[calibrate.Miss] = []
+    chosen = calibration_days(days) if name == "best" else set()
     for i, events in enumerate(days):
-        if name == "best" and i >= first:  # forecast as it would have been, from the days before
+        if i in chosen and i >= MIN_PRIOR_DAYS:  # forecast as it would have been, from the days before
             pairs += _raw_pairs([events], Best(learner.params()))
         learner.day(events)
     params = learner.params()
