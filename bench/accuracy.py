@@ -38,8 +38,9 @@ from counterfloor.simulate import PROFILES_VERSION, open_days, record_day
 from office import events as ev
 from office.config import OfficeConfig, load_config
 from office.model import Office
-from office.waittime import PREDICTORS, Predictor, read_record, replay, train
+from office.waittime import PREDICTORS, Predictor, replay, train
 from office.waittime import records as r
+from office.waittime.records import from_events
 from office.waittime.replay import actual_waits
 
 TOO_LOW_S = 600.0
@@ -109,12 +110,8 @@ def simulate(run: Run, test_days: int) -> tuple[OfficeConfig, list[Day]]:
     out = []
     for d in open_days(config, run.start, run.history + test_days):
         recorded = record_day(config, d, seed=run.seed, rush=run.rush)
-        out.append(Day(d, list(recorded.events), records(recorded.events, config.id)))
+        out.append(Day(d, list(recorded.events), from_events(recorded.events, config.id)))
     return config, out
-
-
-def records(events: Iterable[ev.Event], office: str) -> list[r.Event]:
-    return [x for e in events if (x := read_record(ev.public_record(e, office))) is not None]
 
 
 # -- scores --------------------------------------------------------------------------------------
@@ -279,9 +276,9 @@ def run_scenarios(quick: bool, log: list[str]) -> list[Outcome]:
 def speed(log: list[str], quick: bool) -> list[Result]:
     """The 3,000-ticket rush day of bench/rushday.py replayed with every prediction."""
     config = nerima()[0]
-    trace = records(_events(config, rush_steps()), config.id)
+    trace = from_events(_events(config, rush_steps()), config.id)
     history = [
-        records(_events(config, rush_day(config, day=date(2027, 3, d), seed=seed)), config.id)
+        from_events(_events(config, rush_day(config, day=date(2027, 3, d), seed=seed)), config.id)
         for seed, d in ((1, 23), (2, 24), (3, 25))[: 1 if quick else 3]
     ]
     started = time.perf_counter()

@@ -21,8 +21,9 @@ from office import events as ev
 from office.estimate import CapacityEstimator, WaitRange
 from office.model import IssueTicket, Office
 from office.state import OfficeState
-from office.waittime import Predictor, read_record, split_days, train
+from office.waittime import Predictor, split_days, train
 from office.waittime.estimator import LearnedEstimator
+from office.waittime.records import from_events
 
 BUDGET_MS = 1.0
 HISTORY_START = date(2027, 2, 22)  # 20 open days before the rush day's Monday, all rush days
@@ -56,10 +57,7 @@ def _learned(history_days: int) -> Predictor:
     config, _ = nerima()
     records = []
     for day in open_days(config, HISTORY_START, history_days):
-        for e in record_day(config, day, seed=11, rush=True).events:
-            rec = read_record(ev.public_record(e, config.id))
-            if rec is not None:
-                records.append(rec)
+        records += from_events(record_day(config, day, seed=11, rush=True).events, config.id)
     return train("best", split_days(records))
 
 

@@ -23,11 +23,11 @@ from counterfloor.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from counterfloor.simulate import record_day
 from gateway.journal import JournalError, TicketJournal
 from gateway.service import Gateway, GatewayError
-from office import events as ev
 from office.calendar import plan_for
 from office.config import CalloutSettings, OfficeConfig
-from office.waittime import read_record, split_days, train
+from office.waittime import split_days, train
 from office.waittime.records import Event as RecordEvent
+from office.waittime.records import from_events
 
 FLUSH_TIMEOUT_S = 15.0  # at the day's end: how long the demo waits for the broker to take the rest
 HISTORY_DAYS = 20  # simulated open days before the demo's day, which its wait estimate learns from
@@ -90,10 +90,7 @@ def learn_history(floor: DemoFloor, config: OfficeConfig, day: date, seed: int, 
     started = _time.monotonic()
     records: list[RecordEvent] = []
     for past in open_days_before(config, day, HISTORY_DAYS):
-        for event in record_day(config, past, seed=seed, rush=rush).events:
-            record = read_record(ev.public_record(event, config.id))
-            if record is not None:
-                records.append(record)
+        records += from_events(record_day(config, past, seed=seed, rush=rush).events, config.id)
     days = split_days(records)
     if floor.gateway.estimator is not None and days:
         floor.gateway.estimator.use(train("best", days))

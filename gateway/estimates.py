@@ -19,11 +19,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from gateway.journal import JournalError, JournalReader, TicketJournal
-from office import events as ev
-from office.waittime import Predictor, read_record, split_days, train
+from office.waittime import Predictor, split_days, train
 from office.waittime.estimator import LearnedEstimator
 from office.waittime.records import Event as RecordEvent
-from office.waittime.records import RecordError
+from office.waittime.records import from_events
 
 _log = logging.getLogger(__name__)
 
@@ -43,16 +42,9 @@ def install(journal: TicketJournal, predictor: Predictor | None = None) -> Learn
 
 def history(path: Path, before: date, office: str, days: int = HISTORY_DAYS) -> list[list[RecordEvent]]:
     """The journal's business days in the `days` before `before`, as the predictor reads them."""
-    records: list[RecordEvent] = []
     with JournalReader(path) as reader:
-        for event in reader.events(first_day=before - timedelta(days=days), last_day=before - timedelta(days=1)):
-            try:
-                record = read_record(ev.public_record(event, office))
-            except RecordError:
-                continue  # one unreadable record costs the predictor that record, nothing more
-            if record is not None:
-                records.append(record)
-    return split_days(records)
+        events = reader.events(first_day=before - timedelta(days=days), last_day=before - timedelta(days=1))
+        return split_days(from_events(events, office))
 
 
 def learn(path: Path, day: date, office: str) -> tuple[Predictor | None, int]:

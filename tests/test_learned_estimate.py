@@ -14,13 +14,13 @@ import pytest
 from counterfloor.simulate import DaySimulation, record_day
 from gateway import estimates
 from gateway.journal import TicketJournal, new_token
-from office import events as ev
 from office.config import OfficeConfig
 from office.estimate import UNREACHABLE_MINUTES, CapacityEstimator
 from office.model import IssueTicket, Reprint, TicketReady
-from office.waittime import read_record, split_days, train
+from office.waittime import split_days, train
 from office.waittime.estimator import CENTRAL_FRESH_S, CentralEstimate, LearnedEstimator
 from office.waittime.predictors import Best
+from office.waittime.records import from_events
 from tests.conftest import EXAMPLES, tokyo
 from tests.floor_support import HeldClock, held_gateway
 
@@ -33,10 +33,7 @@ def learned(oizumi: OfficeConfig) -> Best:
     """Best, learned from three simulated past days of Oizumi."""
     records = []
     for day in PAST:
-        for e in record_day(oizumi, day, seed=7).events:
-            rec = read_record(ev.public_record(e, oizumi.id))
-            if rec is not None:
-                records.append(rec)
+        records += from_events(record_day(oizumi, day, seed=7).events, oizumi.id)
     predictor = train("best", split_days(records))
     assert isinstance(predictor, Best)
     return predictor

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from counterfloor.cli import event_log_line
-from counterfloor.simulate import DaySimulation
+from counterfloor.simulate import record_day
 from office.config import OfficeConfig
-from office.model import Command, Decision, Office
 from office.waittime import calibrate, replay, split_days, train
 from office.waittime import records as r
 from office.waittime.learn import Learner
@@ -139,15 +138,7 @@ def test_a_ticket_not_yet_taken_is_predicted_as_if_issued() -> None:
 # -- simulated days ------------------------------------------------------------------------------
 def simulated_day(config: OfficeConfig, day: date, seed: int, rush: bool = False) -> list[r.Event]:
     """A day of the demo's simulator, exported as `office export` writes it, read back."""
-    office = Office(config)
-    lines: list[str] = []
-
-    def execute(command: Command, now: Any) -> Decision:
-        decision = office.execute(command, now)
-        lines.extend(event_log_line(e, config.id) for e in decision.events)
-        return decision
-
-    DaySimulation(config, day, seed=seed, rush=rush, office=office, execute=execute).run()
+    lines = [event_log_line(e, config.id) for e in record_day(config, day, seed=seed, rush=rush).events]
     return [e for line in lines if (e := read_record(json.loads(line))) is not None]
 
 

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from counterfloor.cli import event_log_line
-from counterfloor.simulate import DaySimulation
+from counterfloor.simulate import record_day
 from office.config import OfficeConfig
-from office.model import Command, Decision, Office
 from office.waittime import records as r
 from office.waittime import replay, split_days, train
 from office.waittime.table import parse
@@ -25,15 +24,7 @@ DAYS = [date(2027, 2, 15), date(2027, 2, 16), date(2027, 2, 17)]
 
 def _write_day(path: Path, config: OfficeConfig, day: date, seed: int) -> list[dict[str, Any]]:
     """A simulated day exported as `office export` writes it; its records."""
-    office = Office(config)
-    lines: list[str] = []
-
-    def execute(command: Command, now: Any) -> Decision:
-        decision = office.execute(command, now)
-        lines.extend(event_log_line(e, config.id) for e in decision.events)
-        return decision
-
-    DaySimulation(config, day, seed=seed, office=office, execute=execute).run()
+    lines = [event_log_line(e, config.id) for e in record_day(config, day, seed=seed).events]
     path.write_text("".join(lines), encoding="utf-8")
     return [json.loads(line) for line in lines]
 

@@ -10,10 +10,12 @@ in, events out; callers read the files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from office import events as ev
 
 LOG_VERSION = 1
 UNTIL_EMPTY = float("inf")  # the end of a shift planned "until the queue is empty" (null)
@@ -311,3 +313,17 @@ def read_record(rec: Mapping[str, Any]) -> Event | None:
         office if isinstance(office, str) else "",
     )
     return reader(head, rec)
+
+
+def from_events(events: Iterable[ev.Event], office: str) -> list[Event]:
+    """A journal's (or a simulation's) events as the predictor reads their public records: the
+    ones prediction uses, an unreadable one skipped (it costs the predictor that record only)."""
+    out: list[Event] = []
+    for event in events:
+        try:
+            record = read_record(ev.public_record(event, office))
+        except RecordError:
+            continue
+        if record is not None:
+            out.append(record)
+    return out
