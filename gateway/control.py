@@ -379,14 +379,16 @@ def ask(path: Path, request: Mapping[str, Any], timeout: float = 30.0) -> dict[s
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(json.dumps(request, ensure_ascii=False).encode() + b"\n")
         data = b""
-        while not data.endswith(b"\n"):
+        while b"\n" not in data:
             chunk = sock.recv(65536)
             if not chunk:
                 raise ConnectionError(f"the gateway at {path} closed the connection without answering")
             data += chunk
     finally:
         sock.close()
-    reply = json.loads(data)
+    # The reply is the first line: a client slow to read (a loaded machine) may find the server's
+    # "no complete request within 5 s" for the idle connection right behind it in the same read.
+    reply = json.loads(data[: data.index(b"\n")])
     if not isinstance(reply, dict):
         raise ConnectionError(f"the gateway at {path} sent a reply that is not an object")
     return reply

@@ -332,3 +332,29 @@ def test_socket_mode_and_group_are_read(tmp_path: Path) -> None:
     assert (config.gateway.socket_mode, config.gateway.socket_group) == (0o640, "floor-managers")
     default, _ = floor_without_devices(tmp_path)
     assert (default.gateway.socket_mode, default.gateway.socket_group) == (0o660, None)
+
+
+def test_the_client_takes_the_first_line_when_another_follows_in_the_same_read(tmp_path: Path) -> None:
+    """Once seen under CI load: the reply, then the server's "no complete request within 5 s"
+    for the now idle connection, both in the client's one read ("Extra data" from json)."""
+    import socket
+    import threading
+
+    path = tmp_path / "s.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def answer_twice() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b'{"ok": true, "output": "first"}\n{"ok": false, "error": "no complete request"}\n')
+
+    thread = threading.Thread(target=answer_twice)
+    thread.start()
+    try:
+        assert control.ask(path, {"cmd": "ping"}, timeout=10) == {"ok": True, "output": "first"}
+    finally:
+        thread.join()
+        server.close()
