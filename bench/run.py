@@ -3,7 +3,7 @@
     uv run python -m bench.run                 # the full run: whole rush day, 3 rounds, 500 kills
     uv run python -m bench.run --quick         # while developing: part of the day, 1 round, 20 kills
     uv run python -m bench.run --only recovery --only memory
-    uv run python -m bench.run --only latency --only codec --only heap --only fuzz   # the devices
+    uv run python -m bench.run --only latency --only codec --only heap --only light --only fuzz   # the devices
     uv run python -m bench.run --only tickets    # ticket render + encode time, bytes per ticket
     uv run python -m bench.run --kills 1000 --dir /var/tmp/cf-bench
     uv run python -m bench.run --only printing                               # press → first print byte
@@ -55,7 +55,7 @@ from bench import (
 from bench.common import Result, rush_steps
 
 BENCHES = (
-    *("throughput", "recovery", "memory", "crash", "latency", "codec", "heap", "fuzz", "tickets", "printing"),
+    *("throughput", "recovery", "memory", "crash", "latency", "codec", "heap", "light", "fuzz", "tickets", "printing"),
     "signage",
     "signs",
     "mqtt",
@@ -64,7 +64,7 @@ BENCHES = (
     "accuracy",
     "seam",
 )
-DEVICE_BENCHES = ("latency", "codec", "heap", "fuzz")  # bench/devices.py
+DEVICE_BENCHES = ("latency", "codec", "heap", "light", "fuzz")  # bench/devices.py
 
 
 def machine(workdir: Path) -> list[str]:

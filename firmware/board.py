@@ -4,17 +4,17 @@ flash directory of a counterfloor board. Device code reaches hardware only throu
 Reference board: Raspberry Pi Pico (RP2040), RS-485 transceiver with auto-direction on UART0
 (GP0 TX, GP1 RX). This module answers the calls on the MicroPython Unix port (tests,
 hardware-in-the-loop runs) with stand-ins: FakePin (the test drives inputs and reads outputs),
-MemoryUART (an in-memory byte stream) or a pty/serial path (board_sim.PathUART), FakeChime,
-FakeWatchdog. board_sim.py, never loaded by a board on an in-memory bus, has the rest of the
-Unix port's simulation: FakeClock (a clock the test drives, so timing is deterministic), PathUART
-and StdinPin (pins driven over stdin). On the Pico the functions are replaced, at the end, by
-board_pico.py's (machine.Pin, UART, PWM, WDT, reset cause), so the Unix port never loads
-machine code. Owns no queue logic and no protocol.
+NullBus (a display's SPI or I2C), FakeChime, FakeWatchdog. board_sim.py, loaded only when asked
+for one of its parts, has the rest of the Unix port's simulation: MemoryUART (an in-memory bus)
+and PathUART (a pty or serial path), FakeClock (a clock the test drives, so timing is
+deterministic), StdinPin (pins driven over stdin). On the Pico the functions are replaced, at the
+end, by board_pico.py's (machine.Pin, UART, SPI, I2C, PWM, WDT, reset cause), so the Unix port
+never loads machine code. Owns no queue logic and no protocol.
 
-    pins(kind)                the Pico's pin numbers for a device kind
     input_pin(number, name)   a button or key, idle high (pull-up), pressed = 0
     output_pin(number, name)  a lamp, initially off
     bus_uart(path=None)       the RS-485 bus: read() returns the bytes waiting (or None), write(b)
+    display_bus(part, pins, hz)  the display driver's SPI, I2C or two lines (wiring.py)
     chime()                   the call display's speaker: play(tone, repeat), _check(now)
     watchdog(timeout_ms)      started at boot; feed() it (it cannot be stopped on the Pico)
     reset_cause()             the hardware reset cause as a protocol RESET_* value
@@ -35,16 +35,6 @@ PICO = sys.platform == "rp2"
 # board's heap (docs/firmware.md, "Memory"). board_pico.py has its own.
 _RESET_POWER_ON = const(1)
 _RESET_EXIT = const(75)  # the Unix port's exit status for reset(): whoever runs the board restarts it
-
-
-def pins(kind):
-    """The Pico's pin numbers (GP) for a device kind; buttons and keys are active low with
-    pull-ups. dispenser: (service buttons 0..5, their lamps); counter_pad: (keys call next, done,
-    recall, no-show, transfer, pause; red lamp; green lamp). UART0 (GP0 TX, GP1 RX) and the call
-    display's chime (GP16) are board_pico.py's."""
-    if kind == "dispenser":
-        return (2, 3, 4, 5, 6, 7), (8, 9, 10, 11, 12, 13)
-    return (2, 3, 4, 5, 6, 7), 14, 15
 
 
 def real_clock():
@@ -95,53 +85,41 @@ def output_pin(number, name):
     return FakePin(name, 0)
 
 
-class MemoryUART:
-    """In-memory byte stream: the test inject()s what the gateway sends and take()s what the
-    device wrote."""
-
-    def __init__(self):
-        self._rx = bytearray()
-        self._tx = bytearray()
-
-    def inject(self, data):
-        self._rx += data
-
-    def read(self, n=-1):
-        if not self._rx:
-            return None
-        if n < 0 or n >= len(self._rx):
-            data = bytes(self._rx)
-            self._rx = bytearray()
-        else:
-            data = bytes(self._rx[:n])
-            self._rx = self._rx[n:]
-        return data
-
-    def write(self, data):
-        self._tx += data
-        return len(data)
-
-    def take(self):
-        data = bytes(self._tx)
-        self._tx = bytearray()
-        return data
-
-    def deinit(self):
-        self._rx = bytearray()
-        self._tx = bytearray()
-
-
 def bus_uart(path=None):
-    """A PathUART on a pty or serial path when given one, else an in-memory stand-in."""
+    """A PathUART on a pty or serial path when given one, else an in-memory stand-in (both
+    board_sim.py's: the Unix port's only)."""
     if path:
         from board_sim import PathUART
 
         return PathUART(path)
+    from board_sim import MemoryUART
+
     return MemoryUART()
 
 
+class NullBus:
+    """The Unix port's display bus: an SPI write() or I2C writeto() with no panel on it, counting
+    the bytes (tests/micropython/check_drivers.py records and decodes what a driver sends)."""
+
+    sent = 0
+
+    def write(self, data):
+        self.sent += len(data)
+
+    def writeto(self, addr, data):
+        self.sent += len(data)
+
+
+def display_bus(part, pins, hz):
+    """The bus a display driver (wiring.py) writes to: SPI for a max7219, I2C for an ssd1306, the
+    two lines (CLK, DIO) of a tm1637."""
+    if part == "tm1637":
+        return FakePin(None, 1), FakePin(None, 1)
+    return NullBus()
+
+
 class FakeChime:
-    """Records the tones asked for: (tone, repeat) pairs. (board_sim.ReportingChime, with
+    """Records the last 16 tones asked for: (tone, repeat) pairs. (board_sim.ReportingChime, with
     $COUNTERFLOOR_HIL set, also prints them for a hardware-in-the-loop run.)"""
 
     def __init__(self):
@@ -149,6 +127,8 @@ class FakeChime:
 
     def play(self, tone, repeat):
         self.played.append((tone, repeat))
+        if len(self.played) > 16:  # the recent ones: a simulated day of calls must not fill the heap
+            self.played.pop(0)
 
     def _check(self, now):
         pass
@@ -203,6 +183,7 @@ if PICO:
     from board_pico import (
         bus_uart,
         chime,
+        display_bus,
         flash_dir,
         input_pin,
         output_pin,

@@ -1,5 +1,5 @@
 """The Pico (RP2040) back-end of board.py: machine.Pin inputs and outputs, the bus on UART0, the
-PWM chime, the watchdog, the reset cause and reset. Imported by board.py on the Pico only."""
+display's SPI or I2C, the PWM chime, the watchdog, the reset cause and reset. Imported by board.py on the Pico only."""
 
 import time
 
@@ -31,6 +31,21 @@ def bus_uart(path=None):
         rx=machine.Pin(1),
         timeout=0,
         rxbuf=512,
+    )
+
+
+def display_bus(part, pins, hz):
+    """machine.SPI (max7219: SCK, MOSI), machine.I2C (ssd1306: SDA, SCL) or two open-drain Pins
+    (tm1637: CLK, DIO; the module's pull-ups), on the RP2040's controller those pins belong to."""
+    if part == "max7219":
+        # SPI0 has SCK on GP 2, 6, 18, 22; SPI1 on 10, 14, 26
+        return machine.SPI(pins[0] >> 3 & 1, baudrate=hz, sck=machine.Pin(pins[0]), mosi=machine.Pin(pins[1]))
+    if part == "ssd1306":
+        # I2C0 has SDA on GP 0, 4, 8 … 28; I2C1 on 2, 6, 10 … 26
+        return machine.I2C(pins[0] >> 1 & 1, sda=machine.Pin(pins[0]), scl=machine.Pin(pins[1]), freq=hz)
+    return (
+        machine.Pin(pins[0], machine.Pin.OPEN_DRAIN, value=1),
+        machine.Pin(pins[1], machine.Pin.OPEN_DRAIN, value=1),
     )
 
 

@@ -1,9 +1,9 @@
-"""Simulation that only the Unix port has: the tick source tests drive (FakeClock) and, for a
-board run as a process, the bus on a pty or serial path (PathUART), input pins a
-hardware-in-the-loop test drives through stdin (StdinPin) and a chime that reports what it plays
-(ReportingChime). board.py imports this module only when one of the latter is asked for (a
---serial path, $COUNTERFLOOR_HIL), so a board on an in-memory bus does not hold it. Never loaded
-on the Pico, whose UART and pins are machine objects (docs/firmware.md, "Memory")."""
+"""Simulation that only the Unix port has: the tick source tests drive (FakeClock), the bus in
+memory (MemoryUART: tests inject and take bytes) and, for a board run as a process, the bus on a
+pty or serial path (PathUART), input pins a hardware-in-the-loop test drives through stdin
+(StdinPin) and a chime that reports what it plays (ReportingChime). board.py imports this module
+only when one of them is asked for, so a board that has its bus otherwise does not hold it. Never
+loaded on the Pico, whose UART and pins are machine objects (docs/firmware.md, "Memory")."""
 
 import sys
 import time
@@ -108,3 +108,39 @@ class PathUART:
             self._poll.unregister(self._f)
             self._f.close()
             self._f = None
+
+
+class MemoryUART:
+    """In-memory byte stream: the test inject()s what the gateway sends and take()s what the
+    device wrote."""
+
+    def __init__(self):
+        self._rx = bytearray()
+        self._tx = bytearray()
+
+    def inject(self, data):
+        self._rx += data
+
+    def read(self, n=-1):
+        if not self._rx:
+            return None
+        if n < 0 or n >= len(self._rx):
+            data = bytes(self._rx)
+            self._rx = bytearray()
+        else:
+            data = bytes(self._rx[:n])
+            self._rx = self._rx[n:]
+        return data
+
+    def write(self, data):
+        self._tx += data
+        return len(data)
+
+    def take(self):
+        data = bytes(self._tx)
+        self._tx = bytearray()
+        return data
+
+    def deinit(self):
+        self._rx = bytearray()
+        self._tx = bytearray()

@@ -3,9 +3,10 @@ so that bounce or a held key gives exactly one KEY event per press; a 4-characte
 number being served (DISPLAY_NUMBER) and a status lamp (STATUS_LAMP: off/green/amber/red, steady
 or blinking; two LEDs, amber = both). While the gateway is silent or has put the pad out of
 service the keys make no events and the display shows "----".
-Owns the pad's behaviour only: pins come from board.py, the bus logic from device.py. The display
-and the lamp are the pad's own attributes, not objects of their own: a board's heap is small
-(docs/firmware.md, "Memory")."""
+Owns the pad's behaviour only: pins come from board.py, the bus logic from device.py. The display's
+text and the lamp are the pad's own attributes, not objects of their own: a board's heap is small
+(docs/firmware.md, "Memory"); the text goes to the display's part (wiring.py, drv_tm1637) from
+_check, after the reply."""
 
 import time
 
@@ -31,11 +32,23 @@ class CounterPad(BusDevice):
     blink = False
     _since = 0
     refused = 0  # key presses that made no event
+    _lit = None  # what the display's driver was last given
 
     def __init__(
-        self, addr, uart, key_pins, red_pin, green_pin, now, reset_cause=p.RESET_UNKNOWN, debounce_ms=30, transfer_to=0
+        self,
+        addr,
+        uart,
+        key_pins,
+        red_pin,
+        green_pin,
+        now,
+        reset_cause=p.RESET_UNKNOWN,
+        debounce_ms=30,
+        transfer_to=0,
+        screen=None,
     ):
         BusDevice.__init__(self, addr, uart, now, reset_cause)
+        self.screen = screen  # the 4-character display's driver (drv_tm1637), or None
         if len(key_pins) != len(KEYS):
             raise ValueError("a counter pad has %d keys, got %d pins" % (len(KEYS), len(key_pins)))
         self.keys = [Button(pin, debounce_ms) for pin in key_pins]
@@ -68,6 +81,10 @@ class CounterPad(BusDevice):
             if key._check(now):
                 self.key(KEYS[i], now)
         self._lamp(now)
+        # Sent here, after the reply went out (feed writes it first), and only when it changed.
+        if self.screen is not None and self._lit != self.shown:
+            self._lit = self.shown
+            self.screen.show(self.shown)
 
     def key(self, key, now):
         """One debounced key press: an event, unless the pad is not taking input."""
@@ -89,22 +106,7 @@ class CounterPad(BusDevice):
         self.red.value(0)
         self.green.value(0)
         self.shown = "    "
+        if self.screen is not None:
+            self.screen.deinit()
         BusDevice.deinit(self)
 
-
-def make(config, uart, now, reset_cause):
-    import board
-
-    key_pins, red, green = board.pins("counter_pad")
-    keys = [board.input_pin(n, "key%d" % KEYS[i]) for i, n in enumerate(key_pins)]
-    return CounterPad(
-        config["addr"],
-        uart,
-        keys,
-        board.output_pin(red, "lamp_red"),
-        board.output_pin(green, "lamp_green"),
-        now,
-        reset_cause,
-        config.get("debounce_ms", 30),
-        config.get("transfer_to", 0),
-    )

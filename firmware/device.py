@@ -3,7 +3,7 @@ until IDENTIFY, then the oldest waiting event or ACK), duplicate suppression of 
 the event queue, NAK UNSUPPORTED for types its kind does not handle, firmware transfer (FW_*, in
 fw_update.py, imported on first use), OUT_OF_SERVICE, and noticing
 that the gateway has gone silent (no request for two poll cycles: offline, shown as out of
-service until polled again). Also the asyncio loop that connects a device to its UART. (The
+service until polled again). Also the loop that connects a device to its UART. (The
 debounced Button is button.py's: the call display has no keys.)
 
 The logic is synchronous and clock-free: feed(data, now) / handle(frame, now) / _check(now) take
@@ -167,14 +167,13 @@ class BusDevice:
         self.dup.reset()
 
 
-# --- The asyncio loop shared by the boards
+# --- The loop shared by the boards
 
 
-async def serve(device, clock, watchdog=None, idle_ms=1, run_ms=None):
+def serve(device, clock, watchdog=None, idle_ms=1, run_ms=None):
     """Read the UART, feed the device, run its checks, feed the watchdog; forever, or for run_ms
-    (hardware-in-the-loop tests). Never lets one bad request stop the loop."""
-    import asyncio
-
+    (hardware-in-the-loop tests). Never lets one bad request stop the loop. A plain loop, not
+    asyncio: a board has one task, and asyncio's modules and objects were ~4 KB of its heap."""
     start = clock()
     uart = device.uart
     while True:
@@ -190,16 +189,15 @@ async def serve(device, clock, watchdog=None, idle_ms=1, run_ms=None):
             watchdog.feed()
         if run_ms is not None and time.ticks_diff(now, start) >= run_ms:
             return
-        await asyncio.sleep_ms(0 if data else idle_ms)
+        if not data:
+            time.sleep_ms(idle_ms)
 
 
 def run(device, clock, watchdog=None, run_ms=None):
-    """main.py's loop: serve() under asyncio, forever or for run_ms; then the device and its UART
-    are released."""
-    import asyncio
-
+    """main.py's loop: serve(), forever or for run_ms; then the device and its UART are
+    released."""
     try:
-        asyncio.run(serve(device, clock, watchdog, run_ms=run_ms))
+        serve(device, clock, watchdog, run_ms=run_ms)
     finally:
         device.deinit()
         device.uart.deinit()

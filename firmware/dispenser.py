@@ -2,7 +2,8 @@
 offered now (LAMPS), presses reported as BUTTON_PRESS events, and a text panel for short
 bilingual messages (SHOW_TEXT). While the gateway is silent or has put it out of service it shows
 "ただいま発券できません / Tickets unavailable" and takes no presses (no event is queued); a
-press while the event queue is full is refused and shown too.
+press while the event queue is full is refused and shown too. The panel is drawn on its part
+(wiring.py, drv_ssd1306) from _check, after the reply.
 Owns the dispenser's behaviour only: pins come from board.py, the bus logic from device.py."""
 
 import time
@@ -22,8 +23,11 @@ class Dispenser(BusDevice):
     CAPS = p.CAP_TEXT | p.CAP_LAMPS
     HANDLERS = {p.Lamps.TYPE: "_lamps", p.ShowText.TYPE: "_show_text"}
 
-    def __init__(self, addr, uart, button_pins, lamp_pins, now, reset_cause=p.RESET_UNKNOWN, debounce_ms=30):
+    def __init__(
+        self, addr, uart, button_pins, lamp_pins, now, reset_cause=p.RESET_UNKNOWN, debounce_ms=30, screen=None
+    ):
         BusDevice.__init__(self, addr, uart, now, reset_cause)
+        self.screen = screen  # the panel's driver (drv_ssd1306), or None
         if len(button_pins) != len(lamp_pins) or not 1 <= len(button_pins) <= p.MAX_SERVICES:
             raise ValueError("a dispenser needs 1..16 buttons and as many lamps")
         self.buttons = [Button(pin, debounce_ms) for pin in button_pins]
@@ -36,6 +40,7 @@ class Dispenser(BusDevice):
     mask = 0  # services offered, per the last LAMPS
     refused = 0  # presses that made no event
     _busy_until = None
+    _lit = 0  # the panel's draws the screen shows
 
     def _lamps(self, frame, now):
         if frame.mask >> len(self.buttons):
@@ -57,6 +62,10 @@ class Dispenser(BusDevice):
         if self._busy_until is not None and time.ticks_diff(now, self._busy_until) >= 0:
             self._busy_until = None
             self._refresh(now)
+        # Drawn here, after the reply went out (feed writes it first): a frame is 23 ms of I2C.
+        if self.screen is not None and self._lit != self.panel.draws:
+            self._lit = self.panel.draws
+            self.screen.show(self.panel)
 
     def press(self, service, now):
         """A debounced press of service `service`'s button: an event if it is live now."""
@@ -87,15 +96,7 @@ class Dispenser(BusDevice):
         for lamp in self.lamps:
             lamp.value(0)
         self.panel.deinit()
+        if self.screen is not None:
+            self.screen.deinit()
         BusDevice.deinit(self)
 
-
-def make(config, uart, now, reset_cause):
-    """The dispenser described by `config` (see main.py), on the board's pins."""
-    import board
-
-    button_pins, lamp_pins = board.pins("dispenser")
-    n = config.get("services", len(button_pins))
-    buttons = [board.input_pin(button_pins[i], "button%d" % i) for i in range(n)]
-    lamps = [board.output_pin(lamp_pins[i], "lamp%d" % i) for i in range(n)]
-    return Dispenser(config["addr"], uart, buttons, lamps, now, reset_cause, config.get("debounce_ms", 30))

@@ -18,8 +18,6 @@ _H = const(64)
 # multiplexed; no offset; COM pins alternative; clock; pre-charge; VCOMH; contrast; show RAM;
 # not inverted; charge pump on (the usual modules have no external VCC); display on.
 _INIT = b"\x00\xae\x20\x00\x40\xa1\xa8\x3f\xc8\xd3\x00\xda\x12\xd5\x80\xd9\xf1\xdb\x30\x81\xcf\xa4\xa6\x8d\x14\xaf"
-# Columns 0..127, pages 0..7: the whole frame follows.
-_WINDOW = b"\x00\x21\x00\x7f\x22\x00\x07"
 
 
 class Ssd1306:
@@ -33,15 +31,18 @@ class Ssd1306:
         i2c.writeto(addr, _INIT)
         self.flush()
 
-    def flush(self):
-        self.i2c.writeto(self.addr, _WINDOW)
-        self.i2c.writeto(self.addr, self._buf)
+    def flush(self, pages=8):
+        """Sends the frame's top `pages` pages (8 rows each): the column/page window, then the
+        data control byte and the pages in one write, straight from the buffer."""
+        self.i2c.writeto(self.addr, bytes((0, 0x21, 0, _W - 1, 0x22, 0, pages - 1)))
+        self.i2c.writeto(self.addr, memoryview(self._buf)[: 1 + _W * pages])
 
-    def show(self, panel):
+    def show(self, panel, pages=8):
         """Draw `panel` (a TextPanel) with render.py and send the frame; a panel larger than the
         glass (the call display's 256x128 text model) shows its top-left 128x64. A panel of the
         glass's size is drawn in place, in this driver's buffer (framebuf draws the same in any
-        format)."""
+        format). `pages` < 8 sends only the top of the frame, where the caller knows the rest is
+        unchanged (a call line's blink)."""
         if panel._fb is None and panel.width == _W and panel.height == _H:
             # render.py then draws straight into the chip's frame: no second 1 KB buffer
             panel._fb = self.fb
@@ -49,7 +50,7 @@ class Ssd1306:
         if fb is not self.fb:  # render.py's own MONO_HLSB frame; the chip's RAM is MONO_VLSB
             self.fb.fill(0)
             self.fb.blit(fb, 0, 0)
-        self.flush()
+        self.flush(pages)
 
     def power(self, on):
         self.i2c.writeto(self.addr, b"\x00\xaf" if on else b"\x00\xae")

@@ -17,52 +17,53 @@ _DATA_AUTO = const(0x40)
 _ADDRESS = const(0xC0)
 _DISPLAY_ON = const(0x88)
 _DISPLAY_OFF = const(0x80)
-# Half a clock period: a MicroPython pin toggle on the RP2040 already takes a few us; this keeps
-# the clock under the chip's 250 kHz with room for long wires to the pad's front.
-_HALF_US = const(5)
 
 
 class Tm1637:
     nacks = 0  # bytes the chip did not acknowledge (not fitted, a loose cable)
     level = 7
 
-    def __init__(self, clk, dio, brightness=7):
+    def __init__(self, clk, dio, brightness=7, half_us=5):
         self.clk = clk
         self.dio = dio
+        # Half a clock period: a MicroPython pin toggle on the RP2040 already takes a few us; 5
+        # keeps the clock under the chip's 250 kHz with room for long wires to the pad's front.
+        self.half_us = half_us
         clk.value(1)
         dio.value(1)
         self.level = max(0, min(7, brightness))
 
     def _start(self):
         self.dio.value(0)
-        time.sleep_us(_HALF_US)
+        time.sleep_us(self.half_us)
         self.clk.value(0)
 
     def _stop(self):
         self.clk.value(0)
         self.dio.value(0)
-        time.sleep_us(_HALF_US)
+        time.sleep_us(self.half_us)
         self.clk.value(1)
-        time.sleep_us(_HALF_US)
+        time.sleep_us(self.half_us)
         self.dio.value(1)
 
     def _byte(self, b):
         clk = self.clk
         dio = self.dio
+        us = self.half_us
         for _ in range(8):
             clk.value(0)
             dio.value(b & 1)
-            time.sleep_us(_HALF_US)
+            time.sleep_us(us)
             clk.value(1)
-            time.sleep_us(_HALF_US)
+            time.sleep_us(us)
             b >>= 1
         clk.value(0)
         dio.value(1)  # released: the chip pulls it low to acknowledge
-        time.sleep_us(_HALF_US)
+        time.sleep_us(us)
         clk.value(1)
         if dio.value():
             self.nacks += 1
-        time.sleep_us(_HALF_US)
+        time.sleep_us(us)
         clk.value(0)
 
     def _command(self, data):

@@ -1,5 +1,5 @@
 """The board's entry point: boot (slots.start: config.json, the device kind's module from the
-active slot, the bus UART, the device), then the asyncio loop (device.run) forever.
+active slot, the bus UART, the device), then the loop (device.run) forever.
 
 On the Pico it runs at boot with no arguments. On the MicroPython Unix port (tests and the
 hardware-in-the-loop run against the gateway over pty pairs):
@@ -31,10 +31,10 @@ def boot():
 
     dev, clock, run_ms = slots.start(sys.argv[1:])
     wdt = slots.wdt
-    # Booted: the loader and the configuration check are not needed again. Their globals are
-    # emptied, and the entries set to None before they are deleted (a dict keeps a deleted
-    # entry's value until the slot is reused), so that nothing left over keeps their code.
-    for name in ("slots", "config"):
+    # Booted: the loader, the configuration check and the display wiring are not needed again.
+    # Their globals are emptied, and the entries set to None before they are deleted (a dict
+    # keeps a deleted entry's value until the slot is reused), so that nothing keeps their code.
+    for name in ("slots", "config", "wiring"):
         sys.modules[name].__dict__.clear()
         sys.modules[name] = None  # type: ignore[assignment]
         del sys.modules[name]

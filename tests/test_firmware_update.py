@@ -23,12 +23,13 @@ from gateway.bus import BusMaster
 from gateway.device_link import DeviceLink, DeviceSpec
 from gateway.firmware_update import BundleError, FirmwareUpdate, UpdateState, make_bundle, read_bundle
 from office.model import Decision
+from tools.pio_micropython import modules_for
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
 BIN = Path(sys.executable).parent
 LOADER = ("main.py", "boot.py", "slots.py", "board.py", "board_sim.py")
-APP = ("protocol.py", "device.py", "button.py", "display.py", "render.py", "config.py", "fw_update.py", "dispenser.py")
+APP = tuple(modules_for("dispenser"))  # what the build puts in a dispenser's slot
 ADDR = 5
 KEY = bytes(range(100, 132))  # the device key provisioned at install (FW_KEY): in its flash's fw_key
 

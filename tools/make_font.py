@@ -5,9 +5,10 @@
 The file holds only the glyphs this office's boards can be asked to show: every string in the
 config (office, service and counter names, calendar reasons), the resident message catalogues
 (signage/messages), the mode words (gateway/mode_words.py, office/calendar.py, public holiday
-names), printable ASCII and anything given with --extra. Glyphs are drawn by Pillow from Noto Sans
-CJK JP (signage.fonts) at 16 px with FreeType's monochrome rasteriser (hinted, 1 bit per pixel:
-thresholding an anti-aliased glyph loses the thin strokes of kanji at this size).
+names), the firmware's own words (firmware/*.py), printable ASCII and anything given with --extra.
+Glyphs are drawn by Pillow from Noto Sans CJK JP (signage.fonts) at 16 px with FreeType's
+monochrome rasteriser (hinted, 1 bit per pixel: thresholding an anti-aliased glyph loses the thin
+strokes of kanji at this size).
 
 Format (little-endian; firmware/font16.py reads it by seeking, docs/firmware.md):
     header  8 bytes   b"CF16", version (1), height (16), glyph count N (u16)
@@ -19,6 +20,7 @@ The same input gives the same bytes (sorted, no timestamps).
 from __future__ import annotations
 
 import argparse
+import ast
 import struct
 import sys
 from collections.abc import Iterable, Iterator
@@ -57,10 +59,34 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
+def firmware_texts() -> list[str]:
+    """The words the boards' own code shows (the call display's " → ", a dispenser's "ただいま
+    発券できません"): every string constant in firmware/*.py that is not ASCII, docstrings left out."""
+    out = []
+    for path in sorted((ROOT / "firmware").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        out += [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and not node.value.isascii()
+        ]
+    return out
+
+
 def board_texts(config_path: Path) -> list[str]:
     """The strings a board of this office may show, Japanese and English."""
     config = load_config(config_path)
-    texts = list(_strings(config.raw))
+    texts = list(_strings(config.raw)) + firmware_texts()
     for lang in LANGS:
         texts += catalog(lang).values()  # templates: their {placeholders} are ASCII, included anyway
     # What mode_words and office.calendar build around the catalogue: weekday names, the 時/分/月/日

@@ -1,15 +1,16 @@
 """Build and deploy steps for the MicroPython boards, used by platformio.ini (as an extra script)
 and runnable on its own, so the build is tested without PlatformIO or its registry:
 
-    python tools/pio_micropython.py build KIND OUT_DIR [--mpy-cross PATH]
+    python tools/pio_micropython.py build KIND OUT_DIR [--mpy-cross PATH] [--office OFFICE.toml]
     python tools/pio_micropython.py deploy KIND OUT_DIR [--port PORT] [--mpremote PATH]
 
 build: compiles the application modules with mpy-cross into OUT_DIR/a/ (slot a) and lays out the
 loader beside them: boot.py and main.py stay source (MicroPython runs only those names at boot),
-slots and board are compiled, config.json is the kind's example config, `slot` names slot a.
+slots and board are compiled, config.json is the kind's example config, `slot` names slot a;
+with --office, the office's 16 px font (tools/make_font.py) is font16.bin at the root.
 deploy: copies OUT_DIR to the board with `mpremote cp` (the loader at the root, the slot in :a/).
-Under PlatformIO the environment's custom_device_kind, custom_config, custom_mpy_cross and
-custom_mpremote options choose the same, as targets `pio run -e dispenser_pico -t mpy` and
+Under PlatformIO the environment's custom_device_kind, custom_config, custom_office,
+custom_mpy_cross and custom_mpremote options choose the same, as targets `pio run -e dispenser_pico -t mpy` and
 `-t deploy` (and `-t upload`)."""
 
 from __future__ import annotations
@@ -24,7 +25,24 @@ FIRMWARE = ROOT / "firmware"
 KINDS = ("dispenser", "counter_pad", "call_display")
 LOADER_SOURCE = ("boot.py", "main.py")  # run by name at boot: stay .py
 LOADER_COMPILED = ("slots.py", "board.py", "board_pico.py")
-APP_MODULES = ("protocol.py", "device.py", "button.py", "display.py", "render.py", "config.py", "fw_update.py")
+APP_MODULES = (
+    "protocol.py",
+    "device.py",
+    "button.py",
+    "display.py",
+    "render.py",
+    "config.py",
+    "wiring.py",
+    "fw_update.py",
+)
+# Each kind's display drivers (wiring.py chooses among them by config.json) and, where a panel can
+# show Japanese, the font reader.
+KIND_MODULES = {
+    "dispenser": ("drv_ssd1306.py", "font16.py"),
+    "counter_pad": ("drv_seg7.py", "drv_tm1637.py"),
+    "call_display": ("drv_seg7.py", "drv_max7219.py", "drv_ssd1306.py", "font16.py"),
+}
+FONT_FILE = "font16.bin"  # firmware/render.py FONT_FILE, at the flash's root
 
 
 def _tool(name: str) -> str:
@@ -36,11 +54,15 @@ def _tool(name: str) -> str:
 def modules_for(kind: str) -> list[str]:
     if kind not in KINDS:
         raise SystemExit(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    return [*APP_MODULES, f"{kind}.py"]
+    return [*APP_MODULES, *KIND_MODULES[kind], f"{kind}.py"]
 
 
-def build(kind: str, out: Path, mpy_cross: str = "mpy-cross", config: Path | None = None) -> list[Path]:
-    """Lays out the board's flash in `out`; returns the files written."""
+def build(
+    kind: str, out: Path, mpy_cross: str = "mpy-cross", config: Path | None = None, office: Path | None = None
+) -> list[Path]:
+    """Lays out the board's flash in `out`; returns the files written. With `office` (its TOML
+    config), the office's 16 px font is built for it (tools/make_font.py) and laid beside the
+    config, so the board's panel shows its Japanese."""
     modules = modules_for(kind)
     if out.exists():
         shutil.rmtree(out)
@@ -66,6 +88,13 @@ def build(kind: str, out: Path, mpy_cross: str = "mpy-cross", config: Path | Non
     shutil.copy(config or ROOT / "tools" / "configs" / f"{kind}.json", out / "config.json")
     (out / "slot").write_text("a")
     written += [out / "config.json", out / "slot"]
+    if office is not None and kind != "counter_pad":  # the pad's 7 segments show no Japanese
+        font = out / FONT_FILE
+        argv = [sys.executable, str(ROOT / "tools" / "make_font.py"), "--config", str(office), "--out", str(font)]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"make_font.py {office}: {(result.stderr or result.stdout).strip()}")
+        written.append(font)
     return written
 
 
@@ -92,7 +121,8 @@ def main(argv: list[str]) -> None:
     action, kind, out = argv[0], argv[1], Path(argv[2])
     opts = dict(zip(argv[3::2], argv[4::2], strict=False))
     if action == "build":
-        build(kind, out, opts.get("--mpy-cross", _tool("mpy-cross")))
+        office = opts.get("--office")
+        build(kind, out, opts.get("--mpy-cross", _tool("mpy-cross")), None, Path(office) if office else None)
     else:
         modules_for(kind)
         deploy(out, opts.get("--port", "auto"), opts.get("--mpremote", _tool("mpremote")))
@@ -106,13 +136,15 @@ def _platformio() -> None:
     mpy_cross = env.GetProjectOption("custom_mpy_cross", "mpy-cross")
     mpremote = env.GetProjectOption("custom_mpremote", "mpremote")
     config = ROOT / env.GetProjectOption("custom_config")
+    office_option = env.GetProjectOption("custom_office", "")
+    office = ROOT / office_option if office_option else None
     port = env.subst("$UPLOAD_PORT") or "auto"
 
     def do_build(*_args: object, **_kw: object) -> None:
-        build(kind, out, mpy_cross, config)
+        build(kind, out, mpy_cross, config, office)
 
     def do_deploy(*_args: object, **_kw: object) -> None:
-        build(kind, out, mpy_cross, config)
+        build(kind, out, mpy_cross, config, office)
         deploy(out, port, mpremote)
 
     env.AddCustomTarget("mpy", None, do_build, title="mpy-cross", description="compile the firmware")

@@ -125,7 +125,24 @@ equal(slots.boot_number(tmp), 42, "kept again")
 # config.json
 good = {"kind": "counter_pad", "addr": 4, "debounce_ms": 25}
 equal(config.check(good), good, "good config")
+for good in (  # the display keys (wiring.py), each part on pins of its bus
+    {"kind": "call_display", "addr": 3, "display": "max7219", "display_pins": [10, 11, 9], "display_hz": 1000000},
+    {"kind": "call_display", "addr": 3, "display": "ssd1306", "display_pins": [2, 3], "display_addr": 61},
+    {"kind": "dispenser", "addr": 1, "display": "none"},
+    {"kind": "counter_pad", "addr": 2, "display": "tm1637", "display_pins": [26, 27]},
+    {"kind": "call_display", "addr": 3, "display_chips": 2},
+):
+    equal(config.check(good), good, "good display config")
 for bad, msg in (
+    ({"kind": "dispenser", "addr": 1, "display": "max7219"}, "display must be one of ssd1306, none for a dispenser"),
+    ({"kind": "counter_pad", "addr": 1, "display": 7}, "display must be one of tm1637, none for a counter_pad, got 7"),
+    ({"kind": "call_display", "addr": 1, "display_pins": [18, 19]}, "display_pins must be 3 GP numbers 0..28"),
+    ({"kind": "call_display", "addr": 1, "display_pins": [18, 20, 17]}, "SCK must be GP 2, 6, 10 ... 26 and MOSI"),
+    ({"kind": "dispenser", "addr": 1, "display_pins": [21, 22]}, "SDA must be an even GP and SCL the next pin"),
+    ({"kind": "dispenser", "addr": 1, "display_pins": "20,21"}, "display_pins must be 2 GP numbers"),
+    ({"kind": "counter_pad", "addr": 1, "display_pins": [18, 40]}, "display_pins must be 2 GP numbers 0..28"),
+    ({"kind": "call_display", "addr": 1, "display_hz": 100}, "display_hz must be an integer 10000..10000000, got 100"),
+    ({"kind": "call_display", "addr": 1, "display_chips": 0}, "display_chips must be an integer 1..8"),
     ({"kind": "printer", "addr": 1}, "kind must be one of"),
     ({"kind": "dispenser"}, "addr is missing"),
     ({"kind": "dispenser", "addr": 17}, "addr must be an integer 1..16, got 17"),

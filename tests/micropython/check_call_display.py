@@ -12,13 +12,13 @@ import protocol as p
 
 print("heap_protocol=%d" % (heap_used() - before))
 import board
-from board_sim import FakeClock
+from board_sim import FakeClock, MemoryUART
 from call_display import BLINK_FOR_MS, CallDisplay
 
 state = tmp + "/display_state.json"
 clock = FakeClock(5000)
 chime = board.FakeChime()
-uart = board.MemoryUART()
+uart = MemoryUART()
 dev = CallDisplay(9, uart, chime, clock.now(), p.RESET_POWER_ON, state)
 print("heap_device=%d" % (heap_used() - before))
 gw = Gateway(p, dev, clock)
@@ -86,7 +86,7 @@ equal(dev.panel.lines, shown, "content kept across a gateway restart")
 
 # The display reboots: its content comes back from flash.
 dev.deinit()
-dev = CallDisplay(9, board.MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
+dev = CallDisplay(9, MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
 gw = Gateway(p, dev, clock)
 equal(dev.panel.lines, shown, "content restored after a reboot")
 equal(gw.poll().NAME, "HELLO", "a rebooted display says HELLO")
@@ -98,7 +98,7 @@ equal(dev.panel.lines, ["お呼び出し中", "Now calling"], "cleared")
 gw.send(p.ShowText, [])
 equal(dev.panel.lines, [], "blank")
 dev.deinit()
-dev = CallDisplay(9, board.MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
+dev = CallDisplay(9, MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
 equal(dev.panel.lines, [], "a cleared display stays clear after a reboot")
 dev.deinit()
 
@@ -106,12 +106,12 @@ dev.deinit()
 for bad in ('{"call": ["B023\\n", "5"]}', "not json", '{"recent": [["B023"]]}'):
     with open(state, "w") as f:
         f.write(bad)
-    dev = CallDisplay(9, board.MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
+    dev = CallDisplay(9, MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
     equal(dev.panel.lines, [], "bad saved content ignored: " + bad)
     dev.deinit()
 
 # Commands for other kinds are refused.
-dev = CallDisplay(9, board.MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, None)
+dev = CallDisplay(9, MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, None)
 gw = Gateway(p, dev, clock)
 r = gw.send(p.DisplayNumber, "B023")[0]
 check(r.NAME == "NAK" and r.reason == p.NAK_UNSUPPORTED, "display number unsupported %r" % r)

@@ -14,7 +14,7 @@ import protocol as p
 
 print("heap_protocol=%d" % (heap_used() - before))
 import board
-from board_sim import FakeClock
+from board_sim import FakeClock, MemoryUART
 from button import Button
 from counter_pad import KEYS, OFFLINE_TEXT, CounterPad
 
@@ -23,7 +23,7 @@ clock = FakeClock(time.ticks_add(0, -500))
 keys = [board.FakePin("key%d" % k, 1) for k in KEYS]
 red = board.FakePin("red")
 green = board.FakePin("green")
-uart = board.MemoryUART()
+uart = MemoryUART()
 dev = CounterPad(7, uart, keys, red, green, clock.now(), p.RESET_POWER_ON, debounce_ms=20, transfer_to=4)
 print("heap_device=%d" % (heap_used() - before))
 gw = Gateway(p, dev, clock)

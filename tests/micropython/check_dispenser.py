@@ -12,13 +12,13 @@ import protocol as p
 
 print("heap_protocol=%d" % (heap_used() - before))
 import board
-from board_sim import FakeClock
+from board_sim import FakeClock, MemoryUART
 from dispenser import BUSY, BUSY_MS, UNAVAILABLE, Dispenser
 
 clock = FakeClock(1000)
 buttons = [board.FakePin("button%d" % i, 1) for i in range(4)]
 lamps = [board.FakePin("lamp%d" % i) for i in range(4)]
-uart = board.MemoryUART()
+uart = MemoryUART()
 dev = Dispenser(3, uart, buttons, lamps, clock.now(), p.RESET_WATCHDOG)
 print("heap_device=%d" % (heap_used() - before))
 gw = Gateway(p, dev, clock)

@@ -18,7 +18,7 @@ tmp = setup()
 import board
 import protocol as p
 import slots
-from board_sim import FakeClock
+from board_sim import FakeClock, MemoryUART
 from dispenser import Dispenser
 from fw_update import hmac_sha256
 
@@ -55,7 +55,7 @@ def exists(path):
 def make(root, active):
     clock = FakeClock(1000)
     pins = [board.FakePin("b", 1)], [board.FakePin("l")]
-    dev = Dispenser(4, board.MemoryUART(), pins[0], pins[1], clock.now(), p.RESET_POWER_ON)
+    dev = Dispenser(4, MemoryUART(), pins[0], pins[1], clock.now(), p.RESET_POWER_ON)
     dev.fw_root = root
     dev.fw_active = active
     gw = Gateway(p, dev, clock)
