@@ -3,7 +3,7 @@ blinking for a while after a NEW call, the recent-calls list (RECENT), message l
 plays chimes (CHIME, and one per CALL) and blanks call and list on CLEAR.
 Its content is kept across a gateway restart until the gateway says otherwise: silence (offline)
 and a new IDENTIFY change nothing shown, and every change is saved to a JSON file on flash so that
-a reboot of the display restores it. Chimes are started after the reply is sent (from _check), so
+a reboot of the display restores it (wiring.restore, at boot: code a running board need not hold). Chimes are started after the reply is sent (from _check), so
 playing one never delays the bus.
 Owns the call display's behaviour only: outputs come from board.py, the bus logic from device.py."""
 
@@ -36,7 +36,7 @@ class CallDisplay(BusDevice):
     saves = 0
     _blink_since = None
     _lit = 0  # the panel's draws the screen shows
-    _lines = None  # the lines it shows
+    _lines = None  # the lines it shows (a panel)
 
     def __init__(
         self, addr, uart, chime, now, reset_cause=p.RESET_UNKNOWN, state_path=None, screen=None, digits=False
@@ -52,7 +52,6 @@ class CallDisplay(BusDevice):
         self.recent = []  # [(ticket, counter)], newest first
         self.message = []
         self._chimes = []  # (tone, repeat) waiting to be played after the reply
-        self._restore()
         self._draw(now)
 
     # --- Requests
@@ -116,21 +115,23 @@ class CallDisplay(BusDevice):
     def _light(self):
         """The panel's text on the display's part. Digits: the call (dark in a blink's dark phase),
         else "----" out of service, else a message's last line if it fits (its English words),
-        else blank. A panel: redrawn, and only its top 16 rows sent when only the call line
-        changed (a blink: 263 bytes instead of 1,032, 6 ms of I2C instead of 23 at 400 kHz)."""
+        else blank. A panel: redrawn, and when only the blink changed only the pages of the call
+        line's rows are sent (two for one row of 16: 263 bytes instead of 1,032, 6 ms of I2C
+        instead of 23 at 400 kHz)."""
         s = self.screen
-        lines = self.panel.lines
+        panel = self.panel
+        lines = panel.lines
         if not self.digits:
-            old = self._lines
-            s.show(self.panel, 2 if old is not None and len(old) == len(lines) and old[1:] == lines[1:] else 8)
+            # the same lines, drawn in the same rows: top is the call line's, from the last draw
+            s.show(panel, (panel.top + 7) // 8 if lines == self._lines else 8)
             self._lines = lines
             return
         if self.out_of_service:
             s.text(OUT_OF_SERVICE)
         elif self.call is not None:
-            if lines[0]:
+            if not panel.dark:
                 s.show(self.call[0], self.call[1])
-            s.light(lines[0] != "")
+            s.light(not panel.dark)
             return
         elif self.message and len(self.message[-1].encode()) <= 8 * s.chips:
             s.text(self.message[-1])
@@ -142,15 +143,13 @@ class CallDisplay(BusDevice):
         self._draw(now)  # out of service or back (offline changes nothing shown)
 
     def lines(self, now):
-        """The text shown now: the call line (blank in a blink's dark phase), the recent list
-        (without the current call at its head), then the message lines."""
+        """The text shown: the call line, the recent list (without the current call at its head),
+        then the message lines; out of service only "----"."""
         if self.out_of_service:
             return [OUT_OF_SERVICE]
         out = []
         if self.call is not None:
-            # _check ends a blink (_blink_since None) once BLINK_FOR_MS is over
-            lit = self._blink_since is None or (time.ticks_diff(now, self._blink_since) // _BLINK_MS) % 2 == 0
-            out.append(self.call[0] + " → " + self.call[1] if lit else "")
+            out.append(self.call[0] + " → " + self.call[1])
         recent = self.recent
         if recent and recent[0] == self.call:
             recent = recent[1:]  # the current call heads the list: drawn once, as the call
@@ -158,14 +157,25 @@ class CallDisplay(BusDevice):
             out.append(ticket + " → " + counter)
         return out + self.message
 
+    def dark(self, now):
+        """1 in a NEW call's blink's dark phase (its call line blank, the rows kept), else 0.
+        _check ends a blink (_blink_since None) once BLINK_FOR_MS is over."""
+        b = self._blink_since
+        if b is None or self.call is None or self.out_of_service:
+            return 0
+        return (time.ticks_diff(now, b) // _BLINK_MS) % 2
+
     def _draw(self, now, save=False):
         lines = self.lines(now)
-        if lines != self.panel.lines:
-            self.panel.show(lines)
+        dark = self.dark(now)
+        if lines != self.panel.lines or dark != self.panel.dark:
+            self.panel.show(lines, dark)
         if save:  # the content changed: kept on flash
             self._save()
 
     def _save(self):
+        """The content to state_path, as JSON: {"call": [ticket, counter] or null, "recent":
+        [[ticket, counter], ...], "message": [line, ...]} (wiring.restore reads it at boot)."""
         if not self.state_path:
             return
         state = {"call": list(self.call) if self.call else None, "recent": [list(e) for e in self.recent]}
@@ -182,33 +192,6 @@ class CallDisplay(BusDevice):
             self.saves += 1
         except OSError as e:  # a full or failing flash must not stop the display
             print("call display: cannot save:", repr(e))
-
-    def _restore(self):
-        if not self.state_path:
-            return
-        import json
-
-        try:
-            with open(self.state_path) as f:
-                state = json.load(f)
-        except (OSError, ValueError):  # missing or not JSON: ignored
-            return
-        if not isinstance(state, dict):
-            return
-        try:  # check through the codec, so restored content is content the bus could carry
-            call = state.get("call")
-            if call:
-                p.Call(self.addr, 0, p.CALL_RECALL, call[0], call[1])
-                self.call = (call[0], call[1])
-            recent = state.get("recent") or []
-            p.Recent(self.addr, 0, recent)
-            self.recent = [(e[0], e[1]) for e in recent]
-            message = state.get("message") or []
-            p.ShowText(self.addr, 0, message)
-            self.message = list(message)
-        except (ValueError, TypeError, IndexError, KeyError) as e:
-            print("call display: saved content ignored:", repr(e))
-            self.call, self.recent, self.message = None, [], []
 
     def deinit(self):
         self.chime.deinit()

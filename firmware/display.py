@@ -12,7 +12,9 @@ class TextPanel:
     # Defaults as class attributes: an instance holds only what differs (a board's heap is small).
     width = 128
     height = 64
-    visible = True  # False in the dark phase of a blink
+    visible = True  # False: nothing drawn
+    dark = 0  # the first `dark` lines are drawn blank, their rows kept (a blink's dark phase)
+    top = 0  # the rows the first line took when last drawn (render.py): what a blink changes
     draws = 0
     _fb = None
     _buf = None
@@ -23,8 +25,9 @@ class TextPanel:
             self.height = height
         self.lines = []
 
-    def show(self, lines):
+    def show(self, lines, dark=0):
         self.lines = list(lines)
+        self.dark = dark
         self.draws += 1
 
     def render(self):

@@ -3,7 +3,7 @@ has the format), read from flash glyph by glyph: an index probe is 6 bytes, a gl
 into buffers made once. The file is never read whole into the heap. Imported by render.py only
 when the board has a font file, so a board without one holds none of it.
 
-Strings are walked as UTF-8 bytes, never character by character (that would intern every
+Text is walked as UTF-8 bytes, never character by character (that would intern every
 character as a name, docs/firmware.md Memory)."""
 
 import framebuf
@@ -70,35 +70,41 @@ class Font16:
         f.readinto(self._r1)
         return w, self._fb1
 
-    def text(self, fb, s, x, y):
-        """Draws `s` into `fb` with its top left at (x, y); returns the x after it. A character
-        the font lacks draws a box, as the 8x8 path does."""
-        b = s.encode()
-        i = 0
+    def text(self, fb, b, x, y, i=0, right=0):
+        """Draws `b` (UTF-8 bytes) from byte i into `fb` with its top left at (x, y), stopping
+        before a glyph that would pass x = `right` (0: no limit; the first glyph is always
+        drawn); returns the byte it stopped at (len(b) when all is drawn), and leaves the pen's x
+        in self.x. A character the font lacks draws a box, as the 8x8 path does."""
         n = len(b)
+        x0 = x
         while i < n:
             cp = b[i]
             # UTF-8 by hand: the lead byte says how many continuation bytes follow
             if cp < 0x80:
-                i += 1
+                k = 1
             elif cp < 0xE0:
                 cp = (cp & 0x1F) << 6 | b[i + 1] & 0x3F
-                i += 2
+                k = 2
             elif cp < 0xF0:
                 cp = (cp & 0x0F) << 12 | (b[i + 1] & 0x3F) << 6 | b[i + 2] & 0x3F
-                i += 3
+                k = 3
             else:
                 cp = (cp & 0x07) << 18 | (b[i + 1] & 0x3F) << 12 | (b[i + 2] & 0x3F) << 6 | b[i + 3] & 0x3F
-                i += 4
+                k = 4
             w, g = self.glyph(cp)
             if g is None:
                 w = 8 if cp < 0x80 else HEIGHT
+            if right and x + w > right and x > x0:
+                break
+            if g is None:
                 fb.rect(x + 1, y + 1, w - 2, HEIGHT - 2, 1)
             else:
                 # key 0: the glyph's unset pixels (and a narrow glyph's padding) leave fb as is
                 fb.blit(g, x, y, 0)
             x += w
-        return x
+            i += k
+        self.x = x
+        return i
 
     def deinit(self):
         self._f.close()

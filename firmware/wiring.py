@@ -1,5 +1,6 @@
 """How a board is put together at boot: the Pico's pin map, the display part and its driver as
-config.json says (docs/firmware.md, "Displays"), and the device of its kind built on them.
+config.json says (docs/firmware.md, "Displays"), the device of its kind built on them, and a call
+display's content restored as its last boot saved it.
 Imported by slots.start() and dropped with the loader by main.py: none of this code is needed
 once the device exists (a board's heap is small, docs/firmware.md "Memory").
 
@@ -80,4 +81,37 @@ def make(kind, module, cfg, uart, now, reset_cause):
         )
     state = board.path_join(board.flash_dir(), cfg.get("state_file", "display_state.json"))
     digits = part(kind, cfg) == "max7219"
-    return module.CallDisplay(addr, uart, board.chime(), now, reset_cause, state, screen, digits)
+    return restore(module.CallDisplay(addr, uart, board.chime(), now, reset_cause, state, screen, digits), now)
+
+
+def restore(dev, now):
+    """A call display's content as its last boot saved it (CallDisplay._save), checked through
+    the codec so that restored content is content the bus could carry; a missing, unreadable or
+    bad file is ignored. Returns `dev`."""
+    import json
+
+    import protocol as p
+
+    try:
+        with open(dev.state_path) as f:
+            state = json.load(f)
+    except (OSError, ValueError):  # missing or not JSON: ignored
+        return dev
+    if not isinstance(state, dict):
+        return dev
+    try:
+        call = state.get("call")
+        if call:
+            p.Call(dev.addr, 0, p.CALL_RECALL, call[0], call[1])
+            dev.call = (call[0], call[1])
+        recent = state.get("recent") or []
+        p.Recent(dev.addr, 0, recent)
+        dev.recent = [(e[0], e[1]) for e in recent]
+        message = state.get("message") or []
+        p.ShowText(dev.addr, 0, message)
+        dev.message = list(message)
+    except (ValueError, TypeError, IndexError, KeyError) as e:
+        print("call display: saved content ignored:", repr(e))
+        dev.call, dev.recent, dev.message = None, [], []
+    dev._draw(now)
+    return dev

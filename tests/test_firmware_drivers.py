@@ -14,13 +14,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from PIL import Image
 
 from hal.firmware_sim import find_micropython
 from tests.test_firmware import figures, run_mp_heap
-from tests.test_firmware_font import pillow_line, save_png
+from tests.test_firmware_font import japanese_strings, pillow_line, save_png
 from tools import make_font
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,8 @@ def font_flash(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A board's flash holding the office's font (tools/make_font.py, from nerima.toml)."""
     flash = tmp_path_factory.mktemp("font-flash")
     (flash / "font16.bin").write_bytes(make_font.build(make_font.board_texts(CONFIG)))
+    # check_drivers.py draws each of these on the dispenser's panel
+    (flash / "strings.txt").write_text("\n".join(japanese_strings()), encoding="utf-8")
     return flash
 
 
@@ -240,6 +243,7 @@ OLED_SCENES = (
     "oled_call_dark",
     "oled_call_lit",
     "oled_second_call",
+    "oled_second_call_dark",
     "oled_blank",
     "oled_out_of_service",
     "oled_dispenser_closed",
@@ -247,9 +251,15 @@ OLED_SCENES = (
 )
 
 
-def oled_pictures(scenes: dict[str, list[str]]) -> dict[str, tuple[Ssd1306, list[str], list[str]]]:
-    """Each scene decoded on one SSD1306 model per device: (the chip after it, the picture, the
-    panel's lines)."""
+class Scene(NamedTuple):
+    chip: Ssd1306  # the chip after the scene
+    picture: list[str]  # the glass, rows of '#'/'.'
+    lines: list[str]  # the panel's text
+    dark: int  # its first lines drawn blank (a blink's dark phase)
+
+
+def oled_pictures(scenes: dict[str, list[str]]) -> dict[str, Scene]:
+    """Each scene decoded on one SSD1306 model per device."""
     out = {}
     oled = Ssd1306()
     for name in ("oled_init", *OLED_SCENES):
@@ -258,8 +268,35 @@ def oled_pictures(scenes: dict[str, list[str]]) -> dict[str, tuple[Ssd1306, list
             oled.feed(scenes["oled_dispenser_init"])
         oled.feed(scenes[name])
         lines = [bytes.fromhex(x[5:]).decode() for x in scenes[name] if x.startswith("line ")]
-        out[name] = (oled, oled.picture(), lines)
+        dark = next((int(x[5:]) for x in scenes[name] if x.startswith("dark ")), 0)
+        out[name] = Scene(oled, oled.picture(), lines, dark)
     return out
+
+
+def font_rows(text: str, width: int) -> list[str]:
+    """`text` in rows as font16.text lays it: a glyph that would pass `width` starts the next row
+    (advances as make_font draws them)."""
+    font = make_font.load_font()
+    rows, row, x = [], "", 0
+    for ch in text:
+        w = max(1, min(make_font.MAX_WIDTH, round(font.getlength(ch))))
+        if row and x + w > width:
+            rows, row, x = [*rows, row], "", 0
+        row, x = row + ch, x + w
+    return [*rows, row]
+
+
+def rows_8x8(text: str, width: int) -> int:
+    """The rows an ASCII line takes in the 8×8 font: width // 8 characters a row, back to a space."""
+    n, rows, i = width // 8, 0, 0
+    while True:
+        rows += 1
+        j = i + n
+        if j >= len(text):
+            return rows
+        if text[j] != " " and text.rfind(" ", i, j) > i:
+            j = text.rfind(" ", i, j)
+        i = j + 1 if text[j] == " " else j
 
 
 def test_ssd1306_frames_are_the_pictures_render_drew(scenes: dict[str, list[str]]) -> None:
@@ -269,11 +306,11 @@ def test_ssd1306_frames_are_the_pictures_render_drew(scenes: dict[str, list[str]
     for cmd, args in {0x8D: (0x14,), 0xA8: (0x3F,), 0xA1: (), 0xC8: (), 0xDA: (0x12,), 0xA4: (), 0xA6: ()}.items():
         assert oled.seen_cmds.get(cmd) == args, hex(cmd)
     assert oled.on and oled.picture() == ["." * 128] * 64
-    for name, (_, picture, _) in oled_pictures(scenes).items():
+    for name, scene in oled_pictures(scenes).items():
         if name == "oled_init":
             continue
         ref = next(line for line in scenes[name] if line.startswith("ref "))
-        assert picture == hlsb_picture(ref), name
+        assert scene.picture == hlsb_picture(ref), name
     oled.feed(scenes["oled_off"])
     assert not oled.on
 
@@ -289,6 +326,7 @@ def test_a_blink_sends_only_the_call_lines_pages(scenes: dict[str, list[str]]) -
     assert sent("oled_call_dark") == 7 + 1 + 256
     assert sent("oled_call_lit") == 7 + 1 + 256
     assert sent("oled_second_call") > 7 + 1 + 1024  # blinking ended, then the whole new call
+    assert sent("oled_second_call_dark") < 7 + 1 + 1024  # the call line's pages: the list stays
 
 
 def lit_rows(picture: list[str]) -> set[int]:
@@ -298,41 +336,72 @@ def lit_rows(picture: list[str]) -> set[int]:
 def test_ssd1306_what_a_resident_sees_japanese_in_the_offices_font(
     scenes: dict[str, list[str]], tmp_path: Path
 ) -> None:
-    """Each Japanese line on the glass is exactly Pillow's drawing of it with the office's font
-    (16 rows); ASCII lines keep the built-in 8×8 font (10 rows). PNGs in tmp_path."""
+    """Each Japanese line on the glass is exactly Pillow's drawing of it with the office's font,
+    16 rows a row, going on in the next row where it is wider than the glass (no glyph cut off,
+    none a box); ASCII lines keep the built-in 8×8 font (10 rows a row, broken at a space); a line
+    of a blink's dark phase keeps its rows, blank. PNGs in tmp_path."""
     pictures = oled_pictures(scenes)
-    japanese_lines = 0
-    for name, (_, picture, lines) in pictures.items():
+    compared = 0
+    for name, scene in pictures.items():
         if name == "oled_init":
             continue
         image = Image.new("1", (128, 64), 0)
-        image.putdata([1 if c == "#" else 0 for row in picture for c in row])
+        image.putdata([1 if c == "#" else 0 for row in scene.picture for c in row])
         save_png(image, tmp_path / f"{name}.png")
         y = 0
-        for line in lines:
+        for k, line in enumerate(scene.lines):
             if line.isascii():
-                y += 10
+                y += 10 * rows_8x8(line, 128)
                 continue
-            want = pillow_line(line, 128)
-            got = image.crop((0, y, 128, y + make_font.HEIGHT))
-            assert got.tobytes() == want.tobytes(), f"{name}: {line!r} is not the font's drawing"
-            japanese_lines += 1
-            y += make_font.HEIGHT
-    assert japanese_lines == 6
-    # What the call display shows: the call "A-023 → 5番窓口" on top, then blank in the dark phase
-    # of its blink, the list under the second call, "----" out of service.
-    assert pictures["oled_call"][2] == ["A-023 → 5番窓口"]
-    assert pictures["oled_call_dark"][2] == [""]
-    assert lit_rows(pictures["oled_call_dark"][1]) == set()
-    assert pictures["oled_second_call"][2] == ["B-105 → 12番窓口", "A-023 → 5番窓口"]
-    assert lit_rows(pictures["oled_blank"][1]) == set()
-    assert pictures["oled_out_of_service"][2] == ["----"]
-    assert lit_rows(pictures["oled_out_of_service"][1]) == {3}  # the 8×8 font's dashes: one row
-    # The dispenser: the closed words, Japanese over English; then its own "unavailable" words.
-    assert pictures["oled_dispenser_closed"][2] == ["本日の受付は終了しました", "Closed for today"]
-    assert pictures["oled_dispenser_unavailable"][2] == ["ただいま発券できません", "Tickets unavailable"]
-    english = pictures["oled_dispenser_unavailable"][1][16:26]
-    assert any("#" in row for row in english), "the English line under the Japanese one"
+            for row in font_rows(line, 128):
+                want = pillow_line(row, 128) if k >= scene.dark else Image.new("1", (128, 16), 0)
+                got = image.crop((0, y, 128, y + make_font.HEIGHT))
+                assert got.tobytes() == want.tobytes(), f"{name}: {row!r} of {line!r} is not the font's drawing"
+                compared += 1
+                y += make_font.HEIGHT
+    assert compared >= 10
+    # What the call display shows: the call on top, its line blank (rows kept) in the dark phase of
+    # its blink, the list under the second call, "----" out of service.
+    assert pictures["oled_call"].lines == ["A-023 → 5番窓口"]
+    assert (pictures["oled_call_dark"].lines, pictures["oled_call_dark"].dark) == (["A-023 → 5番窓口"], 1)
+    assert lit_rows(pictures["oled_call_dark"].picture) == set()
+    assert pictures["oled_second_call"].lines == ["B-105 → 12番窓口", "A-023 → 5番窓口"]
+    dark = pictures["oled_second_call_dark"]
+    assert lit_rows(dark.picture) and min(lit_rows(dark.picture)) >= 16, "the list kept below the blank call line"
+    assert lit_rows(pictures["oled_blank"].picture) == set()
+    assert pictures["oled_out_of_service"].lines == ["----"]
+    assert lit_rows(pictures["oled_out_of_service"].picture) == {3}  # the 8×8 font's dashes: one row
+    # The dispenser: the closed words, Japanese over English; then its own "unavailable" words,
+    # whole: "ただいま発券できません" is wider than the glass and goes on in a second row.
+    assert pictures["oled_dispenser_closed"].lines == ["本日の受付は終了しました", "Closed for today"]
+    unavailable = pictures["oled_dispenser_unavailable"]
+    assert unavailable.lines == ["ただいま発券できません", "Tickets unavailable"]
+    assert len(font_rows(unavailable.lines[0], 128)) == 2
+    assert rows_8x8(unavailable.lines[1], 128) == 2  # "Tickets" / "unavailable": not cut in a word
+    assert lit_rows(unavailable.picture) & set(range(32, 42)), "the English line under the Japanese rows"
+
+
+def test_every_configured_japanese_message_on_the_dispensers_oled(scenes: dict[str, list[str]], tmp_path: Path) -> None:
+    """Every Japanese string the office's boards may show (the config's, every catalogue message,
+    the calendar's, the closed dispenser's words: tests/test_firmware_font.py's list), drawn on
+    the dispenser's 128×64 panel and sent by the driver: each row the glass holds is exactly
+    Pillow's drawing of it — no glyph a box, none cut off at the edge (it goes on in the next
+    row). PNGs in tmp_path."""
+    strings = japanese_strings()
+    checked = 0
+    for k, text in enumerate(strings):
+        oled = Ssd1306()
+        oled.feed(scenes["oled_init"])
+        oled.feed(scenes[f"message_{k}"])
+        assert [bytes.fromhex(x[5:]).decode() for x in scenes[f"message_{k}"] if x.startswith("line ")] == [text]
+        image = Image.new("1", (128, 64), 0)
+        image.putdata([1 if c == "#" else 0 for row in oled.picture() for c in row])
+        save_png(image, tmp_path / f"message_{k}.png")
+        for r, row in enumerate(font_rows(text, 128)[:4]):  # 4 rows of 16 on the glass
+            got = image.crop((0, 16 * r, 128, 16 * r + 16))
+            assert got.tobytes() == pillow_line(row, 128).tobytes(), f"{text!r}, row {r} ({row!r})"
+        checked += 1
+    assert checked == len(strings) > 50
 
 
 # --- TM1637: start = DIO falls while CLK high; bits LSB first, taken on CLK's rise; a ninth

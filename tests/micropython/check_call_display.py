@@ -33,21 +33,21 @@ equal(r.NAME, "ACK", "call ack")
 equal(chime.played, [], "chime waits until after the reply")
 gw.step(1)
 equal(chime.played, [(p.TONE_CALL, 1)], "call chime")
-equal(dev.panel.lines, ["B023 → 5"], "call shown")
+equal((dev.panel.lines, dev.panel.dark), (["B023 → 5"], 0), "call shown")
 gw.step(500)
-equal(dev.panel.lines, [""], "blink dark phase")
+equal((dev.panel.lines, dev.panel.dark), (["B023 → 5"], 1), "blink dark phase: the call line blank")
 gw.step(500)
-equal(dev.panel.lines, ["B023 → 5"], "blink lit phase")
+equal((dev.panel.lines, dev.panel.dark), (["B023 → 5"], 0), "blink lit phase")
 r, b2 = gw.send(p.Call, p.CALL_NEW, "B023", "5", seq=gw.seq)
 gw.step(1)
 check(b1 == b2 and chime.played == [(p.TONE_CALL, 1)], "a retried CALL is not chimed again")
 gw.step(BLINK_FOR_MS, 100)
 check(dev._blink_since is None, "blinking ends")
-equal(dev.panel.lines, ["B023 → 5"], "steady after the blink")
+equal((dev.panel.lines, dev.panel.dark), (["B023 → 5"], 0), "steady after the blink")
 saw_dark = False
 for _ in range(20):
     gw.step(100)
-    saw_dark = saw_dark or dev.panel.lines == [""]
+    saw_dark = saw_dark or dev.panel.dark
 check(not saw_dark, "no blink after BLINK_FOR_MS")
 
 # RECENT resyncs: its first entry becomes the current call, quietly (no chime, no blink), and
@@ -84,9 +84,18 @@ equal(gw.send(p.Identify)[0].NAME, "HELLO", "re-identify")
 check(not dev.offline, "online again")
 equal(dev.panel.lines, shown, "content kept across a gateway restart")
 
-# The display reboots: its content comes back from flash.
+
+def reboot():
+    """The call display as a board builds it at boot: made, then its saved content restored."""
+    import wiring
+
+    made = CallDisplay(9, MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
+    return wiring.restore(made, clock.now())
+
+
+# The display reboots: its content comes back from flash (wiring.restore, at boot).
 dev.deinit()
-dev = CallDisplay(9, MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
+dev = reboot()
 gw = Gateway(p, dev, clock)
 equal(dev.panel.lines, shown, "content restored after a reboot")
 equal(gw.poll().NAME, "HELLO", "a rebooted display says HELLO")
@@ -98,7 +107,7 @@ equal(dev.panel.lines, ["お呼び出し中", "Now calling"], "cleared")
 gw.send(p.ShowText, [])
 equal(dev.panel.lines, [], "blank")
 dev.deinit()
-dev = CallDisplay(9, MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
+dev = reboot()
 equal(dev.panel.lines, [], "a cleared display stays clear after a reboot")
 dev.deinit()
 
@@ -106,7 +115,7 @@ dev.deinit()
 for bad in ('{"call": ["B023\\n", "5"]}', "not json", '{"recent": [["B023"]]}'):
     with open(state, "w") as f:
         f.write(bad)
-    dev = CallDisplay(9, MemoryUART(), board.FakeChime(), clock.now(), p.RESET_POWER_ON, state)
+    dev = reboot()
     equal(dev.panel.lines, [], "bad saved content ignored: " + bad)
     dev.deinit()
 

@@ -156,10 +156,11 @@ def ref(panel):
     """The panel's lines (UTF-8 hex) and the frame render.py draws for them."""
     for line in panel.lines:
         print("line " + hexs(line.encode()))
+    print("dark %d" % panel.dark)
     buf = memoryview(panel._buf) if panel._fb is not None and panel._buf is not None else None
     if buf is None:  # drawn in the driver's own frame (MONO_VLSB): draw it apart, the same way
         r = TextPanel(panel.width, panel.height)
-        r.show(panel.lines)
+        r.show(panel.lines, panel.dark)
         r.visible = panel.visible
         r.render()
         buf = memoryview(r._buf)
@@ -189,6 +190,9 @@ gw.step(6000, 500)
 gw.send(p.Call, p.CALL_NEW, "B-105", "12番窓口")
 settle()
 ref(dev.panel)
+scene("oled_second_call_dark")  # the call line blank, the list under it where it was
+gw.step(600, 100)
+ref(dev.panel)
 scene("oled_blank")
 gw.send(p.Clear)
 settle()
@@ -214,6 +218,23 @@ check(dev.offline, "dispenser offline")
 ref(dev.panel)
 scene("oled_off")
 oled.power(False)
+
+# Every configured Japanese message (strings.txt beside the font, one a line, when the test puts
+# it there) on the dispenser's panel, through render.py and the driver as any SHOW_TEXT is drawn.
+try:
+    with open(board.path_join(board.flash_dir(), "strings.txt")) as f:
+        strings = f.read().split("\n")
+except OSError:
+    strings = []
+scene("message_init")
+oled = Ssd1306(I2c())
+panel = TextPanel()
+for k in range(len(strings)):
+    if strings[k]:
+        scene("message_%d" % k)
+        panel.show([strings[k]])
+        oled.show(panel)
+        print("line " + hexs(strings[k].encode()))
 
 # --- TM1637: the counter pad sends its number itself (its _check), offline "----", brightness,
 # a missing chip.

@@ -61,7 +61,7 @@ line_buf = bytearray(128 * 16 // 8)
 line_fb = framebuf.FrameBuffer(line_buf, 128, 16, framebuf.MONO_HLSB)
 gc.collect()
 free_line = gc.mem_free()
-font.text(line_fb, strings[0], 0, 0)
+font.text(line_fb, strings[0].encode(), 0, 0)
 free_after = gc.mem_free()
 print("free_before=%d free_after=%d draw_alloc=%d" % (free_before, free_after, free_line - free_after))
 print("heap_font_draw=%d" % (heap_used() - before))
@@ -83,8 +83,8 @@ for s in strings:
     buf = bytearray(w8 * 16 // 8)
     fb = framebuf.FrameBuffer(buf, w8, 16, framebuf.MONO_HLSB)
     font._f.sizes = []
-    end = font.text(fb, s, 0, 0)
-    equal(end, width, "advance of %r" % s)
+    end = font.text(fb, s.encode(), 0, 0)
+    equal((end, font.x), (len(s.encode()), width), "bytes drawn and advance of %r" % s)
     sizes = font._f.sizes
     print("img %d %d %s %s" % (w8, missing, ",".join(str(x) for x in sizes), binascii.hexlify(buf).decode()))
 
