@@ -3,8 +3,9 @@ blinking for a while after a NEW call, the recent-calls list (RECENT), message l
 plays chimes (CHIME, and one per CALL) and blanks call and list on CLEAR.
 Its content is kept across a gateway restart until the gateway says otherwise: silence (offline)
 and a new IDENTIFY change nothing shown, and every change is saved to a JSON file on flash so that
-a reboot of the display restores it (wiring.restore, at boot: code a running board need not hold). Chimes are started after the reply is sent (from _check), so
-playing one never delays the bus.
+a reboot of the display restores it (wiring.restore, at boot: code a running board need not
+hold). Chimes are started and the display's part lit after the reply is sent (from _check), so
+neither ever delays the bus.
 Owns the call display's behaviour only: outputs come from board.py, the bus logic from device.py."""
 
 import time
@@ -199,4 +200,3 @@ class CallDisplay(BusDevice):
         if self.screen is not None:
             self.screen.deinit()
         BusDevice.deinit(self)
-

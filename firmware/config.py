@@ -60,7 +60,8 @@ def _check_display(cfg, where):
     if not isinstance(pins, list) or len(pins) != n or not all(type(x) is int and 0 <= x <= 28 for x in pins):
         raise ConfigError("%s: display_pins must be %d GP numbers 0..28 for a %s, got %r" % (where, n, part, pins))
     if part == "max7219" and not (pins[0] % 4 == 2 and pins[1] == pins[0] + 1):
-        raise ConfigError("%s: display_pins: SCK must be GP 2, 6, 10 ... 26 and MOSI the next pin, got %r" % (where, pins))
+        msg = "%s: display_pins: SCK must be GP 2, 6, 10 ... 26 and MOSI the next pin, got %r"
+        raise ConfigError(msg % (where, pins))
     if part == "ssd1306" and not (pins[0] % 2 == 0 and pins[1] == pins[0] + 1):
         raise ConfigError("%s: display_pins: SDA must be an even GP and SCL the next pin, got %r" % (where, pins))
 

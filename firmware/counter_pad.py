@@ -109,4 +109,3 @@ class CounterPad(BusDevice):
         if self.screen is not None:
             self.screen.deinit()
         BusDevice.deinit(self)
-

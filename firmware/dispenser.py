@@ -99,4 +99,3 @@ class Dispenser(BusDevice):
         if self.screen is not None:
             self.screen.deinit()
         BusDevice.deinit(self)
-

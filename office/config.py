@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from office.mqtt import broker_url_problem
+from office.printer_models import GENERIC_58, GENERIC_80, PrinterModel, model_named
 
 MODES_OPEN = ("office", "evening", "saturday")
 NO_SHOW_POLICIES = ("drop", "requeue_once")
@@ -222,6 +223,7 @@ class PrinterProfile:
     cutter: bool = True
     native_qr: bool = True
     port: str = "sim://printer"
+    model: str = ""  # office/printer_models.py's name; "" = the generic printer of width_mm
 
     def __post_init__(self) -> None:
         if self.profile not in PRINTER_PROFILES:
@@ -230,10 +232,21 @@ class PrinterProfile:
             raise ValueError(f"paper width must be one of {list(PRINTER_WIDTHS)} mm (got {self.width_mm!r})")
         if self.profile != "kanji":
             object.__setattr__(self, "native_qr", False)  # frozen: normalised once, here
+        if self.model:
+            known = model_named(self.model)  # ValueError listing the known models
+            if known.paper_mm != self.width_mm:
+                raise ValueError(f"{known.title} takes {known.paper_mm} mm paper, not {self.width_mm} mm")
+
+    @property
+    def printer_model(self) -> PrinterModel:
+        """The model whose head, font and commands this printer's jobs follow."""
+        if self.model:
+            return model_named(self.model)
+        return GENERIC_80 if self.width_mm == 80 else GENERIC_58
 
     @property
     def width_dots(self) -> int:
-        return PRINTER_WIDTHS[self.width_mm]
+        return self.printer_model.dots
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,7 +572,7 @@ class _Parser:
             key = f"printers[{i}]"
             if not isinstance(item, dict):
                 raise self.fail(key, "must be a table")
-            self.known(item, key, {"id", "profile", "width_mm", "cutter", "native_qr", "port"})
+            self.known(item, key, {"id", "profile", "width_mm", "cutter", "native_qr", "port", "model"})
             pid = self.ident(item, f"{key}.id", "id")
             if any(p.id == pid for p in out):
                 raise self.fail(f"{key}.id", f"duplicate printer id {pid!r}")
@@ -568,7 +581,16 @@ class _Parser:
                 raise self.fail(
                     f"{key}.profile", f"unknown printer profile {profile!r}; profiles are {list(PRINTER_PROFILES)}"
                 )
-            width = item.get("width_mm", 80)
+            model = item.get("model", "")
+            if not isinstance(model, str):
+                raise self.fail(f"{key}.model", f"must be a model name (got {model!r})")
+            if model:
+                try:
+                    model = model_named(model).name
+                except ValueError as exc:
+                    raise self.fail(f"{key}.model", str(exc)) from None
+            # a named model knows its paper; width_mm may repeat it
+            width = item.get("width_mm", model_named(model).paper_mm if model else 80)
             if not isinstance(width, int) or isinstance(width, bool) or width not in PRINTER_WIDTHS:
                 raise self.fail(
                     f"{key}.width_mm", f"must be a paper width of {list(PRINTER_WIDTHS)} mm (got {width!r})"
@@ -589,6 +611,7 @@ class _Parser:
                     cutter=flags["cutter"],
                     native_qr=profile == "kanji" and flags["native_qr"],
                     port=self.string(item, f"{key}.port", "port"),
+                    model=model,
                 )
             )
         return tuple(out)
