@@ -12,6 +12,13 @@ on the raster profile, not just ESC @. The process's CPU time over the same stre
 beside the wall clock (the machine is shared). Baseline, in the same run and directory: one raw
 journal commit of an issued ticket (the fsync the path cannot avoid). Run once per printer
 profile kind: kanji (58 mm, the example's) and raster (80 mm, the default: drawn with Pillow).
+
+Call latency while a network printer hangs (`hang_latency`): the same gateway on a simulated clock
+(the code runs for real, the bus's waits are skipped, as bench/devices.py's call latency), its
+raster printer at socket://127.0.0.1 on a real listener that answered status, then stopped reading
+(tests/printer_net_support.py) just before a ticket was pressed; counter 1's pad calls next again
+and again, timed from its KEY reply handed to the bus master to the CALL written to the bus. Baseline
+in the same run: the same floor, same calls, with no printer attached.
 """
 
 from __future__ import annotations
@@ -34,9 +41,13 @@ from office.config import parse_config
 from office.estimate import WaitRange
 from office.model import CallNext, IssueTicket, OpenCounter, TicketReady
 from signage.ticket import ticket_content
+from tests.floor_support import FakeClock
+from tests.printer_net_support import TcpPrinter, network_gateway, with_printer_at
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_S = 0.050
+CALL_GOAL_S = 0.005  # the devices' call latency goal (bench/devices.py), printer hanging or not
+CALL_GAP_S = 0.1  # the floor's time between two calls in the hang benchmark
 MONDAY_10 = datetime.fromisoformat("2027-03-15T10:00:00+09:00")
 SEAL = 1
 _KANJI = 'profile = "kanji"\nwidth_mm = 58\ncutter = true\nnative_qr = true'
@@ -196,4 +207,105 @@ def run(workdir: Path, presses: int, log: list[str]) -> list[Result]:
                     value <= GOAL_S,
                 )
             )
+    results += hang_latency(workdir, presses, log)
     return results
+
+
+# -- call latency while a network printer hangs -------------------------------------------------
+def calls_beside(workdir: Path, calls: int, hang: bool) -> tuple[list[float], int, list[str]]:
+    """Seconds from a KEY (call next) reply in to its CALL out, one per call, on the oizumi floor
+    with a hung network printer (`hang`) or none; how many calls came while the ticket's job was
+    stuck (before it failed); the print failures' reasons."""
+    peer = TcpPrinter()
+    _, raster = _config("raster")
+    journal = workdir / f"hang-{hang}.db"
+    remove_journal(journal)
+    clock = FakeClock()
+    gw = network_gateway(with_printer_at(raster, peer.url if hang else None), journal, clock, MONDAY_10)
+    try:
+        return _time_calls(gw, peer, calls, clock)
+    finally:
+        gw.close()
+        peer.close()
+        remove_journal(journal)
+
+
+def _time_calls(gw: Gateway, peer: TcpPrinter, calls: int, clock: FakeClock) -> tuple[list[float], int, list[str]]:
+    """A call every CALL_GAP_S of the floor's time: 200 calls span the stuck job (NET_STALL_S),
+    its failure and the reconnects after it (after REOPEN_S, backing off)."""
+    bus = gw.buses[0]
+    devices = bus.port.bus.devices
+    dispenser, pad, display = devices[1], devices[5], devices[16]
+    key_at: list[float] = []
+    out: list[float] = []
+    receive, write = bus.master.receive, bus.port.write
+
+    def stamped_receive(data: bytes, now: float) -> Any:
+        if any(f.TYPE == P.Key.TYPE for f in P.Decoder().feed(data)):
+            key_at.append(time.perf_counter())
+        return receive(data, now)
+
+    def stamped_write(data: bytes) -> Any:
+        if key_at and any(f.TYPE == P.Call.TYPE for f in P.Decoder().feed(data)):
+            out.append(time.perf_counter() - key_at.pop())
+        return write(data)
+
+    bus.master.receive = stamped_receive  # type: ignore[method-assign]
+    bus.port.write = stamped_write
+    line = gw.printing.lines.get("entrance") if gw.printing else None
+
+    def until(cond: Any) -> None:
+        for _ in range(100_000):
+            if cond():
+                return
+            peer.serve()
+            gw.step()
+        raise RuntimeError("the gateway never got there")
+
+    until(lambda: dispenser.lamps == 0b1111)
+    peer.reading = False  # it hangs: accepts, never reads again
+    gw.handle({"cmd": "open", "counter": "1"})
+    assert gw.journal is not None
+    if not dispenser.press(SEAL):  # its raster job (~37 KB) sticks in the buffers on the way
+        raise RuntimeError("the simulated dispenser refused the press")
+    until(lambda: line is None or line.bytes_out > 0)
+    stuck = 0
+    for i in range(calls):
+        gw.journal.execute(IssueTicket(("move", "seal")[i % 2], new_token()), gw.wall())
+        pad.key(P.KEY_CALL_NEXT)
+        until(lambda n=i: len(out) > n)
+        stuck += line is not None and line.machine.failed == 0
+        gap = clock.now() + CALL_GAP_S
+        until(lambda end=gap: clock.now() >= end)
+    if len(display.calls) < calls:
+        raise RuntimeError(f"the display got {len(display.calls)} CALLs for {calls} calls")
+    reasons = [r for _, r in sorted(gw.journal.office.state.unprinted.items())]
+    return out, stuck, reasons
+
+
+def hang_latency(workdir: Path, calls: int, log: list[str]) -> list[Result]:
+    bare, _, _ = calls_beside(workdir, calls, hang=False)
+    hung, stuck, reasons = calls_beside(workdir, calls, hang=True)
+    b50, b99 = _pct(bare, 0.50), _pct(bare, 0.99)
+    h50, h99 = _pct(hung, 0.50), _pct(hung, 0.99)
+    log.append(
+        f"call latency while a network printer hangs, {calls} calls: p50 {h50 * 1000:.2f} ms, p99 "
+        f"{h99 * 1000:.2f} ms, max {max(hung) * 1000:.2f} ms ({stuck} of them while its ticket's job was "
+        f"stuck, the rest after it failed: {'; '.join(reasons) or 'no failure'}); no printer: p50 "
+        f"{b50 * 1000:.2f} ms, p99 {b99 * 1000:.2f} ms, max {max(bare) * 1000:.2f} ms"
+    )
+    return [
+        Result(
+            f"Call latency p99 while a network printer hangs, {calls} calls (KEY in → CALL out)",
+            f"{h99 * 1000:.2f} ms (p50 {h50 * 1000:.2f} ms)",
+            f"{b99 * 1000:.2f} ms (p50 {b50 * 1000:.2f} ms), no printer attached",
+            f"{h99 / b99:.2f}×",
+            "p99 ≤ 5 ms",
+            h99 <= CALL_GOAL_S,
+        )
+    ]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]

@@ -15,6 +15,10 @@
 - bytes: the largest job over the same tickets. Raster baseline: the same picture sent as one
   uncompressed raster (every row, blank ones too, 8-byte header); goal ≤ 40 KB on 80 mm. Kanji
   baseline: the raster profile's job for the same ticket and width; goal ≤ 2 KB.
+- per model (office/printer_models.py): the largest raster job, and the kanji job where the model
+  has a Kanji font, over the same tickets, and their wire time on each link the model is usually
+  on (its `transport`: USB full speed, RS-232C at 115,200 baud 8N1, 100 Mbit/s Ethernet), against
+  the generic printer of the same paper width (what every printer got before models).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from bench.common import Result, nerima
 from counterfloor.ticket_cli import sample_ticket
 from gateway.ticket_bytes import ticket_bytes, ticket_chunks
 from office.config import PrinterProfile
+from office.printer_models import GENERIC_58, GENERIC_80, MODELS
 from signage.fonts import font
 from signage.ticket import Layout, TicketContent, layout, render_ticket
 
@@ -150,6 +155,48 @@ def run(count: int, log: list[str]) -> list[Result]:
                     max(sizes) <= KANJI_GOAL if goal else None,
                 )
             )
+    return results + per_model(contents[:20], log)
+
+
+# Bytes a second each link carries in practice: USB 1.1 full speed bulk (~1 MB/s), a serial line
+# at 115,200 baud with 10 bits a byte, 100 Mbit/s Ethernet (the printer, not the wire, is then the
+# limit; the figure shows how little the wire adds).
+LINK_BYTES_PER_S = {"usb": 1_000_000, "serial": 11_520, "network": 12_500_000}
+
+
+def per_model(contents: list[TicketContent], log: list[str]) -> list[Result]:
+    """Bytes and wire time of a ticket on each ESC/POS model, against the generic printer."""
+    results: list[Result] = []
+    base: dict[tuple[int, str], int] = {}
+    for generic in (GENERIC_80, GENERIC_58):
+        for kind in ("raster", "kanji"):
+            profile = PrinterProfile(f"base-{kind}", kind, generic.paper_mm, model=generic.name)
+            base[generic.paper_mm, kind] = max(len(ticket_bytes(c, profile)) for c in contents)
+    details = []
+    for model in MODELS.values():
+        if not model.escpos or model in (GENERIC_80, GENERIC_58):
+            continue
+        links = model.transport.split("/")
+        for kind in ("raster", "kanji") if model.kanji else ("raster",):
+            profile = PrinterProfile(f"{model.name}-{kind}", kind, model.paper_mm, model=model.name)
+            size = max(len(ticket_bytes(c, profile)) for c in contents)
+            wire = ", ".join(f"{1000 * size / LINK_BYTES_PER_S[link]:,.0f} ms on {link}" for link in links)
+            ref = base[model.paper_mm, kind]
+            results.append(
+                Result(
+                    f"Bytes per ticket, {model.title}, {kind}",
+                    f"{size:,} B; {wire}",
+                    f"{ref:,} B (generic {model.paper_mm} mm, 203 dpi)",
+                    f"{size / ref:.2f}",
+                    "—",
+                    None,
+                )
+            )
+            details.append(f"{model.name} {kind} {size:,} B ({model.dots} dots, {model.dpi} dpi)")
+    log.append(
+        f"tickets per model ({len(contents)} tickets, the largest job; wire time on the model's usual links at "
+        "USB ~1 MB/s, RS-232C 115,200 baud 8N1, Ethernet 100 Mbit/s): " + "; ".join(details)
+    )
     return results
 
 

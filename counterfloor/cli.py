@@ -664,6 +664,21 @@ def _add_printer(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _socket_arg(t)
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_printer_status)
+    t = psub.add_parser("probe", help="ask a printer what it is (GS I) and how it is, and which model it matches")
+    _add_printer_probe(t)
+
+
+def _add_printer_probe(p: argparse.ArgumentParser) -> None:
+    from counterfloor import printer_probe
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        try:
+            return printer_probe.run(args, out)
+        except printer_probe.ProbeFailed as exc:
+            raise CliError(str(exc)) from None
+
+    printer_probe.add_arguments(p)
+    p.set_defaults(func=run)
 
 
 def _add_callout(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

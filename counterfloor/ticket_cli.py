@@ -13,9 +13,10 @@ import argparse
 import base64
 import io
 import random
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from counterfloor.outputs import output_problem
 from gateway.ticket_bytes import ticket_bytes
@@ -23,6 +24,7 @@ from office.calendar import local_time, moment_problem
 from office.config import PRINTER_PROFILES, PRINTER_WIDTHS, OfficeConfig, PrinterProfile, load_config
 from office.estimate import CapacityEstimator
 from office.model import TicketReady
+from office.printer_models import escpos_model
 from office.state import OfficeState
 from signage.ticket import TicketContent, render_ticket, ticket_content
 
@@ -46,6 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--width-mm", metavar="MM", help=f"override the printer's paper width ({'/'.join(map(str, PRINTER_WIDTHS))})"
     )
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="the printer's model (office/printer_models.py, e.g. epson-tm-t88v): its head, font and cutter",
+    )
     p.add_argument("--at", metavar="ISO_TIME", help="the moment of issue (default: now; no offset = the office's time)")
     p.add_argument("--number", metavar="N", help="the ticket number (default: the service's first)")
     p.add_argument("--seed", default="0", metavar="S", help="makes the (sample, not secret) page token (default 0)")
@@ -53,8 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--png", type=Path, help="also write a picture of the ticket (the raster rendering)")
 
 
-def resolve_printer(config: OfficeConfig, name: str | None, width_mm: str | None = None) -> PrinterProfile:
-    """--printer: a configured printer by id, else a profile kind with its defaults."""
+def resolve_printer(
+    config: OfficeConfig, name: str | None, width_mm: str | None = None, model: str | None = None
+) -> PrinterProfile:
+    """--printer: a configured printer by id, else a profile kind with its defaults; --model and
+    --width-mm then replace its model (and the paper with it) and its width."""
     if name is None:
         profile = config.printers[0] if config.printers else PrinterProfile(id="raster")
     else:
@@ -67,13 +77,24 @@ def resolve_printer(config: OfficeConfig, name: str | None, width_mm: str | None
             raise TicketUsageError(
                 f"--printer: unknown printer {name!r}; printers are {ids}, profile kinds are {list(PRINTER_PROFILES)}"
             )
+    changes: dict[str, Any] = {}
+    if model is not None:
+        try:
+            known = escpos_model(model)
+        except ValueError as exc:
+            raise TicketUsageError(f"--model: {exc}") from None
+        changes.update(model=known.name, width_mm=known.paper_mm, dots=None, dpi=None)
     if width_mm is not None:
         if not width_mm.isdecimal() or int(width_mm) not in PRINTER_WIDTHS:
             raise TicketUsageError(f"--width-mm: must be one of {list(PRINTER_WIDTHS)} (got {width_mm!r})")
-        profile = PrinterProfile(
-            profile.id, profile.profile, int(width_mm), profile.cutter, profile.native_qr, profile.port
-        )
-    return profile
+        changes["width_mm"] = int(width_mm)
+        if model is None and int(width_mm) != profile.width_mm:
+            changes.update(model="", dots=None, dpi=None)  # another paper: the generic printer of it
+    try:
+        return replace(profile, **changes)
+    except ValueError as exc:
+        option = "--model" if model is not None else "--width-mm"
+        raise TicketUsageError(f"{option}: {exc}") from None
 
 
 def seeded_token(seed: str) -> str:
@@ -129,7 +150,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if problem:
             raise TicketUsageError(f"{option}: {problem}")
     config = load_config(args.config)
-    profile = resolve_printer(config, args.printer, args.width_mm)
+    profile = resolve_printer(config, args.printer, args.width_mm, args.model)
     at = parse_moment(config, args.at)
     number: int | None = None
     if args.number is not None:
@@ -140,12 +161,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     content = sample_ticket(config, args.service, at, number, str(args.seed))
     job = ticket_bytes(content, profile)
     _write("--out", args.out, job)
-    wrote = f"wrote {args.out} ({len(job)} bytes, {content.ticket}, {profile.profile} {profile.width_mm} mm)"
+    head = f", {profile.model}" if profile.model else ""
+    wrote = f"wrote {args.out} ({len(job)} bytes, {content.ticket}, {profile.profile} {profile.width_mm} mm{head})"
     if args.png is not None:
         # PNG is deterministic in Pillow for the same pixels; the picture is the raster rendering
         # even for the kanji profile, whose glyphs come from the printer's own font.
         picture = io.BytesIO()
-        render_ticket(content, profile.width_dots).save(picture, format="PNG", optimize=True)
+        head_model = profile.printer_model
+        render_ticket(content, head_model.dots, head_model.dpi).save(picture, format="PNG", optimize=True)
         _write("--png", args.png, picture.getvalue())
         wrote += f" and {args.png}"
     out.write(wrote + "\n")

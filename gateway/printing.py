@@ -17,7 +17,10 @@ failed job is never sent again by itself, only a reprint someone asks for prints
 token, so the same QR code); a job is never sent to a printer last seen unable to print. A job
 is streamed: its first piece (gateway.ticket_bytes.ticket_chunks: the top of the ticket) goes out
 while the rest is still to be drawn, the next piece drawn when what was drawn before is nearly
-all taken; a ticket whose drawing fails part way is a failed print like any other (marked
+all taken. Printed means printed: where the printer's model answers one, a job ends with a
+request answered only after what came before it is processed (GS ( H process ID, or GS r 1),
+and it counts printed only on that answer; a fault while its tail prints, or no answer within
+CONFIRM_TIMEOUT_S, fails it. A ticket whose drawing fails part way is a failed print like any other (marked
 unprinted, offered for reprint), and the whole commands drawn before still go out, so that the
 printer is not left inside a raster band that would swallow the next job. A gateway killed
 between the commit and the last byte leaves the ticket valid but not marked unprinted (nothing
@@ -28,6 +31,7 @@ by number. It must not decide queue matters (office.model) or talk to the bus (g
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,11 +54,19 @@ from hal.printer import (
 from hal.printer_status import (
     FULL_REQUEST,
     NO_RESPONSE,
+    PAPER_SENSOR_REQUEST,
+    PROCESS_IDS,
     STATUS_KINDS,
     PrinterStatus,
     StatusFormatError,
     count_status_requests,
+    find_process_ids,
+    is_paper_sensor_byte,
     parse_status,
+    process_id,
+    process_id_request,
+    sensor_paper_out,
+    split_answers,
 )
 from office import model as m
 from office.config import OfficeConfig, PrinterProfile
@@ -65,9 +77,17 @@ from signage.ticket import ticket_content
 STATUS_POLL_S = 2.0  # between jobs; a resident's press is rarely closer to a paper-out than this
 WRITE_STALL_S = 10.0  # a printer that takes no byte for this long has failed the job
 REPRINT_OFFER_S = 60.0  # how long a dispenser offers the reprint of its failed ticket
-REOPEN_S = 5.0  # how often a port that could not be opened (USB unplugged) is tried again
+REOPEN_S = 5.0  # a port that could not be opened or was lost (USB unplugged) is tried again after this,
+REOPEN_MAX_S = 20.0  # then after twice as long each time it fails again, up to this: a printer off for
+# the night is not knocked on every 5 s, and one plugged back in prints within 20 s
 MAX_CHUNKS_PER_STEP = 8  # bytes per gateway loop turn: 8 × CHUNK, so the bus keeps its rhythm
 MAX_DRAWS_PER_STEP = 2  # pieces drawn per gateway loop turn: a raster strip takes 1-4 ms
+# Printed means printed (models whose `completion` is not "none"): a ticket prints in 1-3 s after
+# its last byte is taken; a printer that has not answered the completion request by then has a
+# problem, or does not answer it (the config's model is wrong).
+CONFIRM_TIMEOUT_S = 10.0
+CONFIRM_POLL_S = 0.5  # DLE EOT while a ticket's tail prints: a fault then is seen this soon
+NOT_CONFIRMED = "not_confirmed"  # print_failed's reason for a completion answer that never came
 _log = logging.getLogger(__name__)
 
 
@@ -147,7 +167,12 @@ Notice = StatusChanged | JobDone | JobFailed
 class PrinterMachine:
     """One printer's jobs and status (see the module docstring). Pure: the shell executes the
     action `next_action` returns and reports back with `wrote`, `received`, `port_failed`;
-    `tick` lets time pass. Times in seconds on the gateway's monotonic clock."""
+    `tick` lets time pass. Times in seconds on the gateway's monotonic clock.
+
+    `completion` is the printer model's (office.printer_models): "process-id" ends each job with
+    GS ( H and "status" with GS r 1, and the job is done only when that is answered (polling DLE
+    EOT every `confirm_poll_s` meanwhile, failing it on a fault or after `confirm_timeout_s`);
+    "none" calls a job done when a status after its last byte says the printer is fine."""
 
     def __init__(
         self,
@@ -157,12 +182,26 @@ class PrinterMachine:
         status_timeout_s: float = STATUS_TIMEOUT_S,
         stall_s: float = WRITE_STALL_S,
         chunk: int = CHUNK,
+        completion: str = "none",
+        confirm_timeout_s: float = CONFIRM_TIMEOUT_S,
+        confirm_poll_s: float = CONFIRM_POLL_S,
+        first_id: int | None = None,
     ) -> None:
         self.printer = printer
         self.poll_s = poll_s
         self.status_timeout_s = status_timeout_s
         self.stall_s = stall_s
         self.chunk = chunk
+        self.completion = completion
+        self.confirm_timeout_s = confirm_timeout_s
+        self.confirm_poll_s = confirm_poll_s
+        # Process IDs start anywhere: a late answer to a job of the gateway's last run (paper
+        # loaded after it stopped) must not match a job of this one.
+        self._ids = secrets.randbelow(PROCESS_IDS) if first_id is None else first_id
+        self._expect: bytes | None = None  # the process ID the current job ends with
+        self._confirm_by: float | None = None  # when the current job's completion answer is due
+        self._crx = b""  # the start of a process ID response still coming
+        self._owed = 0  # GS r answers owed by failed jobs' held requests: they come first
         self.status: PrinterStatus | None = None
         self.queue: deque[PrintJob] = deque()
         self.job: PrintJob | None = None
@@ -220,7 +259,12 @@ class PrinterMachine:
                 return DrawPiece()
             if self._drawn:
                 return WriteBytes(bytes(self._drawn[: self.chunk]))
-            return self._ask(now)  # every byte taken: confirm with a status before calling it done
+            if not self._confirming():
+                return self._ask(now)  # every byte taken: confirm with a status before calling it done
+            if self._confirm_by is None:  # the completion request is taken: its answer is due
+                self._confirm_by = now + self.confirm_timeout_s
+                return self._ask(now)
+            return self._ask(now) if now >= self._next_poll else None
         if self.queue or now >= self._next_poll:
             return self._ask(now)
         return None
@@ -235,6 +279,7 @@ class PrinterMachine:
             piece = next(self._pieces)
         except StopIteration:
             self._pieces = None
+            self._drawn += self._completion_request()
             return []
         except Exception as exc:  # a ticket that cannot be drawn must not stop the printer
             _log.exception("printer %s: ticket %s cannot be drawn", self.printer, self.job.ticket)
@@ -260,21 +305,24 @@ class PrinterMachine:
             self._progress_at = now
 
     def received(self, data: bytes, now: float) -> list[Notice]:
-        """Bytes from the printer: the status answer if one is awaited, else answers to requests
-        inside a job (counted off) or noise (dropped)."""
-        if not data:
-            return []
+        """Bytes from the printer: the answer to the completion request, and DLE EOT answers:
+        the status if one is awaited, else answers to requests inside a job (counted off).
+        Anything else is noise (dropped)."""
+        answers, other = split_answers(data)
+        notices = self._completion_answer(other, now) if other else []
+        if not answers:
+            return notices
         if self._awaiting is None:
-            self._answers_due = max(0, self._answers_due - len(data))
-            return []
-        self._rx += data
+            self._answers_due = max(0, self._answers_due - len(answers))
+            return notices
+        self._rx += answers
         if len(self._rx) < self._answers_due + len(STATUS_KINDS):
-            return []
+            return notices
         try:
             status = parse_status(bytes(self._rx[-len(STATUS_KINDS) :]))
         except StatusFormatError:
-            return []  # noise: the answer may still come before the deadline
-        return self._status(status, now)
+            return notices  # noise: the answer may still come before the deadline
+        return notices + self._status(status, now)
 
     def port_failed(self, reason: str, now: float) -> list[Notice]:
         """The port is gone (unplugged): the job in progress fails, the printer is not answering."""
@@ -290,6 +338,9 @@ class PrinterMachine:
             # Fewer answers than due (a printer that ignores requests inside an image): the
             # last four bytes may still be the answer to ours.
             return self._status(answer_of(bytes(self._rx)), now)
+        if self._confirming() and self._confirm_by is not None and now >= self._confirm_by:
+            job, _ = self._end_job()
+            return [self._fail(job, NOT_CONFIRMED)]
         if self._bytes_left() and now - self._progress_at >= self.stall_s:
             job, reported = self._end_job()
             return [*([] if reported else [self._fail(job, "write_timeout")]), *self._ask_later(now)]
@@ -299,6 +350,8 @@ class PrinterMachine:
         """When tick/next_action may next have something to do (for a sleeping loop)."""
         if self._awaiting is not None:
             return self._awaiting
+        if self._confirming():  # nothing to send: the answer, or the next poll
+            return min(self._next_poll, self._confirm_by if self._confirm_by is not None else now)
         if self.job is not None or self.queue:
             return now
         return self._next_poll
@@ -314,6 +367,7 @@ class PrinterMachine:
         if isinstance(job.data, bytes | bytearray):  # drawn already
             self._drawn += job.data
             self._answers_due += count_status_requests(job.data)
+            self._drawn += self._completion_request()
         else:
             self._pieces = iter(job.data)
         self._progress_at = now
@@ -329,7 +383,55 @@ class PrinterMachine:
         job, reported = self.job, self._reported
         self.job, self._pieces, self._reported = None, None, False
         self._drawn.clear()
+        self._expect = self._confirm_by = None
         return job, reported
+
+    # -- printed means printed -------------------------------------------------------------
+    def _completion_request(self) -> bytes:
+        """The request that ends a job for this printer's model (docs/printing.md)."""
+        if self.completion == "process-id":
+            self._ids = (self._ids + 1) % PROCESS_IDS
+            self._expect = process_id(self._ids)
+            return process_id_request(self._expect)
+        return PAPER_SENSOR_REQUEST if self.completion == "status" else b""
+
+    def _confirming(self) -> bool:
+        """Every byte of the job (its completion request last) is taken; its answer is awaited."""
+        return self.job is not None and self.completion != "none" and not self._reported and not self._bytes_left()
+
+    def _completion_answer(self, data: bytes, now: float) -> list[Notice]:
+        """Bytes that are not DLE EOT answers: the current job's completion answer ends it. A
+        late answer, to a job failed already (its printer was fixed and finished it), is
+        dropped: that ticket stays unprinted (the same number and code, whichever copy is used)."""
+        if self.completion == "process-id":
+            ids, self._crx = find_process_ids(self._crx + data)
+            if self._confirming() and self._expect in ids:
+                return self._confirmed()
+            return []
+        out: list[Notice] = []
+        for b in data if self.completion == "status" else b"":
+            if not is_paper_sensor_byte(b):
+                continue
+            if self._owed:  # GS r has no ID: the answers of failed jobs' requests come first
+                self._owed -= 1
+            elif self._confirming():
+                job, _ = self._end_job()
+                out.append(self._fail(job, "paper_out") if sensor_paper_out(b) else self._done(job))
+        return out
+
+    def _confirmed(self) -> list[Notice]:
+        job, _ = self._end_job()
+        return [self._done(job)]
+
+    def _done(self, job: PrintJob) -> JobDone:
+        self.printed += 1
+        return JobDone(self.printer, job)
+
+    def _stopped_while_confirming(self, reason: str) -> list[Notice]:
+        if self.completion == "status":
+            self._owed += 1  # its GS r is held in the printer: answered when it is fixed
+        job, _ = self._end_job()
+        return [self._fail(job, reason)]
 
     def _ask(self, now: float) -> AskStatus:
         self._awaiting = now + self.status_timeout_s
@@ -351,18 +453,21 @@ class PrinterMachine:
         self._awaiting = None
         self._answers_due = 0
         self._rx.clear()
-        self._next_poll = now + self.poll_s
         old, self.status = self.status, status
         out: list[Notice] = [StatusChanged(self.printer, old, status)] if old != status else []
-        if self.job is not None and not self._bytes_left():
+        if self._confirming() and status.can_print:
+            pass  # its tail is still printing: the completion answer says when it is done
+        elif not status.can_print and self._confirming():
+            out += self._stopped_while_confirming(status.problem or "unknown")  # what came out is incomplete
+        elif self.job is not None and not self._bytes_left():
             job, reported = self._end_job()
             if reported:
                 pass  # its drawing failed part way: it ended then
             elif status.can_print:
-                self.printed += 1
-                out.append(JobDone(self.printer, job))
+                out.append(self._done(job))
             else:  # it stopped while printing: the paper that came out may be incomplete
                 out.append(self._fail(job, status.problem or "unknown"))
+        self._next_poll = now + (self.confirm_poll_s if self._confirming() else self.poll_s)
         if not status.can_print:
             while self.queue:  # never sent: they fail now rather than print half a day later
                 out.append(self._fail(self.queue.popleft(), status.problem or "unknown"))
@@ -371,7 +476,7 @@ class PrinterMachine:
 
 class PrinterLine:
     """A PrinterMachine on its port (thin I/O). A port that cannot be opened, or is lost, counts
-    as a printer not answering and is opened again every REOPEN_S."""
+    as a printer not answering and is opened again after REOPEN_S, backing off to REOPEN_MAX_S."""
 
     def __init__(
         self,
@@ -381,15 +486,16 @@ class PrinterLine:
     ) -> None:
         self.profile = profile
         self.opener = opener
-        self.machine = machine or PrinterMachine(profile.id)
+        completion = profile.printer_model.completion
+        self.machine = machine or PrinterMachine(profile.id, completion=completion)
         self.port: Any = None
         self._reopen_at = 0.0
+        self._reopen_wait = REOPEN_S  # the next wait after a failure: doubles while they repeat
         self.bytes_out = 0
         self.first_byte_at: float | None = None  # the clock's time of the last job's first byte
         self._last_error: str | None = None
 
     def open(self, now: float) -> list[Notice]:
-        self._reopen_at = now + REOPEN_S
         try:
             self.port = self.opener(self.profile.port)
         except PrinterPortError as exc:
@@ -401,10 +507,24 @@ class PrinterLine:
         return []
 
     def _port_error(self, exc: PrinterPortError, now: float) -> list[Notice]:
-        if str(exc) != self._last_error:  # once per reason, not every REOPEN_S while it stays out
-            _log.warning("printer %s: %s; trying again every %g s", self.profile.id, exc, REOPEN_S)
+        self._reopen_at = now + self._reopen_wait
+        self._reopen_wait = min(REOPEN_MAX_S, 2 * self._reopen_wait)
+        if str(exc) != self._last_error:  # once per reason, not at every try while it stays out
+            _log.warning(
+                "printer %s: %s; trying again in %g s, then less often (every %g s at most)",
+                self.profile.id,
+                exc,
+                self._reopen_at - now,
+                REOPEN_MAX_S,
+            )
             self._last_error = str(exc)
         return self.machine.port_failed(str(exc), now)
+
+    def _read(self) -> bytes:
+        answer = read_available(self.port)
+        if answer:  # the printer itself answered (not only its port opened): back to quick retries
+            self._reopen_wait = REOPEN_S
+        return answer
 
     def close(self) -> None:
         if self.port is not None:
@@ -423,7 +543,7 @@ class PrinterLine:
             notices = []
         machine = self.machine
         try:
-            notices += machine.received(read_available(self.port), now)
+            notices += machine.received(self._read(), now)
             notices += machine.tick(now)
             writes = draws = 0
             while writes < MAX_CHUNKS_PER_STEP:
@@ -440,7 +560,7 @@ class PrinterLine:
                 if isinstance(action, AskStatus):
                     if write_some(self.port, FULL_REQUEST) != len(FULL_REQUEST):
                         break  # the deadline will say it did not answer
-                    notices += machine.received(read_available(self.port), now)
+                    notices += machine.received(self._read(), now)
                     continue
                 first = machine.sent == 0
                 n = write_some(self.port, action.data)
@@ -452,7 +572,6 @@ class PrinterLine:
                     break  # its buffer is full: the rest next turn
         except PrinterPortError as exc:
             self.close()
-            self._reopen_at = now + REOPEN_S
             notices += self._port_error(exc, now)
         return notices
 
@@ -581,10 +700,26 @@ class Printing:
                     self._refresh(n.job.addr)
             elif isinstance(n, JobFailed):
                 _log.warning("printer %s: %s not printed: %s", n.printer, n.job.ticket, n.reason)
+                if n.reason == NOT_CONFIRMED:
+                    self._hint_not_confirmed(n.printer)
                 self._record(m.RecordPrintFailure(n.job.ticket, n.printer, n.reason))
                 if n.job.addr is not None:
                     self.offers[n.job.addr] = _Offer(n.job.service, n.job.ticket, now + REPRINT_OFFER_S)
                     self._refresh(n.job.addr)
+
+    def _hint_not_confirmed(self, printer: str) -> None:
+        """A printer that never answers its model's completion request is likely another model."""
+        profile = self.lines[printer].profile
+        model = profile.printer_model
+        _log.warning(
+            "printer %s: no answer to its completion request (model %s: %s) within %g s; if it printed, "
+            "it is not that model: `counterfloor printer probe %s` (with the gateway stopped) asks it",
+            printer,
+            model.name,
+            model.completion,
+            self.lines[printer].machine.confirm_timeout_s,
+            profile.port,
+        )
 
     def _status_changed(self, n: StatusChanged) -> None:
         new, old = n.new, n.old

@@ -39,8 +39,9 @@ def init() -> bytes:
 
 
 def motion_units(x: int = 0, y: int = 203) -> bytes:
-    """GS P x y: motion units 1/x and 1/y inch (0 = the model's default). y=203 makes one
-    ESC J step one dot row of a 203 dpi head, so a dot feed replaces exactly one raster row."""
+    """GS P x y: motion units 1/x and 1/y inch (0 = the model's default). y = the head's dpi
+    (203, or 180 on a TM-T88) makes one ESC J step one dot row, so a dot feed replaces exactly
+    one raster row; any other y makes every gap too short or too long."""
     _byte("motion unit", x)
     _byte("motion unit", y)
     return bytes((GS, 0x50, x, y))
@@ -65,6 +66,16 @@ def char_size(width: int = 1, height: int = 1) -> bytes:
     return bytes((GS, 0x21, (width - 1) << 4 | (height - 1)))
 
 
+KATAKANA_PAGE = 1  # ESC t 1: the code page whose 0xA1-0xDF are half-width kana (ｱ, ｰ)
+
+
+def code_page(n: int = KATAKANA_PAGE) -> bytes:
+    """ESC t n: the one-byte character table. Kanji mode prints 0xA1-0xDF from it, so without
+    page 1 a half-width kana comes out as whatever the printer's default page holds there."""
+    _byte("code page", n)
+    return bytes((ESC, 0x74, n))
+
+
 def kanji_on() -> bytes:
     """FS C 1 (Shift_JIS code system, on Japanese models), then FS & (Kanji mode on)."""
     return b"\x1cC\x01\x1c&"
@@ -73,6 +84,21 @@ def kanji_on() -> bytes:
 def kanji_off() -> bytes:
     """FS .: Kanji mode off."""
     return b"\x1c."
+
+
+# cp932 lead bytes outside JIS X 0208: NEC special characters (row 13: ①, ㈱), NEC-selected IBM
+# extensions (0xED-0xEE: 髙, 﨑), user-defined (0xF0-0xF9) and IBM extensions (0xFA-0xFC).
+_EXTENSION_LEADS = frozenset((0x87, 0xED, 0xEE, *range(0xF0, 0xFD)))
+
+
+def sjis_extension(ch: str) -> bool:
+    """Whether `ch` has a Shift_JIS code only as a cp932 vendor extension, not in JIS X 0208: a
+    printer's Kanji font holds it only where its maker says so."""
+    try:
+        code = ch.encode("cp932")
+    except UnicodeEncodeError:
+        return False
+    return len(code) == 2 and code[0] in _EXTENSION_LEADS
 
 
 def can_encode_sjis(text: str) -> bool:
@@ -130,6 +156,13 @@ def feed_dots(n: int) -> bytes:
 def partial_cut() -> bytes:
     """GS V 1: partial cut (function A), the one cutters of every maker accept."""
     return bytes((GS, 0x56, 0x01))
+
+
+def feed_cut(n: int = 0) -> bytes:
+    """GS V 66 n: feed the paper to the cutter (plus n motion units) and partial cut: the
+    printer knows its head-to-cutter distance, so nothing is guessed."""
+    _byte("feed before the cut", n)
+    return bytes((GS, 0x56, 66, n))
 
 
 def raster_band(rows: bytes, width_bytes: int) -> bytes:
@@ -283,9 +316,9 @@ def decode(job: bytes) -> list[Command]:
             if op == 0x40:
                 out.append(Command("init", (), b"", start))
                 i += 2
-            elif op in (0x61, 0x45, 0x64, 0x4A):
+            elif op in (0x61, 0x45, 0x64, 0x4A, 0x74):
                 arg = need(3, "ESC command")[2]
-                name = {0x61: "align", 0x45: "bold", 0x64: "feed_lines", 0x4A: "feed_dots"}[op]
+                name = {0x61: "align", 0x45: "bold", 0x64: "feed_lines", 0x4A: "feed_dots", 0x74: "code_page"}[op]
                 out.append(Command(name, (arg,), b"", start))
                 i += 3
             else:

@@ -9,7 +9,10 @@ offline or busy (Epson's ESC/POS reference, "DLE EOT n", followed by Japanese pr
     n=4 roll paper sensor    bits 2+3: paper near end; bits 5+6: paper not present
 
 Every status byte has bits 0 and 7 clear and bits 1 and 4 set (0b0xx1xx10), which is how a reply
-is told from noise. No I/O here: hal.printer sends the requests and reads the bytes.
+is told from noise. Also the requests a printer answers only once it has processed what came
+before them, which is how a job is known printed (docs/printing.md, "Printed means printed"):
+Epson's process ID response (`GS ( H`, fn 48) and the paper sensor status (`GS r 1`); and `GS I`,
+what a printer says it is. No I/O here: hal.printer sends the requests and reads the bytes.
 """
 
 from __future__ import annotations
@@ -135,3 +138,109 @@ def status_bytes(status: PrinterStatus) -> bytes:
     error = _FIXED_BITS | (0x20 if status.error else 0)
     paper = _FIXED_BITS | (0x0C if status.paper_near_end or status.paper_out else 0) | (0x60 if status.paper_out else 0)
     return bytes((printer, cause, error, paper))
+
+
+def split_answers(data: bytes) -> tuple[bytes, bytes]:
+    """(the DLE EOT answers in `data`, every other byte). Nothing a printer sends back to the
+    requests below is a status byte (see PROCESS_ID_ALPHABET, PAPER_SENSOR_REQUEST), so the two
+    can be told apart byte by byte, in whatever order they arrive."""
+    answers = bytes(b for b in data if is_status_byte(b))
+    if len(answers) == len(data):
+        return answers, b""
+    return answers, bytes(b for b in data if not is_status_byte(b))
+
+
+# -- "printed means printed": requests a printer answers only once what came before is done ----
+GS = 0x1D
+# Epson's process ID response: header 37h, identifier 22h, d1..d4, NUL (GS ( H, fn 48).
+PROCESS_ID_HEADER = b"\x37\x22"
+PROCESS_ID_RESPONSE_LEN = 7
+# The ID's characters: odd printable bytes (Epson allows 32..126). Bit 0 set, so no byte of the
+# response (37h, 22h, the ID, 00h) is ever taken for a DLE EOT answer (0b0xx1xx10).
+PROCESS_ID_ALPHABET = bytes(range(0x21, 0x7F, 2))
+PROCESS_IDS = len(PROCESS_ID_ALPHABET) ** 4
+# GS r 1: the paper sensor status, answered when the printer gets to it in its buffer. Its answer
+# has bits 4 and 7 clear: never a status byte either.
+PAPER_SENSOR_REQUEST = bytes((GS, 0x72, 0x01))
+_SENSOR_FIXED_MASK = 0x90
+_SENSOR_PAPER_END = 0x0C  # bits 2+3: roll paper end sensor: paper not present
+_SENSOR_NEAR_END = 0x03  # bits 0+1: roll paper near-end sensor
+
+
+def process_id(n: int) -> bytes:
+    """The four-character process ID number `n` (modulo PROCESS_IDS) stands for."""
+    n %= PROCESS_IDS
+    base = len(PROCESS_ID_ALPHABET)
+    return bytes(PROCESS_ID_ALPHABET[n // base**k % base] for k in range(4))
+
+
+def process_id_request(pid: bytes) -> bytes:
+    """`GS ( H 06 00 30 30 d1 d2 d3 d4`: answer with `pid` once everything before it is processed
+    (printing data: printed). ValueError for an ID that is not four bytes of 32..126."""
+    if len(pid) != 4 or not all(32 <= b <= 126 for b in pid):
+        raise ValueError(f"a process ID is four bytes of 32..126, got {pid!r}")
+    return bytes((GS, 0x28, 0x48, 0x06, 0x00, 0x30, 0x30)) + pid
+
+
+def process_id_response(pid: bytes) -> bytes:
+    """What the printer sends back for `process_id_request(pid)` (the simulator's side)."""
+    return PROCESS_ID_HEADER + pid + b"\x00"
+
+
+def find_process_ids(data: bytes) -> tuple[list[bytes], bytes]:
+    """The IDs of the whole process ID responses in `data` (bytes that are not status answers),
+    and the end of `data` that may be the start of one still coming."""
+    ids: list[bytes] = []
+    i = 0
+    while (j := data.find(PROCESS_ID_HEADER, i)) >= 0:
+        frame = data[j : j + PROCESS_ID_RESPONSE_LEN]
+        if len(frame) < PROCESS_ID_RESPONSE_LEN:
+            return ids, frame
+        if frame[-1] == 0:
+            ids.append(frame[2:6])
+            i = j + PROCESS_ID_RESPONSE_LEN
+        else:
+            i = j + 1
+    return ids, data[-1:] if data.endswith(PROCESS_ID_HEADER[:1]) else b""
+
+
+def is_paper_sensor_byte(b: int) -> bool:
+    """Has the fixed bits of a GS r 1 answer (4 and 7 clear)."""
+    return not b & _SENSOR_FIXED_MASK
+
+
+def sensor_paper_out(b: int) -> bool:
+    """A GS r 1 answer says the roll is out."""
+    return (b & _SENSOR_PAPER_END) == _SENSOR_PAPER_END
+
+
+def paper_sensor_byte(status: PrinterStatus) -> int:
+    """The GS r 1 answer of a printer in `status` (the simulator's side)."""
+    return (_SENSOR_PAPER_END if status.paper_out else 0) | (_SENSOR_NEAR_END if status.paper_near_end else 0)
+
+
+# -- GS I: what a printer says it is -------------------------------------------------------------
+IDENTITY_BYTES = {1: "model ID", 2: "type ID", 3: "ROM version"}  # one byte each
+IDENTITY_TEXTS = {65: "firmware", 66: "maker", 67: "model", 68: "serial"}  # 5Fh, text, NUL
+IDENTITY_TEXT_HEADER = 0x5F
+
+
+def identity_request(n: int) -> bytes:
+    """`GS I n`: transmit printer ID `n` (IDENTITY_BYTES, IDENTITY_TEXTS)."""
+    if n not in IDENTITY_BYTES and n not in IDENTITY_TEXTS:
+        raise ValueError(f"GS I n: n must be one of {sorted(IDENTITY_BYTES) + sorted(IDENTITY_TEXTS)}, got {n!r}")
+    return bytes((GS, 0x49, n))
+
+
+def identity_text_response(text: str) -> bytes:
+    """The answer to GS I 65..68 (the simulator's side)."""
+    return bytes((IDENTITY_TEXT_HEADER,)) + text.encode("ascii", "replace") + b"\x00"
+
+
+def parse_identity_text(data: bytes) -> str | None:
+    """The text of a whole GS I 65..68 answer, or None when `data` is not one (yet)."""
+    start = data.find(bytes((IDENTITY_TEXT_HEADER,)))
+    end = data.find(b"\x00", start + 1)
+    if start < 0 or end < 0:
+        return None
+    return data[start + 1 : end].decode("ascii", "replace").strip()

@@ -19,7 +19,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from office.mqtt import broker_url_problem
-from office.printer_models import GENERIC_58, GENERIC_80, PrinterModel, model_named
+from office.printer_models import (
+    GENERIC_58,
+    GENERIC_80,
+    PrinterModel,
+    escpos_model,
+    head_problem,
+    model_named,
+    with_head,
+)
 
 MODES_OPEN = ("office", "evening", "saturday")
 NO_SHOW_POLICIES = ("drop", "requeue_once")
@@ -224,6 +232,8 @@ class PrinterProfile:
     native_qr: bool = True
     port: str = "sim://printer"
     model: str = ""  # office/printer_models.py's name; "" = the generic printer of width_mm
+    dots: int | None = None  # the head's dots across, for a printer the table lacks (else the model's)
+    dpi: int | None = None  # its resolution, likewise
 
     def __post_init__(self) -> None:
         if self.profile not in PRINTER_PROFILES:
@@ -232,21 +242,35 @@ class PrinterProfile:
             raise ValueError(f"paper width must be one of {list(PRINTER_WIDTHS)} mm (got {self.width_mm!r})")
         if self.profile != "kanji":
             object.__setattr__(self, "native_qr", False)  # frozen: normalised once, here
-        if self.model:
-            known = model_named(self.model)  # ValueError listing the known models
-            if known.paper_mm != self.width_mm:
-                raise ValueError(f"{known.title} takes {known.paper_mm} mm paper, not {self.width_mm} mm")
+        if problem := printer_problem(self.model, self.width_mm, self.profile, self.dots, self.dpi):
+            raise ValueError(problem[1])
 
     @property
     def printer_model(self) -> PrinterModel:
-        """The model whose head, font and commands this printer's jobs follow."""
-        if self.model:
-            return model_named(self.model)
-        return GENERIC_80 if self.width_mm == 80 else GENERIC_58
+        """The model whose head, font and commands this printer's jobs follow, with the `dots`
+        and `dpi` overrides applied."""
+        known = model_named(self.model) if self.model else GENERIC_80 if self.width_mm == 80 else GENERIC_58
+        return with_head(known, self.dots, self.dpi)
 
     @property
     def width_dots(self) -> int:
         return self.printer_model.dots
+
+
+def printer_problem(
+    model: str, width_mm: int, profile: str, dots: int | None = None, dpi: int | None = None
+) -> tuple[str, str] | None:
+    """(the `[[printers]]` key at fault, why) when a printer's model, paper, head and profile
+    disagree, else None. Raises ValueError for a model that is unknown or not ESC/POS."""
+    known = escpos_model(model) if model else GENERIC_80 if width_mm == 80 else GENERIC_58
+    if known.paper_mm != width_mm:
+        return "width_mm", f"{known.title} takes {known.paper_mm} mm paper, not {width_mm} mm"
+    head = with_head(known, dots, dpi)
+    if (dots, dpi) != (None, None) and (problem := head_problem(width_mm, head.dots, head.dpi)):
+        return ("dpi" if problem.startswith("dpi") else "dots"), problem
+    if profile == "kanji" and not head.kanji:
+        return "profile", f'{head.title} has no Kanji font here: use profile = "raster"'
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,7 +596,7 @@ class _Parser:
             key = f"printers[{i}]"
             if not isinstance(item, dict):
                 raise self.fail(key, "must be a table")
-            self.known(item, key, {"id", "profile", "width_mm", "cutter", "native_qr", "port", "model"})
+            self.known(item, key, {"id", "profile", "width_mm", "cutter", "native_qr", "port", "model", "dots", "dpi"})
             pid = self.ident(item, f"{key}.id", "id")
             if any(p.id == pid for p in out):
                 raise self.fail(f"{key}.id", f"duplicate printer id {pid!r}")
@@ -581,20 +605,16 @@ class _Parser:
                 raise self.fail(
                     f"{key}.profile", f"unknown printer profile {profile!r}; profiles are {list(PRINTER_PROFILES)}"
                 )
-            model = item.get("model", "")
-            if not isinstance(model, str):
-                raise self.fail(f"{key}.model", f"must be a model name (got {model!r})")
-            if model:
-                try:
-                    model = model_named(model).name
-                except ValueError as exc:
-                    raise self.fail(f"{key}.model", str(exc)) from None
+            model = self.printer_model_name(item, key)
             # a named model knows its paper; width_mm may repeat it
             width = item.get("width_mm", model_named(model).paper_mm if model else 80)
             if not isinstance(width, int) or isinstance(width, bool) or width not in PRINTER_WIDTHS:
                 raise self.fail(
                     f"{key}.width_mm", f"must be a paper width of {list(PRINTER_WIDTHS)} mm (got {width!r})"
                 )
+            head = {name: self.head_figure(item, key, name) for name in ("dots", "dpi")}
+            if problem := printer_problem(model, width, profile, head["dots"], head["dpi"]):
+                raise self.fail(f"{key}.{problem[0]}", problem[1])
             flags: dict[str, bool] = {}
             for flag in ("cutter", "native_qr"):
                 v = item.get(flag, True)
@@ -612,9 +632,30 @@ class _Parser:
                     native_qr=profile == "kanji" and flags["native_qr"],
                     port=self.string(item, f"{key}.port", "port"),
                     model=model,
+                    dots=head["dots"],
+                    dpi=head["dpi"],
                 )
             )
         return tuple(out)
+
+    def printer_model_name(self, item: dict[str, Any], key: str) -> str:
+        """`model`: a known ESC/POS model's name, or "" for the generic printer of the paper."""
+        model = item.get("model", "")
+        if not isinstance(model, str):
+            raise self.fail(f"{key}.model", f"must be a model name (got {model!r})")
+        if not model:
+            return ""
+        try:
+            return escpos_model(model).name
+        except ValueError as exc:
+            raise self.fail(f"{key}.model", str(exc)) from None
+
+    def head_figure(self, item: dict[str, Any], key: str, name: str) -> int | None:
+        """`dots` or `dpi`: a whole number, checked against the paper with the other one later."""
+        value = item.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise self.fail(f"{key}.{name}", f"must be a whole number (got {value!r})")
+        return value
 
     def signs(self, value: Any) -> tuple[Sign, ...]:
         if not isinstance(value, list):

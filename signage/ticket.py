@@ -36,8 +36,10 @@ TOKEN_MIN_BITS = 128
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")  # URL-safe base64: 6 bits a character
 
 QR_ERROR = "m"  # 15 % of the code may be smudged or torn and it still reads
-QR_MODULE_DOTS = 6  # 0.75 mm on a 203 dpi head: thermal print keeps the edges, phones read it
-QR_MIN_MODULE_DOTS = 3
+QR_MODULE_MM = 0.75  # thermal print keeps the edges sharp and phones read it from a hand's length
+QR_MODULE_DOTS = 6  # QR_MODULE_MM on a 203 dpi head (5 dots, 0.71 mm, on a 180 dpi TM-T88)
+QR_MIN_MODULE_DOTS = 3  # the floor for a long URL: smaller is a TicketError, never an unreadable code
+DEFAULT_DPI = 203
 QR_QUIET_MODULES = 4  # the standard's quiet zone, white paper around the code
 
 
@@ -406,12 +408,12 @@ def _head(words: TicketText, width_dots: int) -> _Head:
     return _Head((*office, number, *service), (y_office, number.top + number.height, y_service))
 
 
-def _tail(words: TicketText, url: str, width_dots: int, head: _Head) -> Layout:
+def _tail(words: TicketText, url: str, width_dots: int, head: _Head, dpi: int) -> Layout:
     """The rest under the head: the QR code and the details beside it (80 mm) or above it (58 mm)."""
     inner = width_dots - 2 * MARGIN
     qr = qr_matrix(url, QR_ERROR)
     modules = len(qr) + 2 * QR_QUIET_MODULES
-    module = qr_module_dots(modules, width_dots)
+    module = qr_module_dots(modules, width_dots, dpi)
     qr_size = modules * module
     beside = width_dots - qr_size - MARGIN >= 280
     place = _Placer(head.ends[2] + 10)
@@ -434,18 +436,18 @@ def _tail(words: TicketText, url: str, width_dots: int, head: _Head) -> Layout:
     return Layout(width_dots, height, (*head.lines, *place.lines), qr_x, qr_y, module, qr)
 
 
-def layout(content: TicketContent, width_dots: int) -> Layout:
-    """Where everything goes on a ticket `width_dots` wide. The QR code sits to the left of the
-    details where the paper is wide enough (80 mm), under them otherwise (58 mm)."""
+def layout(content: TicketContent, width_dots: int, dpi: int = DEFAULT_DPI) -> Layout:
+    """Where everything goes on a ticket `width_dots` wide on a `dpi` head. The QR code sits to
+    the left of the details where the paper is wide enough (80 mm), under them otherwise (58 mm)."""
     words = ticket_text(content)
-    return _tail(words, content.url, width_dots, _head(words, width_dots))
+    return _tail(words, content.url, width_dots, _head(words, width_dots), dpi)
 
 
-def render_ticket(content: TicketContent, width_dots: int) -> Image.Image:
+def render_ticket(content: TicketContent, width_dots: int, dpi: int = DEFAULT_DPI) -> Image.Image:
     """The whole ticket as a mode "1" image `width_dots` wide (white paper, black ink), cropped to
     its ink at top and bottom: the printer feeds the margins. Drawn in one piece: the reference
     that `ticket_strips` must match row for row (the CLI's picture, the tests' goldens)."""
-    lay = layout(content, width_dots)
+    lay = layout(content, width_dots, dpi)
     img = Image.new("1", (width_dots, lay.height), 1)
     for line in lay.lines:
         # Baseline anchor: Japanese and Latin lines of one size share a baseline grid.
@@ -457,7 +459,7 @@ def render_ticket(content: TicketContent, width_dots: int) -> Image.Image:
 TAIL_STRIP_ROWS = 128  # four bands: drawing the rest keeps ahead of a printer's 100-250 mm/s
 
 
-def ticket_strips(content: TicketContent, width_dots: int) -> Iterator[Image.Image]:
+def ticket_strips(content: TicketContent, width_dots: int, dpi: int = DEFAULT_DPI) -> Iterator[Image.Image]:
     """`render_ticket`'s picture top to bottom in strips as wide as the paper, each drawn just
     before it is yielded, so the printer can start on the top while the rest is drawn: the
     office's name first (drawn once per printer and kept), the number, the service's name (kept
@@ -482,7 +484,7 @@ def ticket_strips(content: TicketContent, width_dots: int) -> Iterator[Image.Ima
             strip = _strip(reach, None, y0, y1, width_dots)
         yield from crop(strip)
         y0 = y1
-    lay = _tail(words, content.url, width_dots, head)
+    lay = _tail(words, content.url, width_dots, head, dpi)
     qr = (_qr_pil(lay.qr, lay.qr_module), lay.qr_x, lay.qr_y)
     for top in range(y0, lay.height, TAIL_STRIP_ROWS):
         end = min(lay.height, top + TAIL_STRIP_ROWS)
@@ -553,19 +555,20 @@ def _crop_rows(img: Image.Image) -> Image.Image:
     return img.crop((0, box[1], img.width, box[3]))
 
 
-def qr_module_dots(modules: int, width_dots: int) -> int:
-    """The module size for a code of `modules` (quiet zone included) on `width_dots` of paper."""
-    module = min(QR_MODULE_DOTS, width_dots // modules)
+def qr_module_dots(modules: int, width_dots: int, dpi: int = DEFAULT_DPI) -> int:
+    """The module size in dots for a code of `modules` (quiet zone included) on `width_dots` of
+    a `dpi` head: QR_MODULE_MM printed, smaller only as far as the paper needs."""
+    module = min(round(QR_MODULE_MM * dpi / 25.4), width_dots // modules)
     if module < QR_MIN_MODULE_DOTS:
         raise TicketError(f"a QR code of {modules} modules does not fit {width_dots} dots")
     return module
 
 
-def qr_image(url: str, width_dots: int) -> Image.Image:
+def qr_image(url: str, width_dots: int, dpi: int = DEFAULT_DPI) -> Image.Image:
     """The QR code alone, centred on a strip `width_dots` wide: the kanji profile's raster QR
     for printers without native QR."""
     qr = qr_matrix(url, QR_ERROR)
-    module = qr_module_dots(len(qr) + 2 * QR_QUIET_MODULES, width_dots)
+    module = qr_module_dots(len(qr) + 2 * QR_QUIET_MODULES, width_dots, dpi)
     code = _qr_pil(qr, module)
     img = Image.new("1", (width_dots, code.height), 1)
     img.paste(code, ((width_dots - code.width) // 2, 0))

@@ -8,6 +8,7 @@ event prints once. Every wait is a number of gateway steps on the fake clock; no
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -308,6 +309,17 @@ def test_every_job_is_sent_at_most_once_and_ends_once(ops: list[tuple[str, Any]]
             printer.paper_near_end = arg
         else:
             setattr(printer, op, arg)
+    settle(line, printer, t, note)
+    everything = bytes(printer.printed + printer.held)
+    for ticket in submitted:
+        assert everything.count(f"<{ticket}>".encode()) <= 1
+        assert ended.get(ticket, []) in (["JobDone"], ["JobFailed"]), (ticket, ended.get(ticket))
+        if ticket in refused:
+            assert f"<{ticket}>".encode() not in everything
+
+
+def settle(line: pr.PrinterLine, printer: SimPrinter, t: list[float], note: Callable[[list[pr.Notice]], None]) -> None:
+    """Staff fix the printer; run (time `t[0]` on) until every job has ended."""
     printer.restore()
     m = line.machine
     for _ in range(20_000):  # a printer taking one byte a write needs a step per byte
@@ -315,12 +327,6 @@ def test_every_job_is_sent_at_most_once_and_ends_once(ops: list[tuple[str, Any]]
         note(line.step(t[0]))
         if m.job is None and not m.queue and m.status is not None and m.status.can_print:
             break
-    everything = bytes(printer.printed + printer.held)
-    for ticket in submitted:
-        assert everything.count(f"<{ticket}>".encode()) <= 1
-        assert ended.get(ticket, []) in (["JobDone"], ["JobFailed"]), (ticket, ended.get(ticket))
-        if ticket in refused:
-            assert f"<{ticket}>".encode() not in everything
 
 
 # -- the gateway ---------------------------------------------------------------------------------
@@ -375,21 +381,26 @@ KANJI_PRINTER = 'profile = "kanji"\nwidth_mm = 58\ncutter = true\nnative_qr = tr
 RASTER_PRINTER = 'profile = "raster"\nwidth_mm = 80\ncutter = true'
 
 
-def oizumi_config(raster: bool = False) -> tuple[OfficeConfig, str]:
+def oizumi_config(raster: bool = False, model: str = "") -> tuple[OfficeConfig, str]:
+    """The oizumi example; `raster`: its printer a raster 80 mm one, of `model` if given."""
     text = (EXAMPLES / "oizumi.toml").read_text(encoding="utf-8")
     url = "sim://bus?dispenser=1&counter_pad=5,6,7,8&call_display=16"
     assert url in text
     text = text.replace(url, url + "&backend=python")  # this test reads the devices' state directly
     if raster:
         assert KANJI_PRINTER in text
-        text = text.replace(KANJI_PRINTER, RASTER_PRINTER)
+        text = text.replace(KANJI_PRINTER, RASTER_PRINTER + (f'\nmodel = "{model}"' if model else ""))
     return parse_config(text, source="oizumi.toml"), text
 
 
 def start_gateway(
-    tmp_path: Path, printer: SimPrinter, port_cls: type[SimPrinterPort] = SimPrinterPort, raster: bool = False
+    tmp_path: Path,
+    printer: SimPrinter,
+    port_cls: type[SimPrinterPort] = SimPrinterPort,
+    raster: bool = False,
+    model: str = "",
 ) -> Rig:
-    config, text = oizumi_config(raster)
+    config, text = oizumi_config(raster, model)
     clock = FakeClock()
 
     def wall() -> datetime:
@@ -750,6 +761,38 @@ def test_a_lost_printer_port_fails_the_job_and_is_opened_again(tmp_path: Path) -
         rig.until("the reprint offered", lambda: rig.dispenser.text == REPRINT)  # still within its minute
     finally:
         rig.gw.close()
+
+
+def test_a_port_that_stays_gone_is_tried_less_often_and_quickly_again_once_it_answers() -> None:
+    """After REOPEN_S, each failure in a row doubles the wait up to REOPEN_MAX_S (a printer off for
+    the night is not knocked on every 5 s); once the printer answers, the next loss is retried
+    after REOPEN_S again."""
+    printer = SimPrinter()
+    gone = [True]
+    tries: list[float] = []
+    now = [0.0]
+
+    def opener(url: str) -> SimPrinterPort:
+        tries.append(now[0])
+        if gone[0]:
+            raise PrinterPortError(f"cannot open printer port {url!r}: no such device")
+        return SimPrinterPort(printer, None, url)
+
+    line = pr.PrinterLine(PrinterProfile("p"), opener)
+    while now[0] < 100.0:
+        line.step(now[0])
+        now[0] += 0.5
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
+    assert gaps[:3] == [pr.REOPEN_S, 2 * pr.REOPEN_S, pr.REOPEN_MAX_S]
+    assert set(gaps[3:]) == {pr.REOPEN_MAX_S} and len(tries) < 100.0 / pr.REOPEN_S
+    gone[0] = False
+    while line.port is None or line.machine.status is None:  # open again, and the printer answers
+        line.step(now[0])
+        now[0] += 0.5
+    line.close()  # lost again (unplugged): tried after REOPEN_S, not the backed-off wait
+    gone[0] = True
+    line._port_error(PrinterPortError("lost"), now[0])
+    assert line._reopen_at == now[0] + pr.REOPEN_S
 
 
 def test_staff_reprint_and_printer_status_through_the_control_socket(

@@ -324,9 +324,10 @@ def test_kanji_job_is_native_text_magnified_number_and_native_qr(
     job = ticket_bytes(content, profile)
     cmds = escpos.decode(job)
     names = escpos.names(cmds)
-    assert names[:4] == ["init", "kanji_code", "kanji_on", "align"] and names[-3:] == ["kanji_off", "feed_lines", "cut"]
+    opening = ["init", "motion_units", "code_page", "kanji_code", "kanji_on", "align"]
+    assert names[:6] == opening and names[-3:] == ["kanji_off", "feed_lines", "cut"]
     assert "raster…" not in names
-    assert cmds[1].args == (1,)  # Shift_JIS
+    assert (cmds[1].args, cmds[2].args, cmds[3].args) == ((0, 203), (1,), (1,))  # 1/203 in, katakana, Shift_JIS
     texts = _texts(cmds)
     words = ticket_text(content)
     assert texts[:3] == [words.office.ja, words.office.en, "C-023"]
