@@ -230,12 +230,10 @@ def calls_beside(workdir: Path, calls: int, hang: bool) -> tuple[list[float], in
         remove_journal(journal)
 
 
-def _time_calls(gw: Gateway, peer: TcpPrinter, calls: int, clock: FakeClock) -> tuple[list[float], int, list[str]]:
-    """A call every CALL_GAP_S of the floor's time: 200 calls span the stuck job (NET_STALL_S),
-    its failure and the reconnects after it (after REOPEN_S, backing off)."""
+def stamp_calls(gw: Gateway) -> list[float]:
+    """The list that gets, for each call, the seconds from a KEY reply handed to the first bus's
+    master to the CALL written to its port (the bus's receive and write wrapped to stamp them)."""
     bus = gw.buses[0]
-    devices = bus.port.bus.devices
-    dispenser, pad, display = devices[1], devices[5], devices[16]
     key_at: list[float] = []
     out: list[float] = []
     receive, write = bus.master.receive, bus.port.write
@@ -252,6 +250,15 @@ def _time_calls(gw: Gateway, peer: TcpPrinter, calls: int, clock: FakeClock) -> 
 
     bus.master.receive = stamped_receive  # type: ignore[method-assign]
     bus.port.write = stamped_write
+    return out
+
+
+def _time_calls(gw: Gateway, peer: TcpPrinter, calls: int, clock: FakeClock) -> tuple[list[float], int, list[str]]:
+    """A call every CALL_GAP_S of the floor's time: 200 calls span the stuck job (NET_STALL_S),
+    its failure and the reconnects after it (after REOPEN_S, backing off)."""
+    devices = gw.buses[0].port.bus.devices
+    dispenser, pad, display = devices[1], devices[5], devices[16]
+    out = stamp_calls(gw)
     line = gw.printing.lines.get("entrance") if gw.printing else None
 
     def until(cond: Any) -> None:

@@ -14,6 +14,7 @@
     uv run python -m bench.run --only central       # central: events/s per worker, 2 workers vs 1, end to end
     uv run python -m bench.run --only accuracy --plots docs/waittime   # wait-time predictors vs the oracle (~7 min)
     uv run python -m bench.run --only seam          # the learned wait estimate's cost per ticket (write path)
+    uv run python -m bench.run --only metrics       # call latency while /metrics is scraped every 100 ms
 
 `uv run python bench/run.py …` works the same. Timing goals are reported here, never asserted in
 tests. Each ratio is against a baseline measured in the same run. Files go to a temporary
@@ -42,6 +43,7 @@ from bench import (
     crash,
     devices,
     memory,
+    metrics_bench,
     mqtt_bench,
     printing,
     recovery,
@@ -63,6 +65,7 @@ BENCHES = (
     "central",
     "accuracy",
     "seam",
+    "metrics",
 )
 DEVICE_BENCHES = ("latency", "codec", "heap", "light", "fuzz")  # bench/devices.py
 
@@ -183,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             # The learned estimator on the journal's write path, beside CapacityEstimator.
             results += seam_bench.run(log, quick=args.quick)
             print("seam done", flush=True)
+        if "metrics" in only:
+            # The gateway's /metrics scraped every 100 ms: its loop's call latency, in three runs.
+            results += metrics_bench.run(workdir, 100 if args.quick else 400, log)
+            print("metrics done", flush=True)
     command = "uv run python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     report = [
         *header,

@@ -19,14 +19,17 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from central.metrics import CentralCollector, CentralMetrics
 from central.worker import CentralWorker, WorkerConfig
 from gateway.bus import Backoff
+from gateway.metrics import DEFAULT_ADDRESS, MetricsServer, serve_metrics
+from gateway.sd_notify import Notifier
 
 STOP_WAIT_S = 10.0  # a worker's clean stop (its store closed, its DISCONNECT sent) takes far less
 STABLE_S = 60.0  # a worker that ran this long restarts its back-off from the first delay
@@ -35,38 +38,89 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _log = logging.getLogger(__name__)
 
 
-def run_worker(config: WorkerConfig) -> int:
+class TurnFlag(threading.Event):
+    """The stop flag CentralWorker.run checks once per turn: that check is the turn's heartbeat,
+    so `beat` (systemd's watchdog ping, the metrics' figures) runs in the loop's own thread and
+    stops when a turn hangs."""
+
+    def __init__(self, beat: Callable[[], None]) -> None:
+        super().__init__()
+        self._beat = beat
+
+    def is_set(self) -> bool:
+        self._beat()
+        return super().is_set()
+
+
+def run_worker(
+    config: WorkerConfig,
+    notifier: Notifier | None = None,
+    metrics_port: int | None = None,
+    metrics_address: str = DEFAULT_ADDRESS,
+) -> int:
     """One worker in this process until SIGTERM or SIGINT (exit 0). StoreError if its store
-    cannot be opened."""
-    stop = threading.Event()
+    cannot be opened; OSError if `metrics_port` cannot be served. `notifier`: systemd's, when
+    this worker is the service's main process."""
+    notify = notifier or Notifier()
+    metrics = CentralMetrics() if notify.enabled or metrics_port is not None else None
     worker = CentralWorker(config)
+
+    def beat() -> None:
+        if metrics is not None:
+            metrics.tick(worker)
+        notify.alive(lambda: metrics.latest.status_line() if metrics and metrics.latest else "running")
+
+    stop = TurnFlag(beat)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
         worker.wake()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server: MetricsServer | None = None
     try:
+        if metrics is not None and metrics_port is not None:
+            try:
+                server = serve_metrics(CentralCollector(metrics), metrics_port, metrics_address)
+            except OSError as exc:
+                _log.error(
+                    "central %s: cannot serve metrics on %s:%d: %s", worker.name, metrics_address, metrics_port, exc
+                )
+                return 1
+            _log.info("central %s: metrics on http://%s:%d/metrics", worker.name, metrics_address, server.port)
         worker.start()
+        notify.ready(f"worker {worker.partition}: {len(worker.offices)} offices rebuilt; connecting to the broker")
         worker.run(stop)
     finally:
+        notify.stopping(f"worker {worker.partition}: stopping")
         worker.close()
+        if server is not None:
+            server.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _log.info("central %s: stopped", worker.name)
     return 0
 
 
-def _child(config: WorkerConfig, level: int) -> None:
+def _child(config: WorkerConfig, level: int, metrics_port: int | None, metrics_address: str) -> None:
     """A worker process's entry (spawned)."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
-    raise SystemExit(run_worker(config))
+    raise SystemExit(run_worker(config, None, metrics_port, metrics_address))
 
 
-def run_central(config: WorkerConfig, indexes: Sequence[int]) -> int:
-    """Run the workers `indexes` of `config.workers` until SIGTERM or SIGINT; exit status 0."""
+def run_central(
+    config: WorkerConfig,
+    indexes: Sequence[int],
+    metrics_port: int | None = None,
+    metrics_address: str = DEFAULT_ADDRESS,
+) -> int:
+    """Run the workers `indexes` of `config.workers` until SIGTERM or SIGINT; exit status 0.
+    `metrics_port`: worker i serves /metrics on metrics_port + i (0: any free port). systemd is
+    notified by this process (gateway.sd_notify): by the worker's loop when it runs one, else
+    by the supervising loop, which sees a worker die but not hang."""
+    notifier = Notifier.from_env()  # removed from the environment: spawned workers never notify
     if len(indexes) == 1:
-        return run_worker(replace(config, index=indexes[0]))
+        return run_worker(replace(config, index=indexes[0]), notifier, metrics_port, metrics_address)
     level = logging.getLogger().getEffectiveLevel()
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
@@ -79,6 +133,7 @@ def run_central(config: WorkerConfig, indexes: Sequence[int]) -> int:
     started: dict[int, float] = {}
     backoffs = {i: Backoff(first=1.0, limit=60.0) for i in indexes}
     due: dict[int, float] = dict.fromkeys(indexes, 0.0)
+    ready = False
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -96,15 +151,24 @@ def run_central(config: WorkerConfig, indexes: Sequence[int]) -> int:
                     due[i] = now + delay
                     del procs[i]
                 if i not in procs and now >= due[i]:
+                    port = None if metrics_port is None else (metrics_port + i if metrics_port else 0)
                     proc = ctx.Process(
-                        target=_child, args=(replace(config, index=i), level), name=f"central-worker-{i}", daemon=False
+                        target=_child,
+                        args=(replace(config, index=i), level, port, metrics_address),
+                        name=f"central-worker-{i}",
+                        daemon=False,
                     )
                     proc.start()
                     procs[i], started[i] = proc, now
                     _log.info("central: worker %d/%d started (pid %s)", i, config.workers, proc.pid)
+            if not ready:
+                ready = True
+                notifier.ready(f"{len(procs)} of {len(indexes)} workers started")
+            notifier.alive(lambda: f"{len(procs)} of {len(indexes)} workers running")
             # Wakes when a worker exits; the timeout bounds how late a signal or a restart is seen.
             wait([p.sentinel for p in procs.values()], timeout=0.5)
     finally:
+        notifier.stopping("stopping the workers")
         _stop_all(list(procs.values()))
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -18,6 +18,7 @@ from central.learning import DEFAULT_HISTORY_DAYS
 from central.service import LOG_FORMAT, run_central
 from central.store import StoreError, StoreURLError, open_store
 from central.worker import WorkerConfig
+from gateway.metrics import add_metrics_options
 from gateway.mqtt_client import BrokerConfigError, broker_login
 from office.config import BrokerSettings
 
@@ -83,6 +84,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"each office's predictor learns from its stored days in the D calendar days before today "
         f"(default {DEFAULT_HISTORY_DAYS}); retrained at each new business day",
     )
+    add_metrics_options(p, "per worker: events stored, lag, estimates, the store; worker i on PORT + i")
     p.set_defaults(func=run)
 
 
@@ -136,4 +138,4 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         _fail(str(exc), exc.code)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    return run_central(config, indexes)
+    return run_central(config, indexes, args.metrics_port, args.metrics_address)

@@ -30,6 +30,7 @@ from gateway.journal import (
     TicketJournal,
     utc_now,
 )
+from gateway.metrics import add_metrics_options
 from gateway.service import GatewayError, journal_path, run_gateway, socket_path
 from office import events as ev
 from office import model as m
@@ -327,7 +328,19 @@ def cmd_gateway_run(args: argparse.Namespace, out: TextIO) -> int:
     if clock_from is not None and clock_from.tzinfo is None:
         clock_from = clock_from.replace(tzinfo=config.tz)
     sock = socket_path(journal, config.gateway.socket, args.socket)
-    run_gateway(config, text, journal, sock, out, args.run_for, clock_from, args.broker, args.broker_auth)
+    run_gateway(
+        config,
+        text,
+        journal,
+        sock,
+        out,
+        args.run_for,
+        clock_from,
+        args.broker,
+        args.broker_auth,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
+    )
     return 0
 
 
@@ -586,6 +599,7 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="the broker password (or user:password) from this file, mode 600 (over [broker] password_file); "
         "never a secret on the command line",
     )
+    add_metrics_options(p, "queues, waits, devices, the broker")
     p.set_defaults(func=cmd_gateway_run)
     r = gsub.add_parser(
         "restore",

@@ -57,10 +57,12 @@ from gateway.firmware_update import DeviceKeys
 from gateway.gpio_counters import GpioCounters
 from gateway.journal import JournalError, RequestDone, TicketJournal, config_sha256, new_token, utc_now
 from gateway.maintenance import DeviceJobs
+from gateway.metrics import DEFAULT_ADDRESS, GatewayCollector, GatewayMetrics, MetricsServer, serve_metrics
 from gateway.mode_words import dispenser_lines
 from gateway.mqtt_client import BrokerConfigError, BrokerLogin, broker_login
 from gateway.mqtt_link import MqttLink
 from gateway.printing import PrinterState, Printing
+from gateway.sd_notify import Notifier
 from gateway.signs import SignDriver, sign_driver
 from hal.codec import KIND_BY_NAME, REPLY_TIMEOUT_S, P
 from hal.printer import open_printer, printer_url_problem
@@ -186,6 +188,8 @@ class Gateway:
     mqtt: MqttLink | None = None  # the link to the broker (gateway.mqtt_link); None: not publishing
     estimator: LearnedEstimator | None = None  # the model's wait estimate, learned (gateway.estimates)
     learning: Learning | None = None  # learns it from the journal's past days, off the loop
+    notifier: Notifier = field(default_factory=Notifier)  # systemd's READY/WATCHDOG/STATUS (off: does nothing)
+    metrics: GatewayMetrics | None = None  # figures for /metrics and STATUS, published by the loop
     prints: Path = field(init=False)
     _next_lamps: float = field(init=False, default=0.0)
     _calls_day: date | None = field(init=False, default=None)  # the day call displays and pads were told of
@@ -336,6 +340,18 @@ class Gateway:
         deadline = None if run_for is None else self.clock.now() + run_for
         while not self.stopping and (deadline is None or self.clock.now() < deadline):
             self.step()
+            self.report()
+
+    def report(self) -> None:
+        """After each turn: the figures for /metrics and STATUS when due, and systemd's watchdog
+        ping, sent from the loop itself so that a turn that hangs stops it."""
+        if self.metrics is not None:
+            self.metrics.tick(self)
+        self.notifier.alive(self.status_line)
+
+    def status_line(self) -> str:
+        latest = self.metrics.latest if self.metrics is not None else None
+        return latest.status_line() if latest is not None else f"serving {self.config.id}"
 
     def step(self) -> None:
         """One turn of the loop: one exchange per bus, side by side (or a wait, at most a cycle,
@@ -809,32 +825,53 @@ def run_gateway(
     clock_from: datetime | None = None,
     broker: str | None = None,
     broker_auth: Path | None = None,
+    metrics_port: int | None = None,
+    metrics_address: str = DEFAULT_ADDRESS,
 ) -> None:
     """Start the gateway, print `ready …`, run until SIGTERM/SIGINT or `run_for`, then close.
     `clock_from`: the wall clock starts at that moment and runs on (tests and demos only).
-    `broker`, `broker_auth`: --broker and --broker-auth (over the config's [broker])."""
+    `broker`, `broker_auth`: --broker and --broker-auth (over the config's [broker]).
+    `metrics_port`: serve Prometheus /metrics there (0: any free port), else none. systemd is
+    notified when $NOTIFY_SOCKET says so (gateway.sd_notify)."""
     if not logging.getLogger().handlers:
         # What happens to devices and ports goes to stderr (journald adds the time).
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     gw = Gateway(config, config_text, journal, sock, out, broker_url=broker, broker_auth=broker_auth)
     if clock_from is not None:
         gw.wall = _clock_from(clock_from)
+    gw.notifier = Notifier.from_env()
+    if gw.notifier.enabled or metrics_port is not None:
+        gw.metrics = GatewayMetrics()
+    server: MetricsServer | None = None
     previous = {s: signal.signal(s, gw.stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         gw.start()
         devices = sum(len(b.master.links) for b in gw.buses)
         publishing = f" broker={gw.mqtt.login.address}" if gw.mqtt is not None else ""
+        if metrics_port is not None and gw.metrics is not None:
+            try:
+                server = serve_metrics(GatewayCollector(gw.metrics), metrics_port, metrics_address)
+            except OSError as exc:
+                raise GatewayError(f"--metrics-port {metrics_port}: cannot serve on {metrics_address}: {exc}") from None
+            publishing += f" metrics=http://{metrics_address}:{server.port}/metrics"
+        if gw.metrics is not None:
+            gw.metrics.tick(gw)  # the first figures, before anyone asks
         out.write(
             f"ready office={config.id} journal={journal} socket={sock} devices={devices} buses={len(gw.buses)}"
             f"{publishing}\n"
         )
         out.flush()
+        gw.notifier.ready(gw.status_line())
         started = time.monotonic()
         gw.run(run_for)
         cycles = sum(b.master.cycles for b in gw.buses)
         out.write(f"stopped after {time.monotonic() - started:.1f} s, {cycles} bus cycles\n")
         out.flush()
     finally:
+        gw.notifier.stopping(f"stopping {config.id}: closing the journal")
+        if server is not None:
+            server.close()
         gw.close()
+        gw.notifier.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
