@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from central.estimates import service_estimates, ticket_estimates
+from central.estimates import ServiceEstimate, TicketEstimate, service_estimates, ticket_estimates
 from office import mqtt
 from office.mqtt_view import SeqTracker
 from office.waittime import Floor, Predictor, RecordError, read_record
@@ -80,6 +80,7 @@ class OfficeState:
     floor: Floor = field(default_factory=Floor)
     seqs: SeqTracker = field(default_factory=SeqTracker)
     tokens: dict[str, str] = field(default_factory=dict)  # today's ticket id -> token_hash
+    periods: tuple[r.Period, ...] = ()  # today's reception periods, from the latest `schedule`
     trained_for: str | None = None  # the business day the predictor's history ends before
     last_ts: str = ""  # ts of the last event applied
     # Retained topics as last published: payload dicts; None for a ticket topic found retained on
@@ -95,6 +96,10 @@ class OfficeState:
     probe: bool = False  # a retained birth came: ask for what follows `applied`, missing or not
     new_day: bool = False  # the floor started a new business day (read and reset by the worker)
     figures: Figures = field(default_factory=Figures)
+    # The last round's figures, kept for the web pages (central/web), which must not ask the
+    # predictor again.
+    last_services: list[ServiceEstimate] = field(default_factory=list)
+    last_tickets: list[TicketEstimate] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.seqs.last is None:
@@ -181,6 +186,11 @@ class OfficeState:
         ts = record.get("ts")
         if isinstance(ts, str):
             self.last_ts = ts
+        if record.get("type") == "token_replaced":  # the predictor's reader skips it: the page follows it
+            ticket, digest = record.get("ticket"), record.get("token_hash")
+            if ticket in self.tokens and isinstance(digest, str) and mqtt.TOKEN_HASH.fullmatch(digest):
+                self.tokens[str(ticket)] = digest
+            return
         try:
             event = read_record(record)
         except RecordError as exc:
@@ -198,7 +208,10 @@ class OfficeState:
             return
         if self.floor.day != day:
             self.tokens.clear()  # ticket ids restart each day
+            self.periods = ()
             self.new_day = True
+        if isinstance(event, r.Schedule):
+            self.periods = event.periods
         if isinstance(event, r.TicketIssued) and event.token_hash and mqtt.TOKEN_HASH.fullmatch(event.token_hash):
             self.tokens[event.ticket] = event.token_hash
 
@@ -292,7 +305,9 @@ class OfficeState:
         self.figures.computed += 1
         office, seq, ts = self.office, self.applied, self.last_ts
         failed = sent = 0
-        for s in service_estimates(self.floor, self.predictor):
+        self.last_services = service_estimates(self.floor, self.predictor)
+        self.last_tickets = ticket_estimates(self.floor, self.predictor, self.tokens)
+        for s in self.last_services:
             try:
                 topic = mqtt.topic(office, mqtt.ESTIMATES, s.service)
             except ValueError:
@@ -306,7 +321,7 @@ class OfficeState:
                 else:
                     failed += 1
         live = set()
-        for t in ticket_estimates(self.floor, self.predictor, self.tokens):
+        for t in self.last_tickets:
             topic = mqtt.topic(office, mqtt.TICKETS, t.token_hash)
             live.add(topic)
             payload = mqtt.ticket_estimate_message(

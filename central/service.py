@@ -20,12 +20,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 from central.metrics import CentralCollector, CentralMetrics
+from central.office_state import OfficeState
 from central.worker import CentralWorker, WorkerConfig
 from gateway.bus import Backoff
 from gateway.metrics import DEFAULT_ADDRESS, MetricsServer, serve_metrics
@@ -36,6 +38,22 @@ STABLE_S = 60.0  # a worker that ran this long restarts its back-off from the fi
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WebOptions:
+    """The residents' web pages (central/web, docs/web.md), served by each worker for its offices:
+    worker i on `port` + i (0: any free port). `forecaster`: a central.web.Forecaster for the
+    public page (None: the stand-in); it is pickled into each worker process when there are
+    several. `office_configs`: config files whose office, service and counter names pages use."""
+
+    port: int
+    address: str = DEFAULT_ADDRESS
+    office_configs: tuple[str, ...] = ()
+    forecaster: Any = None
+
+    def for_worker(self, index: int) -> WebOptions:
+        return replace(self, port=self.port + index if self.port else 0)
 
 
 class TurnFlag(threading.Event):
@@ -57,13 +75,15 @@ def run_worker(
     notifier: Notifier | None = None,
     metrics_port: int | None = None,
     metrics_address: str = DEFAULT_ADDRESS,
+    web: WebOptions | None = None,
 ) -> int:
     """One worker in this process until SIGTERM or SIGINT (exit 0). StoreError if its store
     cannot be opened; OSError if `metrics_port` cannot be served. `notifier`: systemd's, when
-    this worker is the service's main process."""
+    this worker is the service's main process. `web`: serve the residents' pages too."""
     notify = notifier or Notifier()
     metrics = CentralMetrics() if notify.enabled or metrics_port is not None else None
-    worker = CentralWorker(config)
+    pages = _WebPages(web) if web is not None else None
+    worker = CentralWorker(config, on_round=pages.show if pages is not None else None)
 
     def beat() -> None:
         if metrics is not None:
@@ -88,6 +108,13 @@ def run_worker(
                 )
                 return 1
             _log.info("central %s: metrics on http://%s:%d/metrics", worker.name, metrics_address, server.port)
+        if pages is not None:
+            try:
+                pages.start()
+            except OSError as exc:
+                _log.error("central %s: %s", worker.name, exc)
+                return 1
+            _log.info("central %s: web pages on %s/", worker.name, pages.url)
         worker.start()
         notify.ready(f"worker {worker.partition}: {len(worker.offices)} offices rebuilt; connecting to the broker")
         worker.run(stop)
@@ -96,16 +123,48 @@ def run_worker(
         worker.close()
         if server is not None:
             server.close()
+        if pages is not None:
+            pages.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _log.info("central %s: stopped", worker.name)
     return 0
 
 
-def _child(config: WorkerConfig, level: int, metrics_port: int | None, metrics_address: str) -> None:
+class _WebPages:
+    """A worker's web server and the hub its estimate rounds feed (imported only when used)."""
+
+    def __init__(self, options: WebOptions) -> None:
+        from central.web import ViewHub, WebServer, create_app
+        from central.web.names import Names
+        from central.web.view import office_view
+
+        self.hub = ViewHub()
+        self._view = office_view
+        names = Names.from_configs(options.office_configs)
+        app = create_app(self.hub, options.forecaster, names)
+        self.server = WebServer(app, options.address, options.port)
+
+    def show(self, state: OfficeState) -> None:
+        self.hub.publish(self._view(state))
+
+    def start(self) -> None:
+        self.server.start()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _child(
+    config: WorkerConfig, level: int, metrics_port: int | None, metrics_address: str, web: WebOptions | None
+) -> None:
     """A worker process's entry (spawned)."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
-    raise SystemExit(run_worker(config, None, metrics_port, metrics_address))
+    raise SystemExit(run_worker(config, None, metrics_port, metrics_address, web))
 
 
 def run_central(
@@ -113,14 +172,17 @@ def run_central(
     indexes: Sequence[int],
     metrics_port: int | None = None,
     metrics_address: str = DEFAULT_ADDRESS,
+    web: WebOptions | None = None,
 ) -> int:
     """Run the workers `indexes` of `config.workers` until SIGTERM or SIGINT; exit status 0.
-    `metrics_port`: worker i serves /metrics on metrics_port + i (0: any free port). systemd is
+    `metrics_port`: worker i serves /metrics on metrics_port + i (0: any free port); `web`: worker
+    i serves the residents' pages of its offices on web.port + i. systemd is
     notified by this process (gateway.sd_notify): by the worker's loop when it runs one, else
     by the supervising loop, which sees a worker die but not hang."""
     notifier = Notifier.from_env()  # removed from the environment: spawned workers never notify
     if len(indexes) == 1:
-        return run_worker(replace(config, index=indexes[0]), notifier, metrics_port, metrics_address)
+        web_i = web.for_worker(indexes[0]) if web is not None else None
+        return run_worker(replace(config, index=indexes[0]), notifier, metrics_port, metrics_address, web_i)
     level = logging.getLogger().getEffectiveLevel()
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
@@ -154,7 +216,13 @@ def run_central(
                     port = None if metrics_port is None else (metrics_port + i if metrics_port else 0)
                     proc = ctx.Process(
                         target=_child,
-                        args=(replace(config, index=i), level, port, metrics_address),
+                        args=(
+                            replace(config, index=i),
+                            level,
+                            port,
+                            metrics_address,
+                            web.for_worker(i) if web is not None else None,
+                        ),
                         name=f"central-worker-{i}",
                         daemon=False,
                     )

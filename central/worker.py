@@ -108,9 +108,15 @@ class CentralWorker:
     `turn()` driven by a caller (the benchmark, tests); `close()` at the end."""
 
     def __init__(
-        self, config: WorkerConfig, outbox: Outbox | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        config: WorkerConfig,
+        outbox: Outbox | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_round: Callable[[OfficeState], None] | None = None,
     ) -> None:
         self.config = config
+        # Called in this thread after each estimate round of an office (the web pages' views).
+        self.on_round = on_round
         self.partition = Partition(config.index, config.workers)
         self.clock = clock
         self.offices: dict[str, OfficeState] = {}
@@ -575,8 +581,18 @@ class CentralWorker:
                 state.publish_estimates(now, self._send)
             except Exception as exc:  # the predictor failed on this floor: logged, tried at the next change
                 self.problems(office, f"office {office}: estimates failed: {exc!r}", now)
+            else:
+                self._show(state, now)
             if state.dirty_since is None:
                 self._dirty.discard(office)
+
+    def _show(self, state: OfficeState, now: float) -> None:
+        if self.on_round is None:
+            return
+        try:
+            self.on_round(state)
+        except Exception as exc:  # the pages lag; the office's stream goes on
+            self.problems(state.office, f"office {state.office}: web view failed: {exc!r}", now)
 
     def _send(self, topic: str, payload: bytes) -> bool:
         return self.outbox.publish(topic, payload, True)
@@ -594,4 +610,5 @@ class CentralWorker:
             state = self.offices[office]
             if state.dirty_since is not None and not state.missing:
                 state.publish_estimates(now, self._send)
+                self._show(state, now)
             self._dirty.discard(office)

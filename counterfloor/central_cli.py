@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from central.learning import DEFAULT_HISTORY_DAYS
-from central.service import LOG_FORMAT, run_central
+from central.service import LOG_FORMAT, WebOptions, run_central
 from central.store import StoreError, StoreURLError, open_store
 from central.worker import WorkerConfig
-from gateway.metrics import add_metrics_options
+from gateway.metrics import DEFAULT_ADDRESS, _port, add_metrics_options
 from gateway.mqtt_client import BrokerConfigError, broker_login
-from office.config import BrokerSettings
+from office.config import BrokerSettings, ConfigError, load_config
 
 DEFAULT_STORE = "central.db"
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -85,6 +85,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         f"(default {DEFAULT_HISTORY_DAYS}); retrained at each new business day",
     )
     add_metrics_options(p, "per worker: events stored, lag, estimates, the store; worker i on PORT + i")
+    p.add_argument(
+        "--http-port",
+        type=_port,
+        metavar="PORT",
+        help="serve the residents' pages (the congestion page, ticket pages; docs/web.md) on "
+        "http://ADDRESS:PORT/ (default: none); worker i on PORT + i, each for its offices",
+    )
+    p.add_argument(
+        "--http-address",
+        default=DEFAULT_ADDRESS,
+        metavar="ADDRESS",
+        help=f"the address the pages listen on (default {DEFAULT_ADDRESS}: a reverse proxy in front)",
+    )
+    p.add_argument(
+        "--office-config",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="an office's config file, for the names its pages show (repeat for each office; default: ids)",
+    )
     p.set_defaults(func=run)
 
 
@@ -125,9 +146,23 @@ def config_from(args: argparse.Namespace) -> tuple[WorkerConfig, list[int]]:
     return config, indexes
 
 
+def web_from(args: argparse.Namespace) -> WebOptions | None:
+    for path in args.office_config:  # read once here: a bad file is one line now
+        try:
+            load_config(path)
+        except (ConfigError, OSError) as exc:
+            raise CentralError(f"--office-config: {exc}") from None
+    if args.http_port is None:
+        if args.office_config:
+            raise CentralError("--office-config names what the pages show: it needs --http-port")
+        return None
+    return WebOptions(args.http_port, args.http_address, tuple(str(p) for p in args.office_config))
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     try:
         config, indexes = config_from(args)
+        web = web_from(args)
         try:  # once here, so that a bad store is one line now, not a worker restarting for ever
             open_store(config.store_url).close()
         except StoreURLError as exc:
@@ -138,4 +173,4 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         _fail(str(exc), exc.code)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    return run_central(config, indexes, args.metrics_port, args.metrics_address)
+    return run_central(config, indexes, args.metrics_port, args.metrics_address, web)

@@ -1,0 +1,121 @@
+"""What the web pages show of one office: an immutable snapshot built from central's OfficeState.
+
+Owns the translation from the worker's live state (mutated by the worker's thread only) into
+frozen values the web's thread may read at any time: per service the people waiting and the wait
+of a ticket taken now, today's reception periods, and per page token hash one ticket's number,
+place, estimate and call. Built by the worker right after an estimate round (central/worker.py),
+from the figures that round computed: the predictor is never asked again for a page.
+
+Only token hashes are held: a page's token is hashed by the request handler and never kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from central.office_state import OfficeState
+from office.waittime.floor import CALLED, HELD, NO_SHOW, SERVED, WAITING
+from office.waittime.records import UNTIL_EMPTY
+
+# A ticket's status as its page says it.
+STATUS = {WAITING: "waiting", CALLED: "called", HELD: "held", SERVED: "done", NO_SHOW: "done"}
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    mode: str  # office, evening, saturday
+    start: str  # "HH:MM"
+    end: str  # "HH:MM", or "" for an open end
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    service: str
+    waiting: int
+    low_s: float  # 10th–90th percentile of the wait of a ticket taken at `OfficeView.at`
+    high_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    ticket: str  # "A-001"
+    service: str
+    status: str  # waiting, called, held, done (see STATUS)
+    ahead: int | None  # tickets before it in its queue, while waiting
+    call_from: datetime | None  # the window its first call is expected in, while waiting
+    call_to: datetime | None
+    counter: str | None  # where it is called, while called
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeView:
+    office: str
+    version: int  # grows with each view of this office (the hub numbers them)
+    day: str | None  # the business day of the floor (None: no events yet)
+    at: datetime | None  # the time of the last event applied
+    seq: int
+    services: tuple[ServiceView, ...]
+    periods: tuple[Period, ...]
+    tickets: Mapping[str, TicketView] = field(default_factory=dict)  # by token hash
+
+    def mode_at(self, now: datetime) -> str | None:
+        """The reception period open at `now` (in the office's time zone), "closed" outside them
+        today, None when the floor is not on `now`'s date (central has no plan for it)."""
+        if self.at is None or self.day != now.astimezone(self.at.tzinfo).date().isoformat():
+            return None
+        local = now.astimezone(self.at.tzinfo)
+        t = local.hour * 3600 + local.minute * 60 + local.second
+        for p in self.periods:
+            end = _seconds(p.end) if p.end else UNTIL_EMPTY
+            if _seconds(p.start) <= t < end:
+                return p.mode
+        return "closed"
+
+
+def _seconds(hhmm: str) -> float:
+    h, m = hhmm.split(":")
+    return int(h) * 3600 + int(m) * 60
+
+
+def _hhmm(seconds: float) -> str:
+    if seconds == UNTIL_EMPTY:
+        return ""
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
+
+
+def office_view(state: OfficeState, version: int = 0) -> OfficeView:
+    """The snapshot of `state` as its last estimate round left it (call in the worker's thread)."""
+    floor = state.floor
+    at = datetime.fromisoformat(state.last_ts) if state.last_ts else None
+    estimates = {e.token_hash: e for e in state.last_tickets}
+    tickets: dict[str, TicketView] = {}
+    for tid, digest in state.tokens.items():
+        t = floor.tickets.get(tid)
+        if t is None:
+            continue
+        status = STATUS.get(t.status, "done")
+        e = estimates.get(digest) if status == "waiting" else None
+        issued = datetime.fromisoformat(e.issued_ts) if e is not None and e.issued_ts else None
+        tickets[digest] = TicketView(
+            ticket=tid,
+            service=t.service,
+            status=status,
+            ahead=floor.ahead(t) if status == "waiting" else None,
+            call_from=issued + timedelta(seconds=e.p10) if issued is not None and e is not None else None,
+            call_to=issued + timedelta(seconds=e.p90) if issued is not None and e is not None else None,
+            counter=t.counter if status == "called" else None,
+        )
+    return OfficeView(
+        office=state.office,
+        version=version,
+        day=floor.day,
+        at=at,
+        seq=state.applied,
+        services=tuple(ServiceView(s.service, s.waiting, s.p10, s.p90) for s in state.last_services),
+        periods=tuple(Period(p.mode, _hhmm(p.start), _hhmm(p.end), p.services) for p in state.periods),
+        tickets=tickets,
+    )
