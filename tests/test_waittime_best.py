@@ -14,7 +14,7 @@ import pytest
 from counterfloor.cli import event_log_line
 from counterfloor.simulate import record_day
 from office.config import OfficeConfig
-from office.waittime import calibrate, replay, split_days, train
+from office.waittime import calibrate, forecast, replay, split_days, train
 from office.waittime import records as r
 from office.waittime.learn import Learner
 from office.waittime.params import Durations
@@ -27,9 +27,13 @@ from tests.test_waittime_baselines import ALL_DAY, Log, params_with
 MINUTE = 60.0
 
 
-def _wait(log: Log, ticket: str, params: Any = None) -> float:
+def _wait(log: Log, ticket: str, params: Any = None, spread: float = 0.0) -> float:
+    """The predicted wait; by default the path's own moment (spread 0: not averaged over the
+    places around it), which these hand-built days work out by hand."""
     floor = log.floor()
-    (p,) = Best(params or params_with({"a": 300.0, "b": 300.0})).predict(floor, [floor.tickets[ticket]])
+    best = Best(params or params_with({"a": 300.0, "b": 300.0}))
+    best.forecaster.spread = spread
+    (p,) = best.predict(floor, [floor.tickets[ticket]])
     assert p.p10 <= p.mean <= p.p90
     return p.mean
 
@@ -56,6 +60,21 @@ def test_a_lunch_break_in_the_plan_lengthens_the_wait() -> None:
     lunch = _wait(_before_lunch([["08:30", "12:00"], ["13:00", "17:00"]]), "A-007")
     assert through == pytest.approx(28 * MINUTE)  # 12:08
     assert lunch == pytest.approx(85 * MINUTE)  # 13:00 for A-006, 13:05 for A-007
+
+
+def test_a_call_at_a_lunch_break_is_averaged_over_the_places_around_it() -> None:
+    """On the path A-006 is called at 13:00, after the lunch break, one call after A-005 at 11:58:
+    a day a little faster calls it before the break. Its forecast is averaged over the places
+    around its own, so it lies between the two; where nothing changes (no break) the average of
+    evenly spaced calls is the path's own moment, even past the last ticket (mirrored)."""
+    lunch = _before_lunch([["08:30", "12:00"], ["13:00", "17:00"]])
+    path = _wait(lunch, "A-006")
+    averaged = _wait(lunch, "A-006", spread=forecast.SPREAD)
+    assert path == pytest.approx(84 * MINUTE)  # issued 11:36, called 13:00
+    assert 22 * MINUTE < averaged < path - 10 * MINUTE  # before the break it would be 11:58
+    through = _before_lunch(ALL_DAY)
+    for ticket in ("A-006", "A-007"):
+        assert _wait(through, ticket, spread=forecast.SPREAD) == pytest.approx(_wait(through, ticket))
 
 
 def test_the_end_of_the_day_stops_a_counter_unless_it_is_needed() -> None:
@@ -209,7 +228,45 @@ def test_recent_days_weigh_more_in_the_service_times() -> None:
     for events in days:
         learner.day(events)
     occupation = learner.params().services["a"].occupation
-    assert occupation > 8.0 * MINUTE  # the plain mean: 7.5 minutes
+    assert occupation > 9.0 * MINUTE  # the plain mean: 7.5 minutes; the latest days' level: 10
+
+
+def _day_of_no_shows(day: str, absent_at: int) -> list[r.Event]:
+    """Ten `a` tickets called at 10h and ten at 14h, each after a wait of 20 minutes; of each ten,
+    `absent_at` (10h) or 10 − `absent_at` (14h) are no-shows (20 s at the counter; a service 55 s)."""
+    log = Log().schedule("08:20", {"1": (["a"], ALL_DAY)}).at("08:30", "counter_opened", counter="1", services=["a"])
+    for block, hour in enumerate((10, 14)):
+        for i in range(10):
+            n = 10 * block + i + 1
+            issued, called = 3600 * hour - 1200 + 60 * i, 3600 * hour + 60 * i
+            log.issue(_clock(issued), f"A-{n:03d}", "a")
+            log.at(_clock(called), "called", ticket=f"A-{n:03d}", counter="1")
+            absent = i < (absent_at if hour == 10 else 10 - absent_at)
+            log.at(
+                _clock(called + (20 if absent else 55)),
+                "no_show" if absent else "served",
+                ticket=f"A-{n:03d}",
+                counter="1",
+            )
+    log.records.sort(key=lambda rec: rec["ts"])
+    records = json.loads(json.dumps(log.records).replace("2027-03-15", day))
+    return [e for rec in records if (e := read_record(rec)) is not None]
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 3600):02d}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+
+
+def test_the_chance_of_a_no_show_depends_on_the_hour_of_the_call() -> None:
+    """Calls after the same wait found nobody 8 times in 10 at 10h and 2 in 10 at 14h: the no-show
+    chance, learned by wait, is scaled up at 10h and down at 14h."""
+    learner = Learner()
+    for d in range(1, 11):
+        learner.day(_day_of_no_shows(f"2027-03-{d:02d}", 8))
+    model = learner.params().services["a"]
+    morning, afternoon = model.call(10, 1200.0, False), model.call(14, 1200.0, False)
+    assert model.no_show_by_hour[10] > 1.3 > 0.7 > model.no_show_by_hour[14]
+    assert morning[0] < afternoon[0]  # a no-show takes the counter less long than a service
 
 
 def _miss(kind: str, hour: int, raw: float, actual: float) -> calibrate.Miss:
@@ -239,6 +296,17 @@ def test_a_saturday_has_its_own_hours() -> None:
     assert weekday > 1.15 * 1800.0
     assert saturday < 0.9 * 1800.0
     assert cal.apply(1800.0, "a", "holiday", 10)[0] == pytest.approx(1800.0 * 1.05, rel=0.02)  # the bands' bias
+
+
+def test_a_saturday_has_its_own_range() -> None:
+    """Weekday forecasts missed by ±10 %, Saturday ones by ±40 %: a Saturday's range is wider."""
+    spread = (-0.1, -0.05, 0.0, 0.05, 0.1)
+    misses = [_miss("office", 10, 1800.0, 1800.0 * (1 + dx)) for dx in spread for _ in range(200)]
+    misses += [_miss("saturday", 10, 1800.0, 1800.0 * (1 + 4 * dx)) for dx in spread for _ in range(60)]
+    cal = calibrate.fit(misses, 0.1, 0.9)
+    _, low, high = cal.apply(1800.0, "a", "office", 10)
+    _, sat_low, sat_high = cal.apply(1800.0, "a", "saturday", 10)
+    assert high - low < 0.3 * 1800.0 < 0.6 * 1800.0 < sat_high - sat_low
 
 
 def test_the_calibration_replays_enough_saturdays() -> None:

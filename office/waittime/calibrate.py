@@ -8,8 +8,8 @@ that gets a counter only when others' queues are empty), each figure shrunk towa
 when it rests on few tickets: a service's band toward the service's offset from all services, that
 toward all services' band, that toward all bands. A residual is expressed on the scale
 `forecast + SCALE_FLOOR_S`, so waits of every length share a table. What is left of the bias by
-hour of issue is then measured per kind of day (a weekday's lunch rotation is not a Saturday's).
-Pure.
+hour of issue is then measured per kind of day (a weekday's lunch rotation is not a Saturday's),
+and so is the range around the mean. Pure.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ class Calibration:
     # Per kind of day (DayPlan.kind), per service ("": all services), the bias left by hour of
     # issue once the band's is taken off.
     hourly: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # Per kind of day, per service ("": all services), the range around the published mean (its
+    # bias unused): a kind of day seen once a week misses otherwise than the weekdays that make
+    # most of the sample (Saturdays wider: their ranges from all days held 70 % of their waits).
+    ranges: dict[str, dict[str, Table]] = field(default_factory=dict)
 
     def apply(
         self, raw: float, service: str, kind: str | None = None, hour: int | None = None
@@ -73,8 +77,12 @@ class Calibration:
             if hourly is not None:
                 bias += hourly[hour]
         mean = max(0.0, raw + bias * scale)
-        low = max(0.0, mean + table.low[b] * scale)
-        high = mean + table.high[b] * scale
+        by_kind = self.ranges.get(kind) if kind is not None else None
+        spread = table
+        if by_kind is not None:
+            spread = by_kind.get(service) or by_kind.get("") or table
+        low = max(0.0, mean + spread.low[b] * scale)
+        high = mean + spread.high[b] * scale
         return mean, min(low, mean), max(high, mean)
 
 
@@ -132,7 +140,8 @@ def fit(misses: Iterable[Miss], low_q: float = 0.1, high_q: float = 0.9) -> Cali
     for row in rows:
         kinds.setdefault(row[0].kind, []).append(row)
     hourly = {kind: _hourly(mine, services, table) for kind, mine in kinds.items()}
-    return Calibration(table, services, n, hourly)
+    ranges = {kind: _ranges(mine, services, table, low_q, high_q) for kind, mine in kinds.items()}
+    return Calibration(table, services, n, hourly, ranges)
 
 
 def _hourly(rows: list[tuple[Miss, int, float]], services: dict[str, Table], pooled: Table) -> dict[str, list[float]]:
@@ -153,4 +162,40 @@ def _hourly(rows: list[tuple[Miss, int, float]], services: dict[str, Table], poo
     for service, cells in sums.items():
         if service:
             out[service] = [(s + K_HOUR * p) / (c + K_HOUR) for (c, s), p in zip(cells, everyone, strict=True)]
+    return out
+
+
+def _ranges(
+    rows: list[tuple[Miss, int, float]],
+    services: dict[str, Table],
+    pooled: Table,
+    low_q: float,
+    high_q: float,
+) -> dict[str, Table]:
+    """One kind of day's range, band by band: the percentiles of the residuals around the mean
+    the band's bias would have published, for all services shrunk toward all kinds' (K_BAND), a
+    service's toward the kind's (K_SERVICE: a kind of day seen once a week has few tickets of a
+    service in a band, and Saturdays miss otherwise than weekdays in every service)."""
+    everyone: list[list[float]] = [[] for _ in range(BANDS)]
+    mine: dict[str, list[list[float]]] = {}
+    for m, b, x in rows:
+        left = x - services.get(m.service, pooled).bias[b]
+        everyone[b].append(left)
+        mine.setdefault(m.service, [[] for _ in range(BANDS)])[b].append(left)
+    kind = _spread(everyone, pooled, K_BAND, low_q, high_q)
+    out = {"": kind}
+    for service, bands in mine.items():
+        out[service] = _spread(bands, kind, K_SERVICE, low_q, high_q)
+    return out
+
+
+def _spread(bands: list[list[float]], prior: Table, k: float, low_q: float, high_q: float) -> Table:
+    """Each band's percentiles of residuals already centred, shrunk toward `prior`'s."""
+    out = Table(list(prior.bias), list(prior.low), list(prior.high))
+    for b, xs in enumerate(bands):
+        if xs:
+            w = len(xs) / (len(xs) + k)
+            xs = sorted(xs)
+            out.low[b] = w * _quantile(xs, low_q) + (1 - w) * prior.low[b]
+            out.high[b] = w * _quantile(xs, high_q) + (1 - w) * prior.high[b]
     return out

@@ -20,7 +20,9 @@ within a budget of calls, times and no-shows drawn, Poisson arrivals) were tried
 days of both example offices: the mean squared error moved by under 2 % for 5–10× the time. The
 path's own error (near: which busy counter frees first; at thresholds: whether a counter frees
 before its lunch) and the spread around it are measured on past days and corrected by
-`office.waittime.calibrate`.
+`office.waittime.calibrate`. Where the path crosses a drop in capacity (a lunch rotation), a
+call or two more or less before it moves a call by half an hour, so each target's call is the
+average of its service's calls at the places around its own (`_smoothed`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,19 @@ from office.waittime.floor import CLOSED, OPEN, WAITING, Floor
 from office.waittime.params import MINUTES, WAIT_BUCKET_S, WAIT_BUCKETS, Params, expected_by
 
 INF = math.inf
-K_LOAD = 10.0  # tickets: how much today's own count must weigh before it moves the expected arrivals
+# Tickets: how much today's own count must weigh before it moves the expected arrivals — the
+# office-wide ratio toward 1, a service's toward the office-wide one. A day's crowd differs from
+# the average by about a tenth, while a count of 100 tickets by now is itself uncertain by a tenth
+# (Poisson), and a service's count far more: with 10 tickets' worth, a busy Saturday morning's
+# 20-odd moves read as 1.3–1.5× the day's crowd.
+K_LOAD = 100.0
+K_LOAD_SERVICE = 100.0
+# The uncertainty of a call's place among its service's calls on the path (see `_smoothed`), in
+# places: σ² = SPREAD_MIN² + k·cv² + (SPREAD·k)² for the k-th call — which busy counter frees first,
+# the k calls' own durations, and the day's pace being a few per cent off the learned one.
+SPREAD = 0.08
+SPREAD_MIN = 1.0
+REACH = 1.5  # the average reads the places within this many sigma (each costs the path a call)
 
 
 def _time_of(table: list[float], y: float) -> float:
@@ -83,9 +97,10 @@ _NONE = [0.0] * (MINUTES + 1)
 class Forecaster:
     """Mean-path forecasts of first calls, from the figures learned for the office."""
 
-    def __init__(self, params: Params, *, arrivals: bool = True) -> None:
+    def __init__(self, params: Params, *, arrivals: bool = True, spread: float = SPREAD) -> None:
         self.params = params
         self.arrivals = arrivals  # off: only the tickets already there, none to come
+        self.spread = spread  # the relative uncertainty of a call's place on the path (0: the path's own moment)
 
     def load_factor(self, floor: Floor) -> dict[str, float]:
         """Per service, today's tickets so far against an average day's by now (shrunk toward the
@@ -95,7 +110,8 @@ class Forecaster:
         expected = {sid: expected_by(params.flow(kind, sid)[0], now) for sid in params.services}
         total = sum(expected.values())
         overall = (floor.issued_total + K_LOAD) / (total + K_LOAD)
-        factors = {sid: (floor.issued.get(sid, 0) + K_LOAD * overall) / (e + K_LOAD) for sid, e in expected.items()}
+        k = K_LOAD_SERVICE
+        factors = {sid: (floor.issued.get(sid, 0) + k * overall) / (e + k) for sid, e in expected.items()}
         factors[""] = overall
         return factors
 
@@ -132,8 +148,12 @@ class Forecaster:
         queue_of = [queues.get(s) or [] for s in sids]
         queued = [len(q) for q in queue_of]
         taken = [0] * len(sids)  # tickets of each real queue called so far in the path
-        # A call's counter time: (mean by hour, no-show chance by wait, the same requeued, a no-show's).
-        costs = [(m.occupation_by_hour, m.p_no_show, m.p_no_show_requeued, m.no_show_occupation) for m in models]
+        # A call's counter time: (mean by hour, no-show chance by wait, the same requeued, a no-show's,
+        # the no-show chance's factor by hour).
+        costs = [
+            (m.occupation_by_hour, m.p_no_show, m.p_no_show_requeued, m.no_show_occupation, m.no_show_by_hour)
+            for m in models
+        ]
         if self.arrivals:
             load = self.load_factor(floor)
             factors = [load.get(s, load[""]) for s in sids]
@@ -224,6 +244,49 @@ class Forecaster:
         pending = len(want)
         revived = False
         heappush, heappop = heapq.heappush, heapq.heappop
+        # Every call of the targets' services on the path, in order (its moment), and for each
+        # target its place among them and the moments of the places after it: each target's call
+        # is averaged over the places around its own (see `_smoothed`).
+        spread = self.spread
+        calls: list[list[float]] = [[] for _ in sids]
+        cv2 = [m.occupation_cv2 for m in models]
+        tracked = [False] * len(sids)
+        if spread > 0.0:
+            for tid in want:
+                tracked[names[tickets[tid].service]] = True
+        placed: dict[str, tuple[int, int, list[float]]] = {}
+
+        def places_after(i: int, s: int, f: float, occ: float, n: int) -> list[float]:
+            """The moments of the next n calls of service s after the one counter i makes at f, had
+            the tickets behind it been called in turn: only the counters that would call s then
+            (it comes first for them, or their earlier services have nobody left), each call as
+            long as this one. Played apart from the path (its other services' calls would cost
+            as much again as the path itself), as many as there are tickets behind."""
+            n = min(n, queued[s] - taken[s] + arrivals.due(s, f))
+            out: list[float] = []
+            if n <= 0:
+                return out
+            free = [(f + occ + turn[i], i)]
+            for x, j in heap:
+                svc = counter_services[j]
+                if s in svc and all(taken[e] >= queued[e] for e in svc[: svc.index(s)]):
+                    free.append((x, j))
+            heapq.heapify(free)
+            while free and len(out) < n:
+                x, j = heappop(free)
+                wins = windows[j]
+                w = first_window[j]
+                while w < len(wins) and x >= wins[w][1]:
+                    w += 1
+                if w == len(wins):
+                    continue  # its last shift is over
+                if x < wins[w][0]:
+                    heappush(free, (wins[w][0] + start_lag, j))
+                    continue
+                out.append(x)
+                heappush(free, (x + occ + turn[j], j))
+            return out
+
         while pending:
             if not heap:
                 if revived:
@@ -264,6 +327,8 @@ class Forecaster:
             for s in counter_services[i]:
                 if jump_next[s] <= f:  # a ticket re-entering ahead of the queue: present, answered
                     occ = costs[s][0][hour]
+                    if tracked[s]:
+                        calls[s].append(f)
                     jumps.advance(s)
                     break
                 k = taken[s]
@@ -271,19 +336,36 @@ class Forecaster:
                     taken[s] = k + 1
                     tid = queue_of[s][k][1]
                     t = tickets[tid]
-                    by_hour, p_first, p_requeued, no_show = costs[s]
+                    by_hour, p_first, p_requeued, no_show, ns_hour = costs[s]
                     b = int((f - t.issued) * _PER_BUCKET)
-                    p = (p_requeued if t.requeued else p_first)[b if b < WAIT_BUCKETS else WAIT_BUCKETS - 1]
+                    if b >= WAIT_BUCKETS:
+                        b = WAIT_BUCKETS - 1
+                    if t.requeued:
+                        p = p_requeued[b]
+                    else:
+                        p = p_first[b] * ns_hour[hour]
+                        if p > 1.0:
+                            p = 1.0
                     occ = p * no_show + (1.0 - p) * by_hour[hour]
                     if tid in want:
                         out[tid] = f
                         pending -= 1
+                        if tracked[s]:
+                            k = len(calls[s])
+                            reach = int(REACH * _sigma(spread, k, cv2[s]) + 0.5)
+                            placed[tid] = (s, k, places_after(i, s, f, occ, reach))
+                    if tracked[s]:
+                        calls[s].append(f)
                     break
                 if arrival_next[s] <= f and not overtime[i]:
-                    by_hour, p_first, _, no_show = costs[s]
+                    by_hour, p_first, _, no_show, ns_hour = costs[s]
                     b = int((f - arrival_next[s]) * _PER_BUCKET)
-                    p = p_first[b if b < WAIT_BUCKETS else WAIT_BUCKETS - 1]
+                    p = p_first[b if b < WAIT_BUCKETS else WAIT_BUCKETS - 1] * ns_hour[hour]
+                    if p > 1.0:
+                        p = 1.0
                     occ = p * no_show + (1.0 - p) * by_hour[hour]
+                    if tracked[s]:
+                        calls[s].append(f)
                     arrivals.advance(s)
                     break
             else:
@@ -306,7 +388,46 @@ class Forecaster:
         for tid in want:
             if tid not in out:
                 out[tid] = INF
+        for tid, (s, k, after) in placed.items():
+            out[tid] = _smoothed(calls[s], after, k, _sigma(spread, k, cv2[s]), closes)
         return out
+
+
+def _sigma(spread: float, k: int, cv2: float) -> float:
+    """The uncertainty (in places) of the place of a call with k calls of its service before it,
+    whose durations have the squared coefficient of variation cv2 (spread 0: none)."""
+    if spread <= 0.0:
+        return 0.0
+    return math.sqrt(SPREAD_MIN * SPREAD_MIN + k * cv2 + (spread * k) ** 2)
+
+
+def _smoothed(calls: list[float], after: list[float], k: int, sigma: float, closes: float) -> float:
+    """The k-th call's moment averaged over the places around it, weighted by a normal curve of
+    `sigma` places (to ±REACH sigma): `calls` the path's calls to the k-th, `after` the places
+    after it. Why: the path is one course of the day, and where the counters' capacity drops (a
+    lunch rotation, the end of a shift) a few calls more or less before it move a call by half an
+    hour; the real day's work is a few per cent faster or slower than the path's, so the expected
+    call is the average over the places the ticket may in effect hold. A place after it with
+    nobody there to call, or after closing (where overtime, not the work, decides), takes the
+    path mirrored around the k-th call instead."""
+    if sigma < 0.5:
+        return calls[k]
+    reach = int(REACH * sigma + 0.5)
+    total = weights = 0.0
+    inv = -0.5 / (sigma * sigma)
+    own = calls[k]
+    for j in range(max(0, k - reach), k + reach + 1):
+        w = math.exp((j - k) * (j - k) * inv)
+        if j <= k:
+            at = calls[j]
+        elif j - k <= len(after) and after[j - k - 1] <= closes:
+            at = after[j - k - 1]
+        else:
+            mirror = 2 * k - j
+            at = 2.0 * own - calls[mirror] if mirror >= 0 else own
+        total += w * at
+        weights += w
+    return total / weights
 
 
 _PER_BUCKET = 1.0 / WAIT_BUCKET_S

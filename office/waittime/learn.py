@@ -7,8 +7,9 @@ calls, an idle counter's reaction to a new ticket, the lag of a counter's first 
 opens, and the expected arrivals by minute (per kind of day). Thin data are shrunk toward a wider
 mean (a pseudo-count of that mean's samples): a service × hour toward the service, a service
 toward all services, so one slow morning does not make an hour's figure; the no-show chance is
-made non-decreasing in the wait. Service times drift across days, so recent days' calls weigh
-more (a half-life in open days). Pure: events in, figures out.
+made non-decreasing in the wait, then scaled by the hour of the call. Service times drift across
+days, so recent days' calls weigh more (a half-life in open days), and their level is read from
+the latest days' calls alone. Pure: events in, figures out.
 """
 
 from __future__ import annotations
@@ -42,12 +43,19 @@ K_SERVICE = 5.0  # service → all services
 K_P_SERVICE = 20.0  # a service's no-show chance → all services'
 K_P_BUCKET = 10.0  # … by wait bucket → the service's curve
 K_COUNTER = 10.0  # a counter's turnaround → all counters'
+K_NO_SHOW_HOUR = 30.0  # no-shows: an hour's ratio of no-shows to the curve's starts with this many at 1
 MIN_OWN_DURATIONS = 30  # fewer calls than this: the time left comes from all services' calls, rescaled
 LONGEST_GAP_S = 600.0  # a longer gap between calls was a break, not a turnaround
 # Service times drift from day to day (the season, new staff): at each new day the answered calls
 # learned so far weigh this much less, so the figures follow the drift (a half-life in open days).
 HALF_LIFE_DAYS = 10.0
 DECAY = 0.5 ** (1.0 / HALF_LIFE_DAYS)
+# The drift goes on while the figures learn it: a mean over days of half-life 10 lags it by about
+# two weeks. The level of each service's times is therefore read from the latest days alone (the
+# calls of a day or two are many), against the figures by hour (whose shape needs every day).
+LEVEL_HALF_LIFE_DAYS = 2.0
+LEVEL_DECAY = 0.5 ** (1.0 / LEVEL_HALF_LIFE_DAYS)
+K_LEVEL = 30.0  # calls: the latest days' level weighs as much as this many calls at the figures' level
 
 
 @dataclass(slots=True)
@@ -81,11 +89,14 @@ class _Sums:
 class _ServiceSamples:
     answered: _Sums = field(default_factory=_Sums)
     by_hour: list[_Sums] = field(default_factory=lambda: [_Sums() for _ in range(HOURS)])
+    recent: list[_Sums] = field(default_factory=lambda: [_Sums() for _ in range(HOURS)])  # by hour, LEVEL_DECAY
     no_show: _Sums = field(default_factory=_Sums)
     calls: list[float] = field(default_factory=list)
     recalled: list[float] = field(default_factory=list)
     first: list[list[float]] = field(default_factory=lambda: [[0.0, 0.0] for _ in range(WAIT_BUCKETS)])
     requeued: list[list[float]] = field(default_factory=lambda: [[0.0, 0.0] for _ in range(WAIT_BUCKETS)])
+    # First calls by hour of the call: [calls by wait bucket…, no-shows].
+    first_by_hour: list[list[float]] = field(default_factory=lambda: [[0.0] * (WAIT_BUCKETS + 1) for _ in range(HOURS)])
 
 
 @dataclass(slots=True)
@@ -136,6 +147,8 @@ class Learner:
             s.answered.scale(DECAY)
             for h in s.by_hour:
                 h.scale(DECAY)
+            for h in s.recent:
+                h.scale(LEVEL_DECAY)
 
     def _work_for(self, floor: Floor, services: tuple[str, ...]) -> bool:
         queues = floor.queues
@@ -198,12 +211,18 @@ class Learner:
         else:
             s.answered.add(duration)
             s.by_hour[min(int(c.busy_since // 3600), HOURS - 1)].add(duration)
+            s.recent[min(int(c.busy_since // 3600), HOURS - 1)].add(duration)
         s.calls.append(duration)
         if c.recalled:
             s.recalled.append(duration)
-        counts = (s.requeued if ticket.requeued else s.first)[wait_bucket(c.busy_since - ticket.issued)]
+        bucket = wait_bucket(c.busy_since - ticket.issued)
+        counts = (s.requeued if ticket.requeued else s.first)[bucket]
         counts[0] += 1.0
         counts[1] += no_show
+        if not ticket.requeued:
+            by_hour = s.first_by_hour[min(int(c.busy_since // 3600), HOURS - 1)]
+            by_hour[bucket] += 1.0
+            by_hour[WAIT_BUCKETS] += no_show
         if c.status == OPEN:
             work = self._work_for(floor, c.services)
             if isinstance(e, r.Transferred) and e.to_service in c.services:
@@ -222,8 +241,13 @@ class Learner:
             for h in range(HOURS):
                 a, b = pooled.by_hour[h], s.by_hour[h]
                 a.n, a.s, a.s2 = a.n + b.n, a.s + b.s, a.s2 + b.s2
+                a, b = pooled.recent[h], s.recent[h]
+                a.n, a.s, a.s2 = a.n + b.n, a.s + b.s, a.s2 + b.s2
             pooled.calls += s.calls
             pooled.recalled += s.recalled
+            for mine_h, all_h in zip(s.first_by_hour, pooled.first_by_hour, strict=True):
+                for i in range(WAIT_BUCKETS + 1):
+                    all_h[i] += mine_h[i]
             for mine_b, all_b in ((s.first, pooled.first), (s.requeued, pooled.requeued)):
                 for i in range(WAIT_BUCKETS):
                     all_b[i][0] += mine_b[i][0]
@@ -305,12 +329,25 @@ def _fit_service(s: _ServiceSamples, wider: ServiceModel | None) -> ServiceModel
         p_first = _curve(s.first, [min(1.0, p * own / expected) for p in wider.p_no_show], K_P_BUCKET)
         p_requeued = _curve(s.requeued, wider.p_no_show_requeued, K_P_BUCKET)
     by_hour = [h.mean(occupation, K_HOUR) for h in s.by_hour]
+    # The latest days' level against these figures, at the hours of their calls (shrunk toward 1).
+    seen = sum(h.s for h in s.recent)
+    expected = sum(h.n * m for h, m in zip(s.recent, by_hour, strict=True))
+    level = (seen + K_LEVEL * occupation) / (expected + K_LEVEL * occupation)
+    by_hour = [m * level for m in by_hour]
+    occupation *= level
     if wider is not None and len(s.calls) < MIN_OWN_DURATIONS:
         scale = occupation / wider.occupation
         calls = Durations.of([x * scale for x in wider.calls.sorted])
         recalled = Durations.of([x * scale for x in wider.recalled_calls.sorted])
     else:
         calls, recalled = Durations.of(s.calls), Durations.of(s.recalled)
+    # No-shows by hour of the call against what the curve expects of those calls' waits: on rush
+    # days certificate calls at 8–12 h found nobody 1.3–1.5× as often as their waits say, 0.6–0.9×
+    # after 13 h (the path was 7 % slow before lunch).
+    no_show_by_hour = []
+    for cells in s.first_by_hour:
+        expected_ns = sum(n * p for n, p in zip(cells[:WAIT_BUCKETS], p_first, strict=True))
+        no_show_by_hour.append((cells[WAIT_BUCKETS] + K_NO_SHOW_HOUR) / (expected_ns + K_NO_SHOW_HOUR))
     return ServiceModel(
         occupation_by_hour=by_hour,
         occupation=occupation,
@@ -323,6 +360,7 @@ def _fit_service(s: _ServiceSamples, wider: ServiceModel | None) -> ServiceModel
         recalled_calls=recalled,
         arrivals=[0.0] * (MINUTES + 1),
         jumps=[0.0] * (MINUTES + 1),
+        no_show_by_hour=no_show_by_hour,
     )
 
 

@@ -74,6 +74,9 @@ class ServiceModel:
     recalled_calls: Durations  # calls that were recalled at least once
     arrivals: list[float]  # expected tickets issued by each minute of the day (cumulative, MINUTES+1)
     jumps: list[float]  # expected tickets entering ahead of the queue (transfers in, returns), cumulative
+    # The chance a first call finds nobody, × this by the hour of the call: who gives up is not the
+    # same all day (the morning's residents leave sooner than the wait alone says).
+    no_show_by_hour: list[float] = field(default_factory=lambda: [1.0] * HOURS)
 
     def call(self, hour: int, wait: float, requeued: bool) -> tuple[float, float]:
         """Mean and variance of the counter time of a call made at `hour` to a ticket that has
@@ -81,8 +84,9 @@ class ServiceModel:
         b = int(wait / WAIT_BUCKET_S)
         if b >= WAIT_BUCKETS:
             b = WAIT_BUCKETS - 1
-        p = (self.p_no_show_requeued if requeued else self.p_no_show)[b]
-        m = self.occupation_by_hour[hour if 0 <= hour < HOURS else HOURS - 1]
+        h = hour if 0 <= hour < HOURS else HOURS - 1
+        p = self.p_no_show_requeued[b] if requeued else min(1.0, self.p_no_show[b] * self.no_show_by_hour[h])
+        m = self.occupation_by_hour[h]
         n = self.no_show_occupation
         mean = p * n + (1.0 - p) * m
         second = p * n * n * (1.0 + self.no_show_cv2) + (1.0 - p) * m * m * (1.0 + self.occupation_cv2)
