@@ -13,6 +13,7 @@
     uv run python -m bench.run --only store         # central's event store: SQLite and PostgreSQL appends
     uv run python -m bench.run --only central       # central: events/s per worker, 2 workers vs 1, end to end
     uv run python -m bench.run --only accuracy --plots docs/waittime   # wait-time predictors vs the oracle (~7 min)
+    uv run python -m bench.run --only forecast      # the public page's forecast vs same hour last week (~1.5 min)
     uv run python -m bench.run --only seam          # the learned wait estimate's cost per ticket (write path)
     uv run python -m bench.run --only metrics       # call latency while /metrics is scraped every 100 ms
 
@@ -42,6 +43,7 @@ from bench import (
     central_bench,
     crash,
     devices,
+    forecast_bench,
     memory,
     metrics_bench,
     mqtt_bench,
@@ -64,6 +66,7 @@ BENCHES = (
     "store",
     "central",
     "accuracy",
+    "forecast",
     "seam",
     "metrics",
 )
@@ -182,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             # Wait-time predictors against the oracle on simulated days, and a rush day's replay time.
             results += accuracy.run(log, quick=args.quick, out=args.plots)
             print("accuracy done", flush=True)
+        if "forecast" in only:
+            # The public page's congestion forecast against "same hour last week", on simulated weeks.
+            results += forecast_bench.run(log, quick=args.quick)
+            print("forecast done", flush=True)
         if "seam" in only:
             # The learned estimator on the journal's write path, beside CapacityEstimator.
             results += seam_bench.run(log, quick=args.quick)
