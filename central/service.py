@@ -82,7 +82,7 @@ def run_worker(
     this worker is the service's main process. `web`: serve the residents' pages too."""
     notify = notifier or Notifier()
     metrics = CentralMetrics() if notify.enabled or metrics_port is not None else None
-    pages = _WebPages(web) if web is not None else None
+    pages = _WebPages(web, config.store_url) if web is not None else None
     worker = CentralWorker(config, on_round=pages.show if pages is not None else None)
 
     def beat() -> None:
@@ -134,15 +134,23 @@ def run_worker(
 class _WebPages:
     """A worker's web server and the hub its estimate rounds feed (imported only when used)."""
 
-    def __init__(self, options: WebOptions) -> None:
+    def __init__(self, options: WebOptions, store_url: str) -> None:
         from central.web import ViewHub, WebServer, create_app
+        from central.web.learned_forecast import LearnedForecaster
         from central.web.names import Names
         from central.web.view import office_view
+        from office.config import load_config
 
         self.hub = ViewHub()
         self._view = office_view
         names = Names.from_configs(options.office_configs)
-        app = create_app(self.hub, options.forecaster, names)
+        forecaster = options.forecaster
+        if forecaster is None and options.office_configs:
+            # The offices' calendars are known: forecasts learned from this store's past days.
+            configs = [load_config(path) for path in options.office_configs]
+            forecaster = LearnedForecaster(store_url, {c.id: c for c in configs})
+        self._learned = forecaster if isinstance(forecaster, LearnedForecaster) else None
+        app = create_app(self.hub, forecaster, names)
         self.server = WebServer(app, options.address, options.port)
 
     def show(self, state: OfficeState) -> None:
@@ -150,6 +158,8 @@ class _WebPages:
 
     def start(self) -> None:
         self.server.start()
+        if self._learned is not None:
+            self._learned.refresh()  # the first learning, in its own thread, while pages already serve
 
     @property
     def url(self) -> str:

@@ -230,7 +230,7 @@ def test_central_serves_the_pages_only_when_asked(capsys: pytest.CaptureFixture[
 
 
 def test_a_workers_pages_show_its_estimate_rounds(tmp_path: Path) -> None:
-    pages = _WebPages(WebOptions(0, office_configs=(str(EXAMPLES / "nerima.toml"),)))
+    pages = _WebPages(WebOptions(0, office_configs=(str(EXAMPLES / "nerima.toml"),)), str(tmp_path / "store.db"))
     pages.start()
     try:
         with office_floor(tmp_path) as floor:
@@ -238,6 +238,8 @@ def test_a_workers_pages_show_its_estimate_rounds(tmp_path: Path) -> None:
             floor.issue(TOKENS[0])
             status, _, body = get(f"{pages.url}/{OFFICE}/t/{TOKENS[0]}")
             assert status == 200 and "A-001" in body
+            status, _, body = get(f"{pages.url}/")
+            assert status == 200 and "<svg" in body  # the learned forecaster's page (no history yet: its stand-in)
     finally:
         pages.close()
     assert WebOptions(8080).for_worker(2).port == 8082 and WebOptions(0).for_worker(2).port == 0
