@@ -51,6 +51,7 @@ class WebOptions:
     address: str = DEFAULT_ADDRESS
     office_configs: tuple[str, ...] = ()
     forecaster: Any = None
+    users: str | None = None  # the facilities staff's users file (central/web/auth.py): the dashboard too
 
     def for_worker(self, index: int) -> WebOptions:
         return replace(self, port=self.port + index if self.port else 0)
@@ -136,6 +137,7 @@ class _WebPages:
 
     def __init__(self, options: WebOptions, store_url: str) -> None:
         from central.web import ViewHub, WebServer, create_app
+        from central.web.auth import Staff
         from central.web.learned_forecast import LearnedForecaster
         from central.web.names import Names
         from central.web.view import office_view
@@ -150,7 +152,8 @@ class _WebPages:
             configs = [load_config(path) for path in options.office_configs]
             forecaster = LearnedForecaster(store_url, {c.id: c for c in configs})
         self._learned = forecaster if isinstance(forecaster, LearnedForecaster) else None
-        app = create_app(self.hub, forecaster, names)
+        staff = Staff.from_file(options.users) if options.users is not None else None
+        app = create_app(self.hub, forecaster, names, staff=staff)
         self.server = WebServer(app, options.address, options.port)
 
     def show(self, state: OfficeState) -> None:

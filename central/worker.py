@@ -366,6 +366,7 @@ class CentralWorker:
                     self.problems(office, f"{m.topic}: {exc}; dropped", now)
             elif kind == mqtt.GATEWAY:
                 self._gateway(state, m, now)
+                self._show(state, now)  # the dashboard shows a birth or death at once, not at the next round
             elif kind == mqtt.ACK:
                 self._ack(state, m, now)
             elif kind == mqtt.TICKETS and m.payload:

@@ -9,6 +9,7 @@ a store that cannot be opened); SIGTERM or Ctrl-C stop it cleanly (exit 0).
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import NoReturn, TextIO
 from central.learning import DEFAULT_HISTORY_DAYS
 from central.service import LOG_FORMAT, WebOptions, run_central
 from central.store import StoreError, StoreURLError, open_store
+from central.web.auth import USER, UsersError, hash_password, password_problem, read_users, write_users
 from central.worker import WorkerConfig
 from gateway.metrics import DEFAULT_ADDRESS, _port, add_metrics_options
 from gateway.mqtt_client import BrokerConfigError, broker_login
@@ -46,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "and per-ticket wait estimates (docs/operations.md, 'Central'; topics in docs/mqtt.md).",
     )
     p.error = _fail  # type: ignore[method-assign]  # usage errors too: one line
-    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://host[:port] or mqtts://host[:port]")
+    # Not required by argparse: `central user …` needs none (run() asks for it otherwise).
+    p.add_argument("--broker", metavar="URL", help="mqtt://host[:port] or mqtts://host[:port] (required)")
     p.add_argument(
         "--broker-auth",
         type=Path,
@@ -106,6 +109,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="FILE",
         help="an office's config file, for the names its pages show (repeat for each office; default: ids)",
     )
+    p.add_argument(
+        "--users",
+        type=Path,
+        metavar="FILE",
+        help="the facilities staff's accounts (`counterfloor central user add`): serves the dashboard "
+        "/dashboard with the pages (docs/web.md); default: no dashboard",
+    )
+    users = p.add_subparsers(dest="central_command", metavar="user")
+    u = users.add_parser("user", help="add a facilities user, set a password, remove a user")
+    u.error = _fail  # type: ignore[method-assign]
+    u.add_argument("action", choices=["add", "passwd", "remove"])
+    u.add_argument("name", help="the user name: 1-64 of A-Za-z0-9._@:- (it names them in the audit)")
+    u.add_argument("--users", type=Path, required=True, metavar="FILE", help="the users file (made mode 600)")
     p.set_defaults(func=run)
 
 
@@ -152,15 +168,62 @@ def web_from(args: argparse.Namespace) -> WebOptions | None:
             load_config(path)
         except (ConfigError, OSError) as exc:
             raise CentralError(f"--office-config: {exc}") from None
+    if args.users is not None:
+        try:  # read once here too: a bad file is one line now
+            read_users(args.users)
+        except UsersError as exc:
+            raise CentralError(f"--users: {exc}") from None
     if args.http_port is None:
-        if args.office_config:
-            raise CentralError("--office-config names what the pages show: it needs --http-port")
+        if args.office_config or args.users:
+            raise CentralError("--office-config and --users are for the pages: they need --http-port")
         return None
-    return WebOptions(args.http_port, args.http_address, tuple(str(p) for p in args.office_config))
+    users = str(args.users) if args.users is not None else None
+    return WebOptions(args.http_port, args.http_address, tuple(str(p) for p in args.office_config), users=users)
+
+
+def read_password(stdin: TextIO) -> str:
+    """Typed twice without echo at a terminal; else the first line of stdin (a script's pipe)."""
+    if stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise CentralError("the two passwords differ; nothing changed")
+        return first
+    return stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
+def run_user(args: argparse.Namespace, out: TextIO) -> int:
+    """`counterfloor central user add|passwd|remove NAME --users FILE`."""
+    name, path = args.name, args.users
+    if not USER.fullmatch(name):
+        raise CentralError(f"user name {name!r}: 1-64 of A-Za-z0-9._@:-")
+    try:
+        users = read_users(path) if path.exists() else {}
+        if args.action == "add" and name in users:
+            raise CentralError(f"{name} is already a user of {path}: `user passwd` sets a new password")
+        if args.action != "add" and name not in users:
+            raise CentralError(f"{name} is not a user of {path}")
+        if args.action == "remove":
+            del users[name]
+        else:
+            password = read_password(sys.stdin)
+            problem = password_problem(password)
+            if problem is not None:
+                raise CentralError(f"{problem}; nothing changed")
+            users[name] = hash_password(password)
+        write_users(path, users)
+    except UsersError as exc:
+        raise CentralError(str(exc), EXIT_FAILED) from None
+    done = {"add": "added to", "passwd": "has a new password in", "remove": "removed from"}[args.action]
+    out.write(f"{name} {done} {path} (a running central reads it at the next request)\n")
+    return 0
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     try:
+        if args.central_command == "user":
+            return run_user(args, out)
+        if args.broker is None:
+            raise CentralError("the following arguments are required: --broker")
         config, indexes = config_from(args)
         web = web_from(args)
         try:  # once here, so that a bad store is one line now, not a worker restarting for ever

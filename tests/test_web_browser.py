@@ -1,8 +1,9 @@
 """The residents' pages in a real browser: Playwright driving Debian's Chromium (never
 `playwright install`). A ticket page updates by itself when its ticket is called, the public page
 has its forecast chart, a bad token is refused with a 404, and no page fetches anything from
-anywhere but central. Screenshots are checked for structure and that they are not blank — no
-pixel goldens. Without Chromium a test skips, saying how to install it (fails under CI)."""
+anywhere but central; the facilities dashboard is behind its login. Screenshots are checked for
+structure and that they are not blank — no pixel goldens. Without Chromium a test skips, saying
+how to install it (fails under CI)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
+from central.web.auth import Staff
 from tests.mqtt_support import require_tool
-from tests.web_support import OFFICE, TOKENS, office_floor, served
+from tests.web_support import OFFICE, STAFF_PASSWORD, STAFF_USER, TOKENS, office_floor, served, staff_file
 
 FLAGS = [
     "--headless",
@@ -128,5 +130,56 @@ def test_the_public_page_has_waits_hours_and_a_forecast_chart(browser: Any, tmp_
             page.get_by_role("link", name="English").click()
             page.wait_for_url("**/?lang=en")
             assert page.locator("#office-nerima h2").inner_text() == "Nerima Ward Office"
+            assert outside == []
+            page.close()
+
+
+def test_the_dashboard_is_behind_a_login_and_logout_ends_it(browser: Any, tmp_path: Path) -> None:
+    with office_floor(tmp_path) as floor:
+        floor.issue(TOKENS[0])
+        staff = Staff.from_file(staff_file(tmp_path))
+        with served(floor.hub, staff=staff) as server:
+            page = browser.new_page(viewport={"width": 1024, "height": 900})
+            outside = outside_requests(page, server.url)
+            # Logged out: the dashboard sends to the login.
+            page.goto(f"{server.url}/dashboard")
+            page.wait_for_url("**/login?lang=ja")
+            assert page.locator("#staff-nerima").count() == 0
+            assert page.locator("h1").inner_text() == "施設管理 ログイン"
+
+            page.get_by_label("ユーザー名").fill(STAFF_USER)
+            page.get_by_label("パスワード").fill("not the password at all")
+            page.get_by_role("button", name="ログイン").click()
+            page.locator("#login-error").wait_for()
+            assert page.locator("#login-error").inner_text() == "ユーザー名またはパスワードが違います"
+            assert page.locator("#staff-nerima").count() == 0
+
+            page.get_by_label("ユーザー名").fill(STAFF_USER)
+            page.get_by_label("パスワード").fill(STAFF_PASSWORD)
+            page.get_by_role("button", name="ログイン").click()
+            page.wait_for_url("**/dashboard?lang=ja")
+            office = page.locator("#staff-nerima")
+            assert office.locator("h2").inner_text().startswith("練馬区民事務所")
+            assert office.get_attribute("data-gateway") == "unknown"  # no birth in this test: a problem
+            assert "ゲートウェイの状態が届いていません" in office.locator(".problems").inner_text()
+            assert office.locator('tr[data-counter="5"] td').first.inner_text() == "受付中"
+            assert page.locator("#user").inner_text() == STAFF_USER
+            assert page.context.cookies()[0]["httpOnly"] is True
+            not_blank(page.screenshot(full_page=True), tmp_path / "dashboard.png")
+
+            # The filter and the language switch.
+            page.get_by_label("問題のある事務所のみ").check()
+            page.get_by_role("button", name="絞り込む").click()
+            page.wait_for_url("**/dashboard?lang=ja&office=&problems=1")
+            assert page.locator("#staff-nerima").count() == 1
+            page.get_by_role("link", name="English").click()
+            page.wait_for_url("**/dashboard?lang=en")
+            assert page.locator("h1").inner_text() == "Facilities dashboard"
+
+            page.get_by_role("button", name="Log out").click()
+            page.wait_for_url("**/login?lang=en")
+            page.goto(f"{server.url}/dashboard")
+            page.wait_for_url("**/login?lang=ja")  # the session has ended
+            assert len(staff.sessions) == 0
             assert outside == []
             page.close()

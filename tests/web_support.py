@@ -109,3 +109,17 @@ def get(url: str) -> tuple[int, dict[str, str], str]:
             return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
+
+
+STAFF_USER, STAFF_PASSWORD = "kanri.tanaka", "correct-horse-battery-staple"
+
+
+def staff_file(tmp_path: Path, users: dict[str, str] | None = None) -> Path:
+    """A users file (mode 600) with `users` (name: password; default the one staff user),
+    hashed with scrypt's smallest accepted cost so that the tests stay quick."""
+    from central.web.auth import N_RANGE, hash_password, write_users
+
+    path = tmp_path / "users.json"
+    given = users if users is not None else {STAFF_USER: STAFF_PASSWORD}
+    write_users(path, {name: hash_password(pw, n=N_RANGE[0]) for name, pw in given.items()})
+    return path

@@ -14,13 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from central.office_state import OfficeState
-from office.waittime.floor import CALLED, HELD, NO_SHOW, SERVED, WAITING
+from office.waittime.floor import CALLED, CLOSED, HELD, NO_SHOW, OPEN, PAUSED, SERVED, WAITING
 from office.waittime.records import UNTIL_EMPTY
 
 # A ticket's status as its page says it.
 STATUS = {WAITING: "waiting", CALLED: "called", HELD: "held", SERVED: "done", NO_SHOW: "done"}
+COUNTER_STATUS = {OPEN: "open", PAUSED: "paused", CLOSED: "closed"}
+# A device message's error counters (docs/mqtt.md, devices), as the dashboard lists them.
+DEVICE_ERRORS = ("failures", "timeouts", "crc_drops", "bad_frames", "restarts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,49 @@ class TicketView:
 
 
 @dataclass(frozen=True, slots=True)
+class CounterView:
+    counter: str
+    status: str  # open, paused, closed (COUNTER_STATUS)
+    serving: str | None  # the ticket at it
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """One device as its retained `devices/<device>` message says (docs/mqtt.md)."""
+
+    device: str
+    kind: str
+    state: str  # online, offline, stale
+    firmware: str | None = None
+    printer: str | None = None  # a printer's status: responding, paper_near_end, paper_out, …
+    errors: tuple[tuple[str, int], ...] = ()  # the non-zero error counters (DEVICE_ERRORS)
+    last_seen: str | None = None
+
+
+def device_view(message: Mapping[str, Any]) -> DeviceView:
+    """A device message (office.mqtt's devices payload) as the dashboard shows it; a field of
+    the wrong type is shown as missing."""
+
+    def string(key: str) -> str | None:
+        value = message.get(key)
+        return value if isinstance(value, str) else None
+
+    errors = tuple(
+        (k, v) for k in DEVICE_ERRORS if isinstance(v := message.get(k), int) and not isinstance(v, bool) and v > 0
+    )
+    return DeviceView(
+        device=string("device") or "?",
+        kind=string("kind") or "?",
+        state=string("state") or "stale",
+        firmware=string("firmware"),
+        printer=string("status") if message.get("kind") == "printer" else None,
+        errors=errors,
+        last_seen=string("last_seen"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class OfficeView:
     office: str
     version: int  # grows with each view of this office (the hub numbers them)
@@ -60,6 +107,11 @@ class OfficeView:
     services: tuple[ServiceView, ...]
     periods: tuple[Period, ...]
     tickets: Mapping[str, TicketView] = field(default_factory=dict)  # by token hash
+    # For the facilities dashboard:
+    gateway: str = "unknown"  # online, offline (its birth or death as last seen), unknown
+    missing: tuple[tuple[int, int], ...] = ()  # seqs central is missing (asked for): figures lag
+    counters: tuple[CounterView, ...] = ()
+    devices: tuple[DeviceView, ...] = ()  # (central does not subscribe to device states yet)
 
     def mode_at(self, now: datetime) -> str | None:
         """The reception period open at `now` (in the office's time zone), "closed" outside them
@@ -118,4 +170,14 @@ def office_view(state: OfficeState, version: int = 0) -> OfficeView:
         services=tuple(ServiceView(s.service, s.waiting, s.p10, s.p90) for s in state.last_services),
         periods=tuple(Period(p.mode, _hhmm(p.start), _hhmm(p.end), p.services) for p in state.periods),
         tickets=tickets,
+        gateway={True: "online", False: "offline", None: "unknown"}[state.online],
+        missing=tuple((a, b) for a, b in state.missing),
+        counters=tuple(
+            CounterView(c.id, COUNTER_STATUS.get(c.status, "closed"), c.current, tuple(c.services))
+            for _, c in sorted(floor.counters.items(), key=lambda kv: _counter_order(kv[0]))
+        ),
     )
+
+
+def _counter_order(counter: str) -> tuple[int, str]:
+    return (int(counter), "") if counter.isdigit() else (1 << 30, counter)
