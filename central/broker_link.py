@@ -3,13 +3,15 @@
 Owns one paho-mqtt client (gateway.mqtt_client.make_client: MQTT 3.1.1, TLS, the account),
 its network thread and its reconnects (paho's own, 1 s doubling to 30 s: central has no last
 will or session number to renew per attempt, unlike a gateway). At each connection it
-subscribes to every office's `events`, `gateway` (births and deaths) and `ack` (answers to its
-replay commands) and, to learn which ticket estimates are retained on the broker from before,
+subscribes to every office's `events`, `gateway` (births and deaths), `ack` (answers to its
+replay commands), `devices/+` (each device's state, for the facilities dashboard) and, to learn
+which ticket estimates are retained on the broker from before,
 `tickets/+` — then to a filter that matches nothing: the broker sends a subscription's retained
 messages before it handles the next SUBSCRIBE, so that SUBACK marks the end of the retained
 burst (as `counterfloor office watch --once` does), and `tickets/+` is unsubscribed (central
-does not need its own publications echoed). Snapshots and device states are not subscribed: a
-birth names the last seq, and a snapshot (~20 KB, every 5 s per busy office) would cost far more.
+does not need its own publications echoed). Snapshots are not subscribed: a birth names the last
+seq, and a snapshot (~20 KB, every 5 s per busy office) would cost far more; a device's state is
+a few hundred bytes, sent when it changes.
 
 Every worker subscribes to every office and keeps its own (MQTT 3.1.1 cannot filter by a hash;
 docs/operations.md, "Central"). paho's thread only hands messages to `on_message` and notes to
@@ -32,6 +34,7 @@ from office import mqtt
 CLIENT_QUEUE_MAX = 20_000  # publications paho may hold unsent; beyond, publish says no (retried later)
 RECONNECT_FIRST_S, RECONNECT_LIMIT_S = 1, 30  # paho takes whole seconds
 SUBSCRIPTIONS = [(f"{mqtt.ROOT}/+/{kind}", 1) for kind in (mqtt.EVENTS, mqtt.GATEWAY, mqtt.ACK, mqtt.RESTORE)]
+SUBSCRIPTIONS.append((f"{mqtt.ROOT}/+/{mqtt.DEVICES}/+", 1))  # each device's retained state (the dashboard)
 TICKETS_FILTER = f"{mqtt.ROOT}/+/{mqtt.TICKETS}/+"
 SYNC_FILTER = f"{mqtt.ROOT}/+/central-sync"  # matches no topic anyone publishes
 

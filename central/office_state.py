@@ -80,6 +80,7 @@ class OfficeState:
     floor: Floor = field(default_factory=Floor)
     seqs: SeqTracker = field(default_factory=SeqTracker)
     tokens: dict[str, str] = field(default_factory=dict)  # today's ticket id -> token_hash
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # device id -> its retained state
     periods: tuple[r.Period, ...] = ()  # today's reception periods, from the latest `schedule`
     trained_for: str | None = None  # the business day the predictor's history ends before
     last_ts: str = ""  # ts of the last event applied

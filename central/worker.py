@@ -373,6 +373,9 @@ class CentralWorker:
                 state.retained_ticket(m.topic, now)
             elif kind == mqtt.RESTORE:
                 self._answer_restore(state, m, now)
+            elif kind == mqtt.DEVICES:
+                self._device(state, m, now)
+                self._show(state, now)
         if records:
             accepted = self._append(office, records, now)
             if accepted:
@@ -409,6 +412,22 @@ class CentralWorker:
             return
         seq = view.gateway.payload.get("seq") if view.online else None
         state.gateway(view.online, seq if isinstance(seq, int) and not isinstance(seq, bool) else None, m.retained, now)
+
+    def _device(self, state: OfficeState, m: _Message, now: float) -> None:
+        """A device's retained state (docs/mqtt.md, devices/<device>), kept for the dashboard; an
+        empty payload clears it (a device taken out of the config)."""
+        device = m.where.key
+        if device is None:
+            return
+        if not m.payload:
+            state.devices.pop(device, None)
+            return
+        try:
+            payload = mqtt.decode(m.payload)
+        except mqtt.PayloadError as exc:
+            self.problems(state.office, f"{m.topic}: {exc}; dropped", now)
+            return
+        state.devices[device] = {**payload, "device": device}
 
     def _answer_restore(self, state: OfficeState, m: _Message, now: float) -> None:
         """A replacement gateway asks for the office's latest business day (`counterfloor gateway

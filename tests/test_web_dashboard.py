@@ -363,6 +363,41 @@ def test_a_workers_view_has_the_gateway_and_the_counters(tmp_path: Path) -> None
         assert view is not None and view.gateway == "offline"
 
 
+def test_devices_states_reach_the_dashboard_and_go_stale_with_their_gateway(tmp_path: Path) -> None:
+    """central subscribes to devices/+: each device's retained state is kept per office, shown
+    as the gateway said while it is online, stale when it is not, and cleared by an empty one."""
+    with office_floor(tmp_path) as floor:
+        floor.issue("Q0ZHc2k0b1pXb2RzYmVhX3Rva2Vu")
+        birth = {"v": 1, "office": OFFICE, "state": "online", "session": 1, "seq": floor.seq, "software": "t"}
+        floor.worker.deliver(f"counterfloor/{OFFICE}/gateway", json.dumps(birth).encode())
+        pad = {"v": 1, "office": OFFICE, "session": 1, "device": "0-2", "kind": "counter_pad", "state": "online",
+               "firmware": "1.0.3", "timeouts": 4, "failures": 0, "last_seen": "2027-03-15T09:00:12+09:00"}  # fmt: skip
+        printer = {"v": 1, "office": OFFICE, "session": 1, "device": "entrance", "kind": "printer",
+                   "state": "online", "status": "paper_out"}  # fmt: skip
+        floor.worker.deliver(f"counterfloor/{OFFICE}/devices/0-2", json.dumps(pad).encode())
+        floor.worker.deliver(f"counterfloor/{OFFICE}/devices/entrance", json.dumps(printer).encode())
+        floor.worker.drain()
+        view = floor.hub.view(OFFICE)
+        assert view is not None
+        shown = {d.device: d for d in view.devices}
+        assert shown["0-2"].state == "online" and shown["0-2"].firmware == "1.0.3"
+        assert shown["0-2"].errors == (("timeouts", 4),)
+        assert shown["entrance"].printer == "paper_out"
+        death = {"v": 1, "office": OFFICE, "state": "offline", "session": 1}
+        floor.worker.deliver(f"counterfloor/{OFFICE}/gateway", json.dumps(death).encode())
+        floor.worker.drain()
+        view = floor.hub.view(OFFICE)
+        assert view is not None and {d.state for d in view.devices} == {"stale"}
+        floor.worker.deliver(f"counterfloor/{OFFICE}/devices/entrance", b"")  # taken out of the config
+        floor.worker.drain()
+        view = floor.hub.view(OFFICE)
+        assert view is not None and [d.device for d in view.devices] == ["0-2"]
+        floor.worker.deliver(f"counterfloor/{OFFICE}/devices/0-2", b"{not json")
+        floor.worker.drain()
+        view = floor.hub.view(OFFICE)
+        assert view is not None and [d.firmware for d in view.devices] == ["1.0.3"]  # a bad one changes nothing
+
+
 # -- the CLI ------------------------------------------------------------------------------------------
 def test_users_are_added_and_changed_by_the_cli_reading_the_password_from_stdin(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -12,7 +12,7 @@ Only token hashes are held: a page's token is hashed by the request handler and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,7 +111,7 @@ class OfficeView:
     gateway: str = "unknown"  # online, offline (its birth or death as last seen), unknown
     missing: tuple[tuple[int, int], ...] = ()  # seqs central is missing (asked for): figures lag
     counters: tuple[CounterView, ...] = ()
-    devices: tuple[DeviceView, ...] = ()  # (central does not subscribe to device states yet)
+    devices: tuple[DeviceView, ...] = ()  # each device's retained state (stale while the gateway is not online)
 
     def mode_at(self, now: datetime) -> str | None:
         """The reception period open at `now` (in the office's time zone), "closed" outside them
@@ -175,6 +175,11 @@ def office_view(state: OfficeState, version: int = 0) -> OfficeView:
         counters=tuple(
             CounterView(c.id, COUNTER_STATUS.get(c.status, "closed"), c.current, tuple(c.services))
             for _, c in sorted(floor.counters.items(), key=lambda kv: _counter_order(kv[0]))
+        ),
+        # What a device last said is only as fresh as its gateway: stale while that is not online.
+        devices=tuple(
+            device if state.online else replace(device, state="stale")
+            for device in (device_view(state.devices[d]) for d in sorted(state.devices))
         ),
     )
 
