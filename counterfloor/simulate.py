@@ -57,6 +57,8 @@ from office.model import (
     Transfer,
 )
 from office.state import CounterStatus, TicketStatus
+from office.waittime.estimator import LearnedEstimator
+from office.waittime.predictors import Predictor
 
 Execute = Callable[[Command, datetime], Decision]
 
@@ -874,12 +876,23 @@ class RecordedDay:
 
 
 def record_day(
-    config: OfficeConfig, day: date, *, seed: int = 1, rush: bool = False, estimator: WaitEstimator | None = None
+    config: OfficeConfig,
+    day: date,
+    *,
+    seed: int = 1,
+    rush: bool = False,
+    estimator: WaitEstimator | None = None,
+    learned: Predictor | None = None,
 ) -> RecordedDay:
     """A whole day against a fresh in-memory office running `estimator` (default: the model's
-    `CapacityEstimator`), with every event it stored."""
-    office = Office(config, estimator=estimator)
+    `CapacityEstimator`), with every event it stored. `learned`: the board and tickets show that
+    predictor's estimates instead (a LearnedEstimator reading the day's own events, as a gateway's
+    reads its journal), as in an office that has run it."""
     events: list[ev.Event] = []
+    if learned is not None and estimator is None:
+        # seqs run from 1 with no gap: the events after seq n start at index n
+        estimator = LearnedEstimator(config, lambda after, limit: events[after : after + limit], learned)
+    office = Office(config, estimator=estimator)
 
     def execute(command: Command, now: datetime) -> Decision:
         decision = office.execute(command, now)

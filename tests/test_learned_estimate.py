@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,25 @@ def learned(oizumi: OfficeConfig) -> Best:
     predictor = train("best", split_days(records))
     assert isinstance(predictor, Best)
     return predictor
+
+
+def test_a_simulated_day_can_run_the_learned_estimate_on_its_board(oizumi: OfficeConfig, learned: Best) -> None:
+    """record_day(learned=…): every ticket's estimate comes from the learned predictor, reading the
+    day's own events as a gateway reads its journal (the demo's history of an office that runs it),
+    and the residents, walking away on other figures, make another day."""
+    asked: list[int] = []
+
+    class Counting:
+        def predict(self, floor: Any, tickets: Any) -> Any:
+            asked.append(len(tickets))
+            return learned.predict(floor, tickets)
+
+    plain = record_day(oizumi, TODAY, seed=7)
+    board = record_day(oizumi, TODAY, seed=7, learned=Counting())  # type: ignore[arg-type]
+    issued = sum(e.TYPE == "ticket_issued" for e in board.events)
+    assert issued and len(asked) >= issued, "every ticket's estimate is the learned predictor's"
+    assert [e.seq for e in board.events] == list(range(1, len(board.events) + 1))
+    assert [e.TYPE for e in plain.events] != [e.TYPE for e in board.events]
 
 
 def _journal_until(path: Path, config: OfficeConfig, text: str, days: list[date], until: datetime) -> TicketJournal:
