@@ -34,7 +34,7 @@ def part(kind, cfg):
 
 def driver(kind, cfg):
     """The board's display driver, set up and blank, or None when it has none."""
-    name, pins, hz = _DEFAULTS[kind]
+    _, pins, hz = _DEFAULTS[kind]
     name = part(kind, cfg)
     if name == "none":
         return None

@@ -73,13 +73,19 @@ def tool(name: str) -> Path:
     return path
 
 
-def run_script(name: str, module_dir: Path, tmp: Path, expect_pass: bool = True) -> list[str]:
+def run_script(
+    name: str, module_dir: Path, tmp: Path, expect_pass: bool = True, flash: Path | None = None
+) -> list[str]:
+    """A check script of tests/micropython under the Unix port; `flash`: the board's flash
+    directory ($COUNTERFLOOR_FLASH: a font file, saved content), else the working directory."""
+    env = {**os.environ, "COUNTERFLOOR_FLASH": str(flash)} if flash is not None else None
     result = subprocess.run(
         [str(tool("micropython")), "-X", "heapsize=192K", str(SCRIPTS / name), str(module_dir), str(tmp)],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tmp,
+        env=env,
         check=False,
     )
     lines = result.stdout.splitlines()
@@ -100,9 +106,12 @@ def figures(lines: list[str]) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def mpy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every firmware module compiled with mpy-cross as the build does it (-s: the module's name
-    as source name), and no .py beside them."""
-    out = tmp_path_factory.mktemp("mpy")
+    return compile_firmware(tmp_path_factory.mktemp("mpy"))
+
+
+def compile_firmware(out: Path) -> Path:
+    """Every firmware module compiled into `out` with mpy-cross as the build does it (-s: the
+    module's name as source name), and no .py beside them."""
     for name in MODULES:
         result = subprocess.run(
             [str(tool("mpy-cross")), "-s", name, "-o", str(out / f"{name}.mpy"), str(FIRMWARE / f"{name}.py")],
@@ -131,6 +140,17 @@ def test_device_checks_pass_under_micropython(device: str, source: str, mpy_dir:
     assert heap["heap_device"] - heap["heap_protocol"] < HEAP_APP_MAX, heap
 
 
+def board_flash(mpy_dir: Path, flash: Path) -> Path:
+    """A board's flash at `flash`: the modules as mpy-cross built them, boot.py and main.py as
+    source (run by name at boot, as deployed). It is bench/mp_heap.py's working directory, so a
+    module's path (its __file__, an interned string) is as short as on the board."""
+    shutil.copytree(mpy_dir, flash)
+    for name in pio_micropython.LOADER_SOURCE:
+        (flash / name.replace(".py", ".mpy")).unlink()
+        shutil.copy(FIRMWARE / name, flash / name)
+    return flash
+
+
 def run_mp_heap(flash: Path, device: str) -> list[str]:
     """bench/mp_heap.py on the board whose flash (and working directory) is `flash`: its output
     lines, the run having succeeded."""
@@ -152,13 +172,7 @@ def test_a_running_board_stays_within_its_heap_bound(device: str, mpy_dir: Path,
     """bench/mp_heap.py: the board as it is deployed (.mpy modules, main.py and boot.py as source),
     booted by its own main.py, which drops the loader, and answering the script's gateway from its
     loop; its heap after gc.collect() is bounded (a loader left loaded, ~6 KB, fails it)."""
-    # The flash holds the modules, as on a Pico, and is the working directory: a module's path
-    # (its __file__, an interned string) is as short as on the board.
-    flash = tmp_path / "flash"
-    shutil.copytree(mpy_dir, flash)
-    for name in pio_micropython.LOADER_SOURCE:  # run by name at boot: source, as deployed
-        (flash / name.replace(".py", ".mpy")).unlink()
-        shutil.copy(FIRMWARE / name, flash / name)
+    flash = board_flash(mpy_dir, tmp_path / "flash")
     lines = run_mp_heap(flash, device)
     assert f"ready {device} addr=5 slot=None" in lines, lines
     heap = figures(lines)

