@@ -19,7 +19,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -52,6 +53,7 @@ class WebOptions:
     office_configs: tuple[str, ...] = ()
     forecaster: Any = None
     users: str | None = None  # the facilities staff's users file (central/web/auth.py): the dashboard too
+    clock: Any = None  # the pages' "now" (aware datetime; None: the real one): the demo's simulated day
 
     def for_worker(self, index: int) -> WebOptions:
         return replace(self, port=self.port + index if self.port else 0)
@@ -83,8 +85,9 @@ def run_worker(
     this worker is the service's main process. `web`: serve the residents' pages too."""
     notify = notifier or Notifier()
     metrics = CentralMetrics() if notify.enabled or metrics_port is not None else None
-    pages = _WebPages(web, config.store_url) if web is not None else None
-    worker = CentralWorker(config, on_round=pages.show if pages is not None else None)
+    pages = WebPages(web, config.store_url) if web is not None else None
+    desk = pages.desk if pages is not None else None
+    worker = CentralWorker(config, on_round=pages.show if pages is not None else None, desk=desk)
 
     def beat() -> None:
         if metrics is not None:
@@ -132,12 +135,51 @@ def run_worker(
     return 0
 
 
-class _WebPages:
+@contextmanager
+def worker_thread(
+    worker: CentralWorker, name: str = "central worker", timeout: float = 30.0
+) -> Iterator[CentralWorker]:
+    """`worker` started and turning in a thread of its own (its store is opened in that thread,
+    which alone may use it: tests, the demo), stopped and closed on the way out; an error of its
+    start (StoreError) is raised here."""
+    stop, ready = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            worker.start()
+        except BaseException as exc:  # raised again in the caller's thread
+            failed.append(exc)
+            ready.set()
+            return
+        ready.set()
+        try:
+            worker.run(stop)
+        finally:
+            worker.close()
+
+    thread = threading.Thread(target=serve, name=name, daemon=True)
+    thread.start()
+    ready.wait(timeout)
+    if failed:
+        raise failed[0]
+    try:
+        yield worker
+    finally:
+        stop.set()
+        worker.wake()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError(f"{name} did not stop within {timeout:.0f} s")
+
+
+class WebPages:
     """A worker's web server and the hub its estimate rounds feed (imported only when used)."""
 
     def __init__(self, options: WebOptions, store_url: str) -> None:
         from central.web import ViewHub, WebServer, create_app
         from central.web.auth import Staff
+        from central.web.commands import CommandDesk
         from central.web.learned_forecast import LearnedForecaster
         from central.web.names import Names
         from central.web.view import office_view
@@ -153,7 +195,10 @@ class _WebPages:
             forecaster = LearnedForecaster(store_url, {c.id: c for c in configs})
         self._learned = forecaster if isinstance(forecaster, LearnedForecaster) else None
         staff = Staff.from_file(options.users) if options.users is not None else None
-        app = create_app(self.hub, forecaster, names, staff=staff)
+        # The dashboard's commands, handed to the worker's thread (and their acks back).
+        self.desk = CommandDesk() if staff is not None else None
+        clock = {"clock": options.clock} if options.clock is not None else {}
+        app = create_app(self.hub, forecaster, names, staff=staff, desk=self.desk, **clock)
         self.server = WebServer(app, options.address, options.port)
 
     def show(self, state: OfficeState) -> None:

@@ -44,7 +44,7 @@ from central.broker_link import BrokerLink
 from central.learning import DEFAULT_HISTORY_DAYS, Trainer, fallback
 from central.office_state import OfficeState
 from central.partition import Partition
-from central.store import BadInput, ConflictingRecord, SqlEventStore, business_day, open_store, prepare_batch
+from central.store import BadInput, ConflictingRecord, EventStore, business_day, open_store, prepare_batch
 from gateway.bus import Backoff
 from gateway.mqtt_client import BrokerLogin
 from office import mqtt
@@ -64,6 +64,17 @@ class Outbox(Protocol):
     """Where publications go: the broker link, or a counter in the benchmark."""
 
     def publish(self, topic: str, payload: bytes, retain: bool) -> bool: ...
+
+
+class CommandDesk(Protocol):
+    """The facilities dashboard's commands (central/web/commands.py): thread-safe; the web's
+    thread fills it, this worker sends what waits, and hands acks and audit records back."""
+
+    def attach(self, wake: Callable[[], None]) -> None: ...
+    def outgoing(self) -> list[tuple[str, str, bytes]]: ...
+    def sent(self, request: str, ok: bool) -> None: ...
+    def answer(self, office: str, answer: Mapping[str, Any]) -> bool: ...
+    def events(self, office: str, records: Iterable[Mapping[str, Any]]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +124,7 @@ class CentralWorker:
         outbox: Outbox | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_round: Callable[[OfficeState], None] | None = None,
+        desk: CommandDesk | None = None,
     ) -> None:
         self.config = config
         # Called in this thread after each estimate round of an office (the web pages' views).
@@ -120,7 +132,7 @@ class CentralWorker:
         self.partition = Partition(config.index, config.workers)
         self.clock = clock
         self.offices: dict[str, OfficeState] = {}
-        self.store: SqlEventStore | None = None
+        self.store: EventStore | None = None
         self._store_backoff = Backoff(first=0.5, limit=30.0)
         self._store_retry_at = 0.0
         self._lock = threading.Lock()  # the message queues, shared with paho's thread
@@ -148,6 +160,9 @@ class CentralWorker:
             self.link = BrokerLink(config.login, client_id, self.deliver, self._notes, self.wake)
             outbox = self.link
         self.outbox = outbox
+        self.desk = desk  # the dashboard's commands, sent in this thread's turns
+        if desk is not None:
+            desk.attach(self.wake)
 
     @property
     def name(self) -> str:
@@ -232,6 +247,7 @@ class CentralWorker:
         self._take_notes(now)
         self._take_trained(now)
         self._log_dropped(now)
+        self._send_commands()
         for _ in range(len(self._ready)):
             with self._lock:
                 office = self._ready.popleft()
@@ -331,6 +347,9 @@ class CentralWorker:
         newest = next(iter(store.read(office, start, start)), None) if start else None
         if newest is not None and isinstance(newest.get("ts"), str):
             today = store.read_day(office, business_day(datetime.fromisoformat(newest["ts"])))
+            if self.desk is not None:  # the day's audit list survives a restart of central
+                today = list(today)
+                self.desk.events(office, today)
         state = OfficeState.restore(office, fallback(), start, held, today, now)
         self.offices[office] = state
         self._dirty.add(office)
@@ -380,6 +399,8 @@ class CentralWorker:
             accepted = self._append(office, records, now)
             if accepted:
                 self._take(state, accepted, now)
+                if self.desk is not None:  # the audit records among them, for the dashboard
+                    self.desk.events(office, accepted)
         if state.new_day:
             state.new_day = False
             self._train(state)
@@ -481,6 +502,8 @@ class CentralWorker:
         except mqtt.PayloadError as exc:
             self.problems(state.office, f"{m.topic}: {exc}; dropped", now)
             return
+        if self.desk is not None and self.desk.answer(state.office, answer):
+            return  # a dashboard command's: shown there
         request = answer.get("id")
         if not isinstance(request, str) or not request.startswith(self._cmd_prefix):
             return  # another sender's command (or an earlier run's)
@@ -539,7 +562,7 @@ class CentralWorker:
                 return []
         return []
 
-    def _store_ready(self, now: float) -> SqlEventStore | None:
+    def _store_ready(self, now: float) -> EventStore | None:
         if self.store is None and now >= self._store_retry_at:
             try:
                 self.store = open_store(self.config.store_url)
@@ -583,6 +606,22 @@ class CentralWorker:
             else:
                 state.replay_at = None  # not connected: asked again when it is
                 state.probe = True
+
+    def _send_commands(self) -> None:
+        """The dashboard's commands, as central's own: QoS 1, never retained (docs/mqtt.md, cmd).
+        One the client refuses (no connection) is not sent again: the page says so."""
+        if self.desk is None:
+            return
+        for office, request, payload in self.desk.outgoing():
+            ok = self.outbox.publish(mqtt.topic(office, mqtt.CMD), payload, False)
+            self.desk.sent(request, ok)
+            _log.info(
+                "central %s: office %s: dashboard command %s %s",
+                self.name,
+                office,
+                request,
+                "sent" if ok else "not sent: no broker connection",
+            )
 
     def _publish_due(self, now: float) -> None:
         if not self.synced:

@@ -3,7 +3,6 @@ that keeps what a worker publishes, and a worker run in a thread of its own."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from datetime import date
 from functools import cache
 from typing import Any
 
+from central import service
 from central.worker import CentralWorker, WorkerConfig
 from counterfloor.simulate import record_day
 from office import events as ev
@@ -68,34 +68,7 @@ class KeptOutbox:
 
 @contextmanager
 def worker_thread(config: WorkerConfig) -> Iterator[CentralWorker]:
-    """A worker on the broker of `config.login`, in a thread of its own (its store is opened in
-    that thread, which alone may use it); stopped and closed at the end."""
-    worker = CentralWorker(config)
-    stop, ready = threading.Event(), threading.Event()
-    failed: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            worker.start()
-        except BaseException as exc:
-            failed.append(exc)
-            ready.set()
-            return
-        ready.set()
-        try:
-            worker.run(stop)
-        finally:
-            worker.close()
-
-    thread = threading.Thread(target=serve, name=f"central-{config.index}", daemon=True)
-    thread.start()
-    ready.wait(30)
-    if failed:
-        raise failed[0]
-    try:
+    """A worker on the broker of `config.login`, in a thread of its own (central.service's);
+    stopped and closed at the end."""
+    with service.worker_thread(CentralWorker(config), name=f"central-{config.index}") as worker:
         yield worker
-    finally:
-        stop.set()
-        worker.wake()
-        thread.join(30)
-        assert not thread.is_alive(), "the worker did not stop"

@@ -1,6 +1,8 @@
-"""The facilities dashboard's foundation (central/web/auth.py, central/web/dashboard.py,
-docs/web.md "Facilities dashboard"): scrypt-hashed accounts, sessions that expire, CSRF tokens
-on every form, login limits, and the dashboard over HTTP — problems first, with filters."""
+"""The facilities dashboard (central/web/auth.py, central/web/dashboard.py,
+central/web/commands.py, docs/web.md "Facilities dashboard"): scrypt-hashed accounts, sessions
+that expire, CSRF tokens on every form, login limits, and the dashboard over HTTP — problems
+first, with filters; remote commands handed to the worker and their acks shown, refused when
+logged out, forged or malformed; the audit list; the live stream for signed-in staff only."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import json
 import logging
 import re
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,10 +38,22 @@ from central.web.auth import (
     verify_password,
     write_users,
 )
+from central.web.commands import (
+    ACK_WAIT_S,
+    KEEP_AUDIT,
+    KEEP_COMMANDS,
+    MAX_WAITING,
+    CommandDesk,
+    FormError,
+    OfficeFacts,
+    command_from_form,
+)
 from central.web.dashboard import LOGIN_COOKIE, SESSION_COOKIE
 from central.web.view import CounterView, OfficeView, device_view
+from central.worker import CentralWorker, WorkerConfig
+from tests.central_support import KeptOutbox
 from tests.conftest import TOKYO, run_cli
-from tests.web_support import OFFICE, STAFF_PASSWORD, STAFF_USER, office_floor, served, staff_file
+from tests.web_support import DAY, OFFICE, STAFF_PASSWORD, STAFF_USER, TOKENS, office_floor, served, staff_file
 
 
 @dataclass
@@ -205,11 +220,19 @@ class Browser:
         csrf = self.login_form()
         return self.request("POST", "/login", {"csrf": csrf, "lang": "ja", "user": user, "password": password})
 
+    def csrf(self) -> str:
+        """The session's CSRF token, as the dashboard's forms carry it."""
+        status, _, body = self.request("GET", "/dashboard")
+        assert status == 200
+        found = re.search(r'name="csrf" value="([^"]+)"', body)
+        assert found is not None
+        return found.group(1)
+
 
 @contextmanager
-def dashboard_server(tmp_path: Path, hub: ViewHub | None = None) -> Iterator[tuple[WebServer, Staff]]:
+def dashboard_server(tmp_path: Path, hub: ViewHub | None = None, **kwargs: object) -> Iterator[tuple[WebServer, Staff]]:
     staff = Staff.from_file(staff_file(tmp_path))
-    with served(hub or ViewHub(), staff=staff) as server:
+    with served(hub or ViewHub(), staff=staff, **kwargs) as server:
         yield server, staff
 
 
@@ -430,3 +453,306 @@ def test_users_are_added_and_changed_by_the_cli_reading_the_password_from_stdin(
     assert code == 2 and err.startswith("counterfloor central: --users:")
     code, _, err = run_cli(capsys, "central")
     assert code == 2 and "the following arguments are required: --broker" in err
+
+
+# -- remote commands, their acks, the audit list --------------------------------------------------------
+FACTS = OfficeFacts(frozenset({"5", "6"}), {"0-1": "dispenser", "0-5": "counter_pad", "printer-1": "printer"}, DAY)
+SHA = "ab" * 32
+
+
+def test_a_form_becomes_the_command_of_the_mqtt_schema_or_names_its_problem() -> None:
+    def ok(**form: str) -> tuple[str, dict[str, object]]:
+        return command_from_form(form, FACTS)
+
+    assert ok(cmd="pause", counter="5") == ("pause", {"counter": "5"})
+    assert ok(cmd="set_mode", date=DAY, mode="closed", reason_ja="臨時休業", reason_en="Closed today") == (
+        "set_mode",
+        {"date": DAY, "closed": True, "reason": {"ja": "臨時休業", "en": "Closed today"}},
+    )
+    assert ok(cmd="set_mode", date="2027-03-16", mode="evening", **{"from": "17:00", "to": "20:00"}) == (
+        "set_mode",
+        {"date": "2027-03-16", "mode": "evening", "hours": {"from": "17:00", "to": "20:00"}},
+    )
+    assert ok(cmd="clear_mode", date=DAY) == ("clear_mode", {"date": DAY})
+    assert ok(cmd="reprint", ticket="A-001", printer="") == ("reprint", {"ticket": "A-001"})
+    assert ok(cmd="dispenser_message", device="0-1", lines="本日は混雑しています\r\nBusy today\r\n") == (
+        "dispenser_message",
+        {"device": "0-1", "lines": ["本日は混雑しています", "Busy today"]},
+    )
+    assert ok(cmd="dispenser_message", device="", lines="") == ("dispenser_message", {"lines": []})
+    assert ok(cmd="restart_device", device="0-5") == ("restart_device", {"device": "0-5"})
+    assert ok(cmd="firmware_update", device="0-1", bundle_url="/srv/fw.json", sha256=SHA.upper()) == (
+        "firmware_update",
+        {"device": "0-1", "bundle_url": "/srv/fw.json", "sha256": SHA},
+    )
+    for form, key in (
+        ({"cmd": "pause", "counter": "99"}, "cmd_error_counter"),
+        ({"cmd": "format_disk"}, "cmd_error_command"),
+        ({"cmd": "clear_mode", "date": "2027-02-30"}, "cmd_error_date"),
+        ({"cmd": "clear_mode", "date": "20270316"}, "cmd_error_date"),
+        ({"cmd": "clear_mode", "date": "2027-03-14"}, "cmd_error_past"),
+        ({"cmd": "set_mode", "date": DAY, "mode": "party"}, "cmd_error_mode"),
+        ({"cmd": "set_mode", "date": DAY, "mode": "office", "from": "17:00", "to": "09:00"}, "cmd_error_hours"),
+        ({"cmd": "set_mode", "date": DAY, "mode": "closed", "from": "09:00", "to": "10:00"}, "cmd_error_closed_hours"),
+        ({"cmd": "set_mode", "date": DAY, "mode": "closed", "reason_ja": "休み"}, "cmd_error_reason"),
+        ({"cmd": "reprint", "ticket": "A 1"}, "cmd_error_ticket"),
+        ({"cmd": "dispenser_message", "device": "0-5", "lines": "x"}, "cmd_error_not_dispenser"),
+        ({"cmd": "dispenser_message", "lines": "1\n2\n3\n4\n5"}, "cmd_error_lines_many"),
+        ({"cmd": "dispenser_message", "lines": "あ" * 21}, "cmd_error_line"),
+        ({"cmd": "restart_device", "device": "0-9"}, "cmd_error_device"),
+        ({"cmd": "restart_device", "device": "printer-1"}, "cmd_error_device"),  # not a bus device
+        ({"cmd": "firmware_update", "device": "0-1", "bundle_url": "https://x/fw", "sha256": SHA}, "cmd_error_bundle"),
+        ({"cmd": "firmware_update", "device": "0-1", "bundle_url": "/fw", "sha256": "abc"}, "cmd_error_sha256"),
+    ):
+        with pytest.raises(FormError) as caught:
+            command_from_form(form, FACTS)
+        assert caught.value.key == key, form
+
+
+def test_the_desk_matches_acks_by_id_and_stays_bounded() -> None:
+    clock = FakeClock()
+    desk = CommandDesk(clock)
+    first = desk.submit(OFFICE, "pause", {"counter": "5"}, STAFF_USER, False)
+    assert [c.state for c in desk.commands(OFFICE)] == ["queued"]
+    ((office, request, payload),) = desk.outgoing()
+    assert (office, request) == (OFFICE, first) and desk.outgoing() == []
+    sent = json.loads(payload)
+    assert sent == {"v": 1, "id": first, "office": OFFICE, "cmd": "pause", "counter": "5", "by": STAFF_USER}
+    desk.sent(first, True)
+    assert desk.next_deadline() == clock.t + ACK_WAIT_S
+    clock.t += ACK_WAIT_S
+    assert desk.commands(OFFICE)[0].state == "late"  # no answer yet; a late ack still counts
+    assert not desk.answer(OFFICE, {"id": "central-0-abcd-1", "ok": True})  # the worker's replay: not ours
+    assert desk.answer(OFFICE, {"id": f"{desk.prefix}999", "ok": True})  # ours, forgotten: dropped
+    assert desk.answer(OFFICE, {"id": first, "ok": True, "output": "counter 5 paused\n"})
+    shown = desk.commands(OFFICE)[0]
+    assert (shown.state, shown.detail, shown.acks) == ("ok", "counter 5 paused", 1)
+    assert desk.next_deadline() is None
+
+    for n in range(KEEP_COMMANDS + 5):
+        desk.submit(OFFICE, "resume", {"counter": str(n)}, STAFF_USER, True)
+    assert len(desk.commands(OFFICE)) == KEEP_COMMANDS and first not in {c.id for c in desk.commands(OFFICE)}
+    desk.outgoing()
+    for _ in range(MAX_WAITING):
+        desk.submit("oizumi", "pause", {"counter": "1"}, STAFF_USER, False)
+    with pytest.raises(FormError, match="cmd_error_busy"):  # the worker is not taking them: refused, not kept
+        desk.submit("oizumi", "pause", {"counter": "1"}, STAFF_USER, False)
+
+    def audit(seq: int, day: str = DAY) -> dict[str, object]:
+        return {"type": "remote_command", "seq": seq, "ts": f"{day}T10:00:00.000+09:00", "id": f"x{seq}",
+                "cmd": "pause", "sender": STAFF_USER, "ok": True, "error": None}  # fmt: skip
+
+    desk.events(OFFICE, [audit(seq) for seq in range(1, KEEP_AUDIT + 11)] + [{"type": "called", "seq": 999}])
+    desk.events(OFFICE, [audit(3)])  # a replay's repeat
+    kept = desk.audit(OFFICE)
+    assert [a.seq for a in kept] == list(range(KEEP_AUDIT + 10, 10, -1))  # newest first, the last 50
+    desk.events(OFFICE, [audit(2000, "2027-03-16")])
+    desk.events(OFFICE, [audit(1500)])  # a late one of yesterday
+    assert [a.seq for a in desk.audit(OFFICE)] == [2000]  # a new business day starts the list
+
+
+def _command_rows(body: str, office: str = OFFICE) -> list[tuple[str, str, str]]:
+    """(id, cmd, state) of the office's commands as the page lists them."""
+    part = body[body.index(f'id="cmds-{office}"') : body.index(f'id="audit-{office}"')]
+    return re.findall(r'<tr data-id="([^"]+)" data-cmd="([^"]+)" data-state="([^"]+)"', part)
+
+
+def test_a_command_goes_out_through_the_worker_and_its_acks_and_audit_come_back(tmp_path: Path) -> None:
+    clock = FakeClock()
+    desk = CommandDesk(clock)
+    with office_floor(tmp_path, desk) as floor, dashboard_server(tmp_path, floor.hub, desk=desk) as (server, _):
+        floor.issue(TOKENS[0])
+        outbox = floor.worker.outbox
+        assert isinstance(outbox, KeptOutbox)
+        b = Browser(server.url)
+        b.login(STAFF_USER, STAFF_PASSWORD)
+        _, _, body = b.request("GET", "/dashboard")
+        assert 'data-form="counter"' in body and "一時休止" in body and "操作の記録（本日）" in body
+        status, headers, _ = b.request(
+            "POST",
+            "/dashboard/command",
+            {"csrf": b.csrf(), "lang": "ja", "office": OFFICE, "cmd": "pause", "counter": "5"},
+        )
+        assert status == 303 and headers["location"] == f"/dashboard?lang=ja#staff-{OFFICE}"
+        ((request, _, state),) = _command_rows(b.request("GET", "/dashboard")[2])
+        assert state == "queued" and outbox.commands() == []  # the web thread publishes nothing itself
+
+        floor.worker.drain()  # the worker's turn: it takes the command and publishes it
+        ((topic, payload, retain),) = [s for s in outbox.sent if s[0].endswith("/cmd")]
+        assert (topic, retain) == (f"counterfloor/{OFFICE}/cmd", False)
+        assert json.loads(payload) == {
+            "v": 1,
+            "id": request,
+            "office": OFFICE,
+            "cmd": "pause",
+            "counter": "5",
+            "by": STAFF_USER,
+        }
+        body = b.request("GET", "/dashboard")[2]
+        assert _command_rows(body) == [(request, "pause", "pending")] and "窓口を一時休止" in body
+        # The gateway had not been heard from: sent anyway, and the page says it may not arrive.
+        assert "送信時、ゲートウェイはオフラインでした" in body
+
+        def ack(request: str, **answer: object) -> None:
+            message = {"v": 1, "office": OFFICE, "id": request, **answer}
+            floor.worker.deliver(f"counterfloor/{OFFICE}/ack", json.dumps(message).encode())
+            floor.worker.drain()
+
+        ack(request, ok=True, output="counter 5 paused\n", refused=None, events=[])
+        floor.event("counter_paused", counter="5")
+        floor.event("remote_command", id=request, cmd="pause", sender=STAFF_USER, ok=True, error=None)
+        body = b.request("GET", "/dashboard")[2]
+        assert _command_rows(body) == [(request, "pause", "ok")] and "counter 5 paused" in body
+        assert "送信時、ゲートウェイはオフラインでした" not in body  # answered: the warning is moot
+        audit = body[body.index(f'id="audit-{OFFICE}"') :]
+        assert re.findall(r'data-id="([^"]+)" data-sender="([^"]+)" data-ok="(\w+)"', audit) == [
+            (request, STAFF_USER, "true")
+        ]
+        assert 'data-counter="5" data-status="paused"' in body
+
+        # An error, with its text; a firmware update with its progress; a command unanswered.
+        birth = {"v": 1, "office": OFFICE, "state": "online", "session": 1, "seq": floor.seq, "software": "t"}
+        floor.worker.deliver(f"counterfloor/{OFFICE}/gateway", json.dumps(birth).encode())
+        pad = {"v": 1, "office": OFFICE, "session": 1, "device": "0-5", "kind": "counter_pad", "state": "online"}
+        floor.worker.deliver(f"counterfloor/{OFFICE}/devices/0-5", json.dumps(pad).encode())
+        floor.worker.drain()
+        for form in (
+            {"cmd": "reprint", "ticket": "A-999"},
+            {"cmd": "firmware_update", "device": "0-5", "bundle_url": "/srv/pad.json", "sha256": SHA},
+            {"cmd": "resume", "counter": "6"},
+        ):
+            form = {"csrf": b.csrf(), "lang": "en", "office": OFFICE, **form}
+            assert b.request("POST", "/dashboard/command", form)[0] == 303
+        floor.worker.drain()
+        resume, firmware, reprint, _ = (r[0] for r in _command_rows(b.request("GET", "/dashboard")[2]))
+        ack(reprint, ok=False, kind="refused", error="no ticket A-999 today")
+        ack(firmware, ok=True, pending=True, state="sending", progress=0.5, version="1.1.0")
+        body = b.request("GET", "/dashboard?lang=en")[2]
+        assert _command_rows(body) == [(resume, "resume", "pending"), (firmware, "firmware_update", "pending"),
+                                       (reprint, "reprint", "error"), (request, "pause", "ok")]  # fmt: skip
+        assert "no ticket A-999 today" in body and "50%" in body and "sending" in body
+        assert "The gateway was offline" not in body  # it was online for these
+        clock.t += ACK_WAIT_S
+        body = b.request("GET", "/dashboard?lang=en")[2]
+        assert _command_rows(body)[:2] == [(resume, "resume", "late"), (firmware, "firmware_update", "pending")]
+        assert "no answer yet" in body  # the firmware update is under way: it has answered
+        ack(firmware, ok=True, state="installed", version="1.1.0")
+        ack(resume, ok=True, output="counter 6 resumed\n")
+        body = b.request("GET", "/dashboard?lang=en")[2]
+        assert [r[2] for r in _command_rows(body)] == ["ok", "ok", "error", "ok"] and "installed 1.1.0" in body
+        assert len(outbox.commands()) == 4
+
+
+def test_commands_are_refused_logged_out_forged_or_malformed_and_nothing_is_sent(tmp_path: Path) -> None:
+    desk = CommandDesk()
+    with office_floor(tmp_path, desk) as floor, dashboard_server(tmp_path, floor.hub, desk=desk) as (server, _):
+        outbox = floor.worker.outbox
+        assert isinstance(outbox, KeptOutbox)
+        good = {"lang": "ja", "office": OFFICE, "cmd": "pause", "counter": "5"}
+        status, _, body = Browser(server.url).request("POST", "/dashboard/command", {**good, "csrf": "x" * 43})
+        assert status == 403 and "ログインしてください" in body  # logged out
+        b = Browser(server.url)
+        b.login(STAFF_USER, STAFF_PASSWORD)
+        csrf = b.csrf()
+        assert b.request("POST", "/dashboard/command", {**good, "csrf": "forged"})[0] == 403
+        assert b.request("POST", "/dashboard/command", good)[0] == 403  # no token at all
+        cross = {"Sec-Fetch-Site": "cross-site"}
+        assert b.request("POST", "/dashboard/command", {**good, "csrf": csrf}, cross)[0] == 403
+        for form, says in (
+            ({"counter": "99"}, "窓口「99」はこの事務所にありません"),
+            ({"office": "nowhere"}, "事務所「nowhere」はこのダッシュボードにありません"),
+            ({"cmd": "clear_mode", "date": "2027-02-30"}, "日付「2027-02-30」が正しくありません"),
+            ({"cmd": "restart_device", "device": "0-1"}, "機器「0-1」はこの事務所にありません"),
+            (
+                {"cmd": "set_mode", "date": "2027-03-16", "mode": "office", "from": "18:00", "to": "08:00"},
+                "時間「18:00〜08:00」",
+            ),
+        ):
+            status, _, body = b.request("POST", "/dashboard/command", {**good, "csrf": csrf, **form})
+            assert status == 400 and says in body and "何も送っていません" in body, form
+            assert 'id="cmd-error" role="alert"' in body
+        floor.worker.drain()
+        assert outbox.commands() == [] and desk.commands(OFFICE) == []  # nothing sent, nothing kept
+        assert b.request("POST", "/dashboard/command", {**good, "csrf": csrf})[0] == 303  # the same, well formed
+        floor.worker.drain()
+        assert [c["cmd"] for c in outbox.commands()] == ["pause"]
+
+
+class EventStream:
+    """A Server-Sent Events stream read line by line (a socket timeout bounds every wait)."""
+
+    def __init__(self, url: str, path: str, cookies: dict[str, str]) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        self.conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        self.response = self.conn.getresponse()
+
+    def until(self, what: str, match: Callable[[str, str], bool]) -> None:
+        """Read events until one (name, data) matches."""
+        deadline = time.monotonic() + 10
+        name, data = "", []
+        while time.monotonic() < deadline:
+            line = self.response.fp.readline().decode()
+            if not line:
+                break
+            if line.startswith("event: "):
+                name = line[7:].strip()
+            elif line.startswith("data: "):
+                data.append(line[6:].rstrip("\n"))
+            elif line == "\n":
+                if match(name, "\n".join(data)):
+                    return
+                name, data = "", []
+        raise AssertionError(f"no event: {what}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_the_live_stream_is_for_signed_in_staff_and_sends_what_changed(tmp_path: Path) -> None:
+    desk = CommandDesk()
+    with (
+        office_floor(tmp_path, desk) as floor,
+        dashboard_server(tmp_path, floor.hub, desk=desk, keepalive_s=0.2) as (server, _),
+    ):
+        status, _, body = Browser(server.url).request("GET", "/dashboard/events?lang=ja")
+        assert status == 403 and "log in" in body  # logged out: no stream
+        b = Browser(server.url)
+        b.login(STAFF_USER, STAFF_PASSWORD)
+        body = b.request("GET", "/dashboard")[2]
+        assert 'data-live="/dashboard/events?lang=ja&amp;office="' in body
+        stream = EventStream(server.url, "/dashboard/events?lang=ja", b.cookies)
+        try:
+            assert stream.response.status == 200
+            assert stream.response.headers["content-type"].startswith("text/event-stream")
+            stream.until("the office's state", lambda e, d: e == "dashboard" and f'id="live-{OFFICE}"' in d)
+            floor.event("counter_paused", counter="6")  # a view changes: its office's part comes again
+            stream.until(
+                "counter 6 paused",
+                lambda e, d: e == "dashboard" and 'data-counter="6" data-status="paused"' in d,
+            )
+            csrf = b.csrf()
+            form = {"csrf": csrf, "lang": "ja", "office": OFFICE, "cmd": "resume", "counter": "6"}
+            assert b.request("POST", "/dashboard/command", form)[0] == 303
+            stream.until("the command", lambda e, d: f'id="cmds-{OFFICE}"' in d and 'data-state="queued"' in d)
+            floor.worker.drain()
+            stream.until("sent", lambda e, d: f'id="cmds-{OFFICE}"' in d and 'data-state="pending"' in d)
+            b.request("POST", "/logout", {"csrf": csrf, "lang": "ja"})
+            stream.until("the session's end", lambda e, d: e == "gone")
+        finally:
+            stream.close()
+
+
+def test_the_audit_list_is_rebuilt_from_the_store_when_central_restarts(tmp_path: Path) -> None:
+    with office_floor(tmp_path) as floor:
+        error = "counter 6 is serving A-001"
+        floor.event("remote_command", id="x1", cmd="close", sender=STAFF_USER, ok=False, error=error)
+    desk = CommandDesk()
+    worker = CentralWorker(WorkerConfig(str(tmp_path / "central.db"), train=False), KeptOutbox(), desk=desk)
+    worker.start()
+    try:
+        (audit,) = desk.audit(OFFICE)
+        assert (audit.id, audit.cmd, audit.sender, audit.ok, audit.error) == ("x1", "close", STAFF_USER, False, error)
+    finally:
+        worker.close()

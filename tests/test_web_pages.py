@@ -16,7 +16,7 @@ import pytest
 
 from central.learning import fallback
 from central.office_state import OfficeState
-from central.service import WebOptions, _WebPages
+from central.service import WebOptions, WebPages
 from central.web.app import HEADERS, sse, token_hash
 from central.web.hub import QUEUE_SIZE, RELOAD, ViewHub
 from central.web.i18n import LANGS, _messages
@@ -230,7 +230,7 @@ def test_central_serves_the_pages_only_when_asked(capsys: pytest.CaptureFixture[
 
 
 def test_a_workers_pages_show_its_estimate_rounds(tmp_path: Path) -> None:
-    pages = _WebPages(WebOptions(0, office_configs=(str(EXAMPLES / "nerima.toml"),)), str(tmp_path / "store.db"))
+    pages = WebPages(WebOptions(0, office_configs=(str(EXAMPLES / "nerima.toml"),)), str(tmp_path / "store.db"))
     pages.start()
     try:
         with office_floor(tmp_path) as floor:

@@ -1,6 +1,7 @@
 """Shared by the web pages' tests: one office's floor driven through a real central worker (its
 SQLite store, the real estimate rounds) into a ViewHub, and the app served by uvicorn on a free
-loopback port, with a fixed clock."""
+loopback port, with a fixed clock; a central worker on a real broker in a thread of its own,
+feeding a hub and taking the dashboard's commands."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from central.service import worker_thread
 from central.web import ViewHub, WebServer, create_app
 from central.web.app import token_hash
+from central.web.commands import CommandDesk
 from central.web.names import Names
 from central.web.view import office_view
 from central.worker import CentralWorker, WorkerConfig
@@ -69,12 +72,12 @@ class OfficeDriver:
 
 
 @contextmanager
-def office_floor(tmp_path: Path) -> Iterator[OfficeDriver]:
+def office_floor(tmp_path: Path, desk: CommandDesk | None = None) -> Iterator[OfficeDriver]:
     """A worker (no broker, no training) feeding a hub, with the office open and counters 5 and
-    6 calling."""
+    6 calling; `desk`: the dashboard's commands, which it sends to its KeptOutbox."""
     hub = ViewHub()
     config = WorkerConfig(str(tmp_path / "central.db"), train=False)
-    worker = CentralWorker(config, KeptOutbox(), on_round=lambda state: hub.publish(office_view(state)))
+    worker = CentralWorker(config, KeptOutbox(), on_round=lambda state: hub.publish(office_view(state)), desk=desk)
     worker.start()
     try:
         driver = OfficeDriver(worker, hub)
@@ -123,3 +126,13 @@ def staff_file(tmp_path: Path, users: dict[str, str] | None = None) -> Path:
     given = users if users is not None else {STAFF_USER: STAFF_PASSWORD}
     write_users(path, {name: hash_password(pw, n=N_RANGE[0]) for name, pw in given.items()})
     return path
+
+
+@contextmanager
+def central_thread(config: WorkerConfig, hub: ViewHub, desk: CommandDesk) -> Iterator[CentralWorker]:
+    """A worker on the broker of `config.login` in a thread of its own (as `counterfloor central
+    --http-port` runs it), its views into `hub` and the dashboard's commands from `desk`;
+    stopped and closed at the end."""
+    worker = CentralWorker(config, on_round=lambda state: hub.publish(office_view(state)), desk=desk)
+    with worker_thread(worker, name="central-web-test") as running:
+        yield running

@@ -9,8 +9,8 @@ Owns the routes, the token check, the rendering and the live streams:
 - `…/events`: Server-Sent Events of the same pages' live parts, as rendered HTML fragments.
 - `/static/…`: the pages' own CSS and script; a page fetches nothing from anywhere else (the
   Content-Security-Policy says so to the browser too).
-- `/login`, `/logout`, `/dashboard`: the facilities dashboard (dashboard.py), only when given
-  the staff's accounts (`staff`).
+- `/login`, `/logout`, `/dashboard` (and its `/command`, `/events`): the facilities dashboard
+  (dashboard.py), only when given the staff's accounts (`staff`).
 
 Pages read only the hub's frozen views, never the worker's state, and never wait on an office.
 """
@@ -35,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 
 from central.web import dashboard
 from central.web.auth import Staff
+from central.web.commands import CommandDesk
 from central.web.forecast import Forecaster, StandInForecaster
 from central.web.hub import RELOAD, ViewHub
 from central.web.i18n import LANGS, Lang, pick, text
@@ -86,10 +87,12 @@ def create_app(
     clock: Clock = _now,
     keepalive_s: float = KEEPALIVE_S,
     staff: Staff | None = None,
+    desk: CommandDesk | None = None,
 ) -> Starlette:
     """The web app over `hub`. `forecaster`: the public page's forecast (default: the stand-in,
     central/web/forecast.py); `names`: display names (default: ids); `clock`: now, aware;
-    `staff`: the facilities accounts (None: no dashboard, its URLs are 404)."""
+    `staff`: the facilities accounts (None: no dashboard, its URLs are 404); `desk`: where the
+    dashboard's commands go to the worker (central/web/commands.py)."""
     fc: Forecaster = forecaster or StandInForecaster()
     nm = names or Names()
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(), enable_async=False)
@@ -260,7 +263,10 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n", headers=HEADERS)
 
-    staff_routes = dashboard.routes(staff, hub.views, render, clock, HEADERS) if staff is not None else []
+    staff_routes = []
+    if staff is not None:
+        # Without a worker's desk (tests of the pages alone) commands wait, unsent, in one of their own.
+        staff_routes = dashboard.routes(staff, hub, desk or CommandDesk(), nm, render, clock, HEADERS, keepalive_s)
     routes = [
         *staff_routes,
         Route("/", public_page),

@@ -219,8 +219,9 @@ class Sessions:
         self._by_key[_key(token)] = session
         return token, session
 
-    def get(self, token: str | None) -> Session | None:
-        """The live session of a cookie's token (its idle time restarted), or None."""
+    def get(self, token: str | None, touch: bool = True) -> Session | None:
+        """The live session of a cookie's token (its idle time restarted unless `touch` is
+        False: a live stream is no sign that someone is there), or None."""
         if not token or len(token) > 128:
             return None
         key = _key(token)
@@ -231,7 +232,8 @@ class Sessions:
         if self._expired(session, now):
             del self._by_key[key]
             return None
-        session.seen = now
+        if touch:
+            session.seen = now
         return session
 
     def end(self, token: str | None) -> None:
@@ -345,9 +347,9 @@ class Staff:
             return None
         return str(record["hash"]) if verify_password(password, record) else None
 
-    def current(self, token: str | None) -> Session | None:
+    def current(self, token: str | None, touch: bool = True) -> Session | None:
         """The session of a cookie, while its user still has the password they logged in with."""
-        session = self.sessions.get(token)
+        session = self.sessions.get(token, touch)
         if session is None:
             return None
         record = self.users.get(session.user)

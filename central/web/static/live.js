@@ -16,6 +16,7 @@
   }
   source.addEventListener("ticket", swap);
   source.addEventListener("office", swap);
+  source.addEventListener("dashboard", swap);
   source.addEventListener("gone", function () { source.close(); window.location.reload(); });
   source.onopen = function () { offline.hidden = true; };
   source.onerror = function () { offline.hidden = false; };
