@@ -7,6 +7,8 @@ Errors are one clear line on stderr and a non-zero exit (2 for bad usage, 1 for 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
 import os
 import sqlite3
@@ -245,6 +247,27 @@ def cmd_reprint(args: argparse.Namespace, out: TextIO) -> int:
     reply = _ask_gateway(args, request)
     if reply is None:
         raise CliError("reprint needs the running gateway (it drives the printers); start `counterfloor gateway run`")
+    out.write(str(reply.get("output", "")))
+    return 0
+
+
+def cmd_confirm_time(args: argparse.Namespace, out: TextIO) -> int:
+    """`office confirm-time [--time HH:MM]`: without --time, what the running gateway's clock says
+    and whether it is trusted (exit 1 while the business day waits for it); with the time read on
+    a watch, staff confirm the gateway's clock (docs/operations.md, "The clock")."""
+    if args.time is None:
+        reply = _ask_gateway(args, {"cmd": "clock"})
+        if reply is None:
+            raise CliError("confirm-time needs the running gateway: it is the gateway's clock that opens the day")
+        out.write(str(reply.get("output", "")))
+        clock = reply.get("clock")
+        return 0 if isinstance(clock, dict) and clock.get("trusted") else EXIT_REFUSED
+    request: dict[str, Any] = {"cmd": "confirm-time", "time": args.time, "id": control.new_request_id()}
+    with contextlib.suppress(OSError, KeyError):  # no user name known (a bare container): nobody named
+        request["by"] = getpass.getuser()[:64] or None  # who vouched: the audit record's sender
+    reply = _ask_gateway(args, request)
+    if reply is None:
+        raise CliError("confirm-time needs the running gateway: it is the gateway's clock that opens the day")
     out.write(str(reply.get("output", "")))
     return 0
 
@@ -502,6 +525,19 @@ def _add_office(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--ticket", required=True, help="the ticket, e.g. B-023")
     p.add_argument("--printer", metavar="ID", help="a [[printers]] id (default: a printer of its service's dispenser)")
     p.set_defaults(func=cmd_reprint)
+
+    p = osub.add_parser(
+        "confirm-time",
+        help="confirm the running gateway's clock, so that a business day opens without NTP (docs/operations.md)",
+    )
+    _journal_arg(p)
+    _socket_arg(p)
+    p.add_argument(
+        "--time",
+        metavar="HH:MM",
+        help="the time on your watch (or YYYY-MM-DD HH:MM); without it, what the gateway's clock says",
+    )
+    p.set_defaults(func=cmd_confirm_time)
 
     p = osub.add_parser("show", help="show the queue and counters")
     _journal_arg(p)

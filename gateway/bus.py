@@ -687,14 +687,20 @@ class BusConnection:
         self._last_error = why
 
 
-def step_buses(connections: Iterable[BusConnection], clock: Clock, max_wait: float) -> list[LinkEffect]:
+def step_buses(
+    connections: Iterable[BusConnection],
+    clock: Clock,
+    max_wait: float,
+    idle: Callable[[float], None] | None = None,
+) -> list[LinkEffect]:
     """One turn of several buses, side by side: each bus is its own wire, so every bus with a
     request due sends it at once, the replies are read as they come, and the turn ends when the
     longest of these exchanges is over on its wire — the buses' exchanges overlap instead of
     queueing one behind the other. A bus with nothing due, or whose port is lost, costs nothing.
     With nothing due anywhere, it waits until the first bus has something (a cycle starts, a
     retry's back-off ends, a lost port's next attempt), at most `max_wait` so that the caller's
-    other work (the control socket) is not kept waiting. Returns every bus's effects."""
+    other work (the control socket) is not kept waiting; `idle(t)`, when given, spends that wait
+    until `t` (the gateway answers its control socket meanwhile). Returns every bus's effects."""
     buses = list(connections)
     now = clock.now()
     started = [c for c in buses if c.begin(now)]
@@ -712,7 +718,7 @@ def step_buses(connections: Iterable[BusConnection], clock: Clock, max_wait: flo
     if settled:
         clock.wait_until(max(settled))
     elif not started:
-        clock.wait_until(min([now + max_wait, *(c.wakeup(now) for c in buses)]))
+        (idle or clock.wait_until)(min([now + max_wait, *(c.wakeup(now) for c in buses)]))
     return effects
 
 

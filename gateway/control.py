@@ -18,7 +18,11 @@ is answered with the first reply and `"repeated": true`, and not carried out aga
     of that date's plan, journaled); clear-mode {date};
     reconfigure {config, source?} (gateway only: the new config's TOML text, applied at once where
     it can be; `source` names it in error messages); dispenser-message {device?, lines?} (gateway
-    only: one dispenser's message, by its id `<bus>-<addr>`, or every dispenser's; no lines clears).
+    only: one dispenser's message, by its id `<bus>-<addr>`, or every dispenser's; no lines clears);
+    clock (gateway only: whether its clock is trusted, gateway.clock_sync); confirm-time {time, by?}
+    (gateway only: staff confirm its clock, `time` the one they read, HH:MM or YYYY-MM-DD HH:MM,
+    within two minutes of it; `by` who, for the audit record). While the clock is not trusted the
+    gateway refuses every command that would store an event (code "clock_not_trusted").
 """
 
 from __future__ import annotations
@@ -151,7 +155,7 @@ def build_command(req: Mapping[str, Any]) -> m.Command:
     """The office command a request asks for; BadRequest naming what is wrong."""
     build = COMMANDS.get(str(req.get("cmd")))
     if build is None:
-        known = [*COMMANDS, "reprint", "show", "status", "ping"]
+        known = [*COMMANDS, "reprint", "show", "status", "ping", "clock", "confirm-time"]
         raise BadRequest(f"unknown command {req.get('cmd')!r}; commands are {known}")
     return build(req)
 
@@ -240,8 +244,37 @@ def done_reply(decision: m.Decision, config: OfficeConfig) -> dict[str, Any]:
         "ok": True,
         "output": describe(decision, config),
         "refused": refusal(decision),
+        "effects": [effect_record(e, config) for e in decision.effects],
         "events": [ev.public_record(e, config.id) for e in decision.events],
     }
+
+
+def effect_record(effect: m.Effect, config: OfficeConfig) -> dict[str, Any]:
+    """What a command made happen, for a program at the other end (a kiosk, the demo's staff):
+    the ticket to print with its page, the call to show, or why nothing came of it."""
+    if isinstance(effect, m.TicketReady):
+        return {
+            "type": "ticket",
+            "ticket": effect.ticket,
+            "service": effect.service,
+            "number": effect.number,
+            "position": effect.position,
+            "ahead": effect.ahead,
+            "wait": {
+                "low_minutes": effect.wait.low_minutes,
+                "high_minutes": effect.wait.high_minutes,
+                "mean_s": effect.wait.mean_s,
+                "p10_s": effect.wait.p10_s,
+                "p90_s": effect.wait.p90_s,
+            },
+            "issued_at": effect.issued_at.isoformat(),
+            "page": f"{config.public_base_url}/t/{effect.token}",
+        }
+    if isinstance(effect, m.ShowCall):
+        return {"type": "call", "ticket": effect.ticket, "counter": effect.counter, "recall": effect.recall}
+    if isinstance(effect, m.NobodyWaiting):
+        return {"type": "nobody_waiting", "counter": effect.counter, "services": list(effect.services)}
+    return {"type": "refused", "service": effect.service, "reason": effect.reason, "message": effect.message}
 
 
 # -- what the floor manager sees ------------------------------------------------------------------

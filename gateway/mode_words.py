@@ -44,3 +44,25 @@ def dispenser_lines(mode: ModeNow, now: datetime) -> tuple[str, ...]:
             day_en = f"{_WEEKDAYS_EN[opening.weekday()]} {opening.day} {_MONTHS_EN[opening.month - 1]}"
             lines += [text("opens_on", "ja", day=day_ja, time=at), text("opens_on", "en", day=day_en, time=at)]
     return tuple(clip_utf8(line, MAX_LINE_BYTES) for line in lines)
+
+
+# While the business day waits for a trusted clock (gateway.clock_sync): what the dispensers'
+# panels say, with the date and time the gateway believes, and how staff confirm it. Words of
+# their own (not the catalogue's): only these panels show them. Short: a SHOW_TEXT frame holds 123
+# bytes in all (docs/protocol.md), so these four lines stay under it on every day of the year.
+CLOCK_WAIT_JA = "時計確認待ち"
+CLOCK_CONFIRM_JA = "正しければ呼出キー"
+CLOCK_CONFIRM_EN = "Right? Press Call"
+
+
+def clock_wait_lines(local: datetime) -> tuple[str, ...]:
+    """The panel's words at `local` (the office's time) while the day waits for the clock."""
+    at = f"{local.hour}:{local.minute:02d}"
+    day_ja = f"{local.month}月{local.day}日({_WEEKDAYS_JA[local.weekday()]})"
+    day_en = f"{_WEEKDAYS_EN[local.weekday()]} {local.day} {_MONTHS_EN[local.month - 1]}"
+    return (f"{CLOCK_WAIT_JA} {day_ja} {at}", f"Clock check: {day_en} {at}", CLOCK_CONFIRM_JA, CLOCK_CONFIRM_EN)
+
+
+def pad_clock(local: datetime) -> str:
+    """A counter pad's 4 characters while the day waits for the clock: the time, "0820"."""
+    return f"{local.hour:02d}{local.minute:02d}"

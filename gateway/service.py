@@ -36,7 +36,19 @@ from typing import Any, TextIO
 from gateway import config_change, control, estimates
 from gateway.announce import CallAnnouncer, callout_player
 from gateway.bus import BusConnection, BusMaster, CallRouter, Clock, MonotonicClock, OpenPort, PressStore, step_buses
-from gateway.clock_watch import ClockWatch
+from gateway.clock_sync import (
+    META_KEY,
+    SIMULATED,
+    ClockGate,
+    Sync,
+    Trust,
+    confirm_hint,
+    read_boot_id,
+    system_sync,
+    until_next_minute,
+    waiting_lines,
+)
+from gateway.clock_watch import ClockStep, ClockWatch
 from gateway.control_server import ControlServer, ControlSocketError, socket_group, socket_problem
 from gateway.device_link import (
     CommandDone,
@@ -58,7 +70,7 @@ from gateway.gpio_counters import GpioCounters
 from gateway.journal import JournalError, RequestDone, TicketJournal, config_sha256, new_token, utc_now
 from gateway.maintenance import DeviceJobs
 from gateway.metrics import DEFAULT_ADDRESS, GatewayCollector, GatewayMetrics, MetricsServer, serve_metrics
-from gateway.mode_words import dispenser_lines
+from gateway.mode_words import clock_wait_lines, dispenser_lines, pad_clock
 from gateway.mqtt_client import BrokerConfigError, BrokerLogin, broker_login
 from gateway.mqtt_link import MqttLink
 from gateway.printing import PrinterState, Printing
@@ -94,6 +106,9 @@ class GatewayError(Exception):
 
 # The control socket's maintenance requests (gateway.maintenance), for `counterfloor firmware`.
 MAINTENANCE = frozenset({"firmware-provision", "firmware-push", "firmware-restart", "firmware-status"})
+# What the control socket still does while the day waits for a trusted clock: nothing that
+# stores an event (the first would open a business day on that clock).
+WHILE_CLOCK_WAITS = frozenset({"ping", "show", "status", "clock", "confirm-time"}) | MAINTENANCE
 
 
 def journal_path(config: OfficeConfig, given: Path | None) -> Path:
@@ -122,6 +137,16 @@ def socket_path(journal: Path, configured: str | None, given: Path | None = None
 
 
 # -- the gateway -------------------------------------------------------------------------------------
+class FloorLink(DeviceLink):
+    """A device link that can also give a counter pad the gateway's time to confirm, while the
+    business day waits for a trusted clock (gateway.clock_sync): no firmware change, the pad's
+    own DISPLAY_NUMBER and STATUS_LAMP (the next day's TodaysCalls puts its number back)."""
+
+    def show_clock(self, text: str) -> None:
+        if self.spec.kind == P.KIND_COUNTER_PAD:
+            self._show_number(text, P.LAMP_AMBER, 1)  # amber, blinking: look at me
+
+
 @dataclass
 class Bus:
     url: str
@@ -194,6 +219,13 @@ class Gateway:
     _next_lamps: float = field(init=False, default=0.0)
     _calls_day: date | None = field(init=False, default=None)  # the day call displays and pads were told of
     clock_watch: ClockWatch = field(default_factory=ClockWatch)  # notices the wall clock jumping
+    # Is the system clock synchronised (gateway.clock_sync)? None: the real check when `wall` is
+    # the real clock; a simulated wall clock (tests, the demo, --clock-from) counts as synchronised.
+    clock_sync: Callable[[], Sync] | None = None
+    boot_id: str | None = field(default_factory=read_boot_id)  # trust in the clock lasts this boot
+    clock_gate: ClockGate | None = field(init=False, default=None)  # None until started
+    _clock_steps: list[ClockStep] = field(init=False, default_factory=list)  # noticed while waiting
+    _pad_clock: str | None = field(init=False, default=None)  # the time the pads were last given
     # The config the running process was set up with (buses, devices, printers, the broker, the
     # socket): `config` follows a pushed one at once, these parts only at a restart.
     started: OfficeConfig | None = field(init=False, default=None)
@@ -228,9 +260,9 @@ class Gateway:
         group = socket_group(cfg)  # an unknown gateway.socket_group: a ConfigError before any file is made
         login = self._broker_login()  # a broker setting that cannot work: named before the journal is touched
         if self.journal_file.exists():
-            self.journal = TicketJournal.open(self.journal_file, (cfg, self.config_text), clock=self.wall)
+            self.journal = TicketJournal.open(self.journal_file, (cfg, self.config_text), clock=self._journal_clock)
         else:
-            self.journal = TicketJournal.create(self.journal_file, cfg, self.config_text, clock=self.wall)
+            self.journal = TicketJournal.create(self.journal_file, cfg, self.config_text, clock=self._journal_clock)
         if self.journal.config_kept:
             # A config pushed (or reconfigured) over this very file since: it stands, devices and
             # all (it was checked when it came; its ports and broker are checked again here).
@@ -246,6 +278,7 @@ class Gateway:
             group = socket_group(cfg)
             login = self._broker_login()
         self.started = cfg
+        self._open_clock_gate(cfg)
         self.estimator = estimates.install(self.journal)
         self.learning = Learning(self.journal_file, cfg.id, self._learned, self.journal.days_before)
         self.learning.step(self.journal.office.state.day)  # learning starts at once, off the loop
@@ -254,20 +287,20 @@ class Gateway:
             if not d.on_bus:
                 continue  # a gpio_counter: gateway.gpio_counters
             spec = DeviceSpec(d.addr, KIND_BY_NAME[d.kind], d.services, d.counter)
-            by_port.setdefault(d.port, []).append(DeviceLink(spec, new_token, counter_label=self._label))
+            by_port.setdefault(d.port, []).append(FloorLink(spec, new_token, counter_label=self._label))
         reply_timeout = (cfg.gateway.reply_timeout_ms or REPLY_TIMEOUT_S * 1000) / 1000
         for links in by_port.values():
             self.router.add(links)
         for url, links in by_port.items():
             master = BusMaster(
                 links,
-                self._execute,
+                self._bus_execute,
                 reply_timeout=reply_timeout,
                 min_cycle=cfg.gateway.cycle_ms / 1000,
                 router=self.router,
                 # Presses journalled by request id, the bus named by its port URL (the same after a
                 # restart), so one stored just before a crash is not acted on again after it.
-                presses=PressStore(url, self._execute),
+                presses=PressStore(url, self._bus_execute),
             )
             connection = BusConnection(master, url, self.clock, self.opener)
             self.buses.append(Bus(url, master, connection))
@@ -350,6 +383,12 @@ class Gateway:
         self.notifier.alive(self.status_line)
 
     def status_line(self) -> str:
+        gate = self.clock_gate
+        if gate is not None and gate.waiting:
+            return (
+                f"waiting for the clock ({gate.reason}): no business day served until it is synchronised or "
+                "confirmed (counterfloor office confirm-time --time HH:MM, or a counter pad's call key)"
+            )
         latest = self.metrics.latest if self.metrics is not None else None
         return latest.status_line() if latest is not None else f"serving {self.config.id}"
 
@@ -357,8 +396,10 @@ class Gateway:
         """One turn of the loop: one exchange per bus, side by side (or a wait, at most a cycle,
         until a bus has something to do), then the socket, then the lamps."""
         self._watch_clock()
+        if self.clock_gate is not None and self.clock_gate.waiting:
+            self._wait_for_clock()
         cycle = max((self.started or self.config).gateway.cycle_ms / 1000, 0.01)
-        for effect in step_buses([bus.connection for bus in self.buses], self.clock, max_wait=cycle):
+        for effect in step_buses([bus.connection for bus in self.buses], self.clock, max_wait=cycle, idle=self._idle):
             self._effect(effect)
         assert self.server is not None
         # Without devices nothing else waits, so the socket does, up to a cycle.
@@ -380,6 +421,15 @@ class Gateway:
             self.mqtt.job_answers(answers)
             self.mqtt.step()  # this turn's events, and the broker's commands (never waits on the broker)
 
+    def _idle(self, until: float) -> None:
+        """The buses' wait for their next exchange, spent at the control socket: a staff command
+        is answered at once rather than after the wait (on the real clock only: a test's
+        simulated one jumps instead of waiting)."""
+        if self.server is None or not isinstance(self.clock, MonotonicClock):
+            self.clock.wait_until(until)
+            return
+        self.server.serve(timeout=max(0.0, until - self.clock.now()))
+
     def stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
 
@@ -397,15 +447,214 @@ class Gateway:
             step.now.isoformat(timespec="seconds"),
             "follow it" if step.step_s > 0 else "hold at the last event's time until it catches up",
         )
+        if self.clock_gate is not None and self.clock_gate.waiting:
+            # Stored now, its event would open a business day on the clock not yet trusted.
+            _log.info("the clock step is recorded once the clock is trusted")
+            self._clock_steps.append(step)
+            return
+        self._record_clock_step(step)
+
+    def _record_clock_step(self, step: ClockStep, at: datetime | None = None) -> None:
+        """`at`: when a step noticed while the day waited for the clock is recorded (its own
+        time was read on the clock not trusted: stamped with it, it could open a past day)."""
+        assert self.journal is not None
         try:
-            self.journal.execute(m.RecordClockStep(step.expected, step.step_s), step.now)
+            self.journal.execute(m.RecordClockStep(step.expected, step.step_s), at or step.now)
         except (JournalError, OSError, sqlite3.Error) as exc:
             _log.error("the clock step could not be recorded: %s", exc)
+
+    # -- the clock: no business day is served on a clock not trusted (gateway.clock_sync) ----------
+    def _open_clock_gate(self, cfg: OfficeConfig) -> None:
+        """Whether the wall clock is trusted at the start: else the floor waits, storing nothing,
+        until it is synchronised or staff confirm it (docs/operations.md, "The clock")."""
+        assert self.journal is not None
+        sync = self.clock_sync
+        if sync is None:
+            sync = system_sync if self.wall is utc_now else lambda: SIMULATED
+        gate = self.clock_gate = ClockGate(cfg.gateway.clock, sync, self.boot_id)
+        try:
+            gate.restore(self.journal.get_meta(META_KEY))
+        except (JournalError, sqlite3.Error) as exc:
+            _log.warning("the clock's trust of this boot could not be read: %s", exc)
+        wall = self.wall()
+        if gate.trust is None and (trust := gate.check(self.clock.now(), wall, self._last_ts(), cfg.tz)) is not None:
+            self._keep_trust(trust)
+        if gate.trust is not None:
+            if gate.trust.by != "simulated":
+                _log.info("the wall clock is trusted: %s", gate.trust.detail)
+            return
+        _log.warning(
+            "the wall clock is NOT trusted (%s): no business day is served until it is synchronised or confirmed; %s",
+            gate.reason,
+            confirm_hint(wall, cfg.tz),
+        )
+
+    def _last_ts(self) -> datetime | None:
+        return self.journal.office.state.last_ts if self.journal is not None else None
+
+    def _journal_clock(self) -> datetime:
+        """The journal's own clock, for writers that give no time (the MQTT link's audit records):
+        while the day waits for a trusted clock it refuses, so nothing stamps an event with that
+        clock, nor opens a business day on it."""
+        gate = self.clock_gate
+        if gate is not None and gate.waiting:
+            raise JournalError(f"not stored: the gateway's clock is not trusted yet ({gate.reason})")
+        return self.wall()
+
+    def _keep_trust(self, trust: Trust) -> None:
+        """Keep `trust` in the journal for the rest of this boot: a gateway restarted today
+        (a crash, an upgrade) does not ask again, one after a reboot does."""
+        assert self.clock_gate is not None and self.journal is not None
+        value = self.clock_gate.stored(trust)
+        if value is None:
+            return
+        try:
+            self.journal.set_meta(META_KEY, value)
+        except (JournalError, OSError, sqlite3.Error) as exc:
+            _log.warning("the clock's trust could not be kept for this boot: %s", exc)
+
+    def _wait_for_clock(self) -> None:
+        """While waiting: has the clock become synchronised (or, with an RTC, plausible)?"""
+        gate = self.clock_gate
+        assert gate is not None
+        trust = gate.check(self.clock.now(), self.wall(), self._last_ts(), self.config.tz)
+        if trust is not None:
+            self._keep_trust(trust)
+            self._clock_trusted(trust)
+
+    def _clock_trusted(self, trust: Trust) -> None:
+        """The wait is over: the clock steps noticed meanwhile are recorded, and the floor is
+        served at once (the dispensers' lamps and words, the pads' calls of the day)."""
+        _log.warning("the wall clock is trusted now (%s): the floor is served", trust.detail)
+        steps, self._clock_steps = self._clock_steps, []
+        for step in steps:
+            self._record_clock_step(step, self.wall())
+        self._refresh_lamps()
+
+    def _show_clock_wait(self, wall: datetime) -> None:
+        """While the day waits for the clock: the dispensers dark, saying so with the time the
+        gateway believes; the counter pads showing that time, amber and blinking, for a call key
+        to confirm. Again at each minute."""
+        now = self.clock.now()
+        local = wall.astimezone(self.config.tz)
+        self._next_lamps = now + min(LAMP_REFRESH_S, until_next_minute(wall))
+        lamps = SetLamps(frozenset(), clock_wait_lines(local))
+        shown = pad_clock(local)
+        for bus in self.buses:
+            for link in bus.master.links:
+                link.handle(lamps, now)
+                if shown != self._pad_clock and isinstance(link, FloorLink):
+                    link.show_clock(shown)
+        self._pad_clock = shown
+
+    def _confirm_at_pad(self, counter: str, request: str | None) -> m.Decision:
+        """A counter pad's call key while the day waits: staff confirm the time the pad shows.
+        Refused (the pad's lamp turns red) when the clock reads before the journal's last event."""
+        gate, wall = self.clock_gate, self.wall()
+        assert gate is not None
+        problem = gate.confirm_problem(wall, self._last_ts(), self.config.tz, None)
+        if problem is not None:
+            _log.warning("the call key of counter %s cannot confirm the clock: %s", counter, problem)
+            raise m.OfficeError("clock_wrong", problem)
+        device = self._press_device(request)
+        who = f"counter pad {device} (counter {counter})" if device else f"a counter pad of counter {counter}"
+        key = request or f"pad:{counter}:{control.new_request_id()}"
+        return self._confirm_clock(wall, key, who, f"confirmed at {who}", lambda d: "remote_command confirm_time")
+
+    def _press_device(self, request: str | None) -> str | None:
+        """The device id (`<bus>-<addr>`) of a press's request id (`dev:<port URL>:<addr>:…`)."""
+        for i, bus in enumerate(self.buses):
+            prefix = f"dev:{bus.url}:"
+            if request is not None and request.startswith(prefix):
+                return f"{i}-{request[len(prefix) :].split(':', 1)[0]}"
+        return None
+
+    def _confirm_clock(
+        self, wall: datetime, key: str, sender: str | None, how: str, result: Callable[[m.Decision], str]
+    ) -> m.Decision:
+        """Staff vouch for the clock: recorded (a `remote_command` confirm_time audit record, the
+        new business day's schedule first if the date is a new one), then trusted for this boot."""
+        gate, journal = self.clock_gate, self.journal
+        assert gate is not None and journal is not None
+        trust = Trust("staff", f"{how} at {wall.astimezone(self.config.tz):%Y-%m-%d %H:%M:%S}")
+        gate.trust = trust  # first: the journal's clock (its purge at a new day) refuses while waiting
+        try:
+            decision = journal.execute(
+                m.RecordRemoteCommand(key, "confirm_time", sender, True, None), wall, request=key, result=result
+            )
+        except BaseException:
+            gate.trust = None
+            raise
+        _log.warning("the clock (%s) was %s", f"{wall.astimezone(self.config.tz):%Y-%m-%d %H:%M:%S}", how)
+        self._keep_trust(trust)
+        self._clock_trusted(trust)
+        return decision
+
+    def _clock_refusal(self) -> dict[str, Any] | None:
+        """The control socket's answer to a command that would store an event while the day
+        waits for the clock, or None when it does not."""
+        gate = self.clock_gate
+        if gate is None or not gate.waiting:
+            return None
+        return {
+            "ok": False,
+            "kind": control.KIND_REFUSED,
+            "code": "clock_not_trusted",
+            "error": f"the gateway's clock is not trusted ({gate.reason}); no business day is served until it is: "
+            + confirm_hint(self.wall(), self.config.tz),
+        }
+
+    def _clock_reply(self) -> dict[str, Any]:
+        gate, wall, tz = self.clock_gate, self.wall(), self.config.tz
+        assert gate is not None
+        if gate.trust is None:
+            output = waiting_lines(gate, wall, tz)
+        else:
+            output = f"clock trusted ({gate.trust.detail}); it says {wall.astimezone(tz):%a %Y-%m-%d %H:%M:%S} ({tz})\n"
+        return {"ok": True, "output": output, "clock": gate.view(wall, tz)}
+
+    def _confirm_time(self, req: dict[str, Any], journal: TicketJournal, request: str | None) -> dict[str, Any]:
+        """`counterfloor office confirm-time --time HH:MM`: staff read the time on a watch; if the
+        gateway's clock agrees (within 2 minutes) it is trusted, and the day opens."""
+        stated, by = req.get("time"), req.get("by")
+        if not isinstance(stated, str) or not stated:
+            raise control.BadRequest("confirm-time: 'time' (HH:MM, the time you read on a watch) is missing")
+        if by is not None and (not isinstance(by, str) or not 0 < len(by) <= 64):
+            raise control.BadRequest("confirm-time: 'by' must name who confirms, 1-64 characters")
+        gate, wall, tz = self.clock_gate, self.wall(), self.config.tz
+        assert gate is not None
+        if gate.trust is not None:
+            output = f"the clock is trusted already ({gate.trust.detail}); nothing to confirm\n"
+            return {"ok": True, "output": output, "confirmed": False, "clock": gate.view(wall, tz)}
+        try:
+            problem = gate.confirm_problem(wall, self._last_ts(), tz, stated)
+        except ValueError:
+            raise control.BadRequest(f"confirm-time: 'time' is not HH:MM or YYYY-MM-DD HH:MM: {stated!r}") from None
+        if problem is not None:
+            return {"ok": False, "kind": control.KIND_REFUSED, "code": "clock_wrong", "error": problem}
+        local = wall.astimezone(tz)
+
+        def reply(decision: m.Decision) -> dict[str, Any]:
+            day = journal.office.state.day
+            return {
+                "ok": True,
+                "output": f"clock confirmed: {local:%a %Y-%m-%d %H:%M:%S} ({tz}); business day {day} served\n",
+                "confirmed": True,
+                "clock": gate.view(wall, tz),
+                "events": [ev.public_record(e, journal.office.config.id) for e in decision.events],
+            }
+
+        key = request or f"ctl:{control.new_request_id()}"
+        how = "confirmed with counterfloor office confirm-time" + (f" by {by}" if by else "")
+        return reply(self._confirm_clock(wall, key, by, how, lambda d: json.dumps(reply(d))))
 
     def _refresh_lamps(self) -> None:
         """Dispensers light the services offered now and, when closed, say why (office.calendar).
         Again within a minute, and at the next change of mode (17:00 sharp, not up to 60 s late)."""
         wall = self.wall()
+        if self.clock_gate is not None and self.clock_gate.waiting:
+            self._show_clock_wait(wall)
+            return
         mode = mode_at(self.config, wall, self._override_today(wall))
         delay = LAMP_REFRESH_S
         if mode.next_change is not None:
@@ -456,6 +705,9 @@ class Gateway:
         """Store and apply `command`. With `request` (a device press's id, gateway.bus.PressStore)
         the id is stored with its events, and RequestDone is raised if it was stored already."""
         assert self.journal is not None
+        gate = self.clock_gate
+        if gate is not None and gate.waiting:  # a press, a print's outcome: nothing opens a day on it
+            raise m.OfficeError("clock_not_trusted", f"the gateway's clock is not trusted yet ({gate.reason})")
         decision = self.journal.execute(
             command,
             self.wall(),
@@ -466,6 +718,13 @@ class Gateway:
         if self.announcer is not None:
             self.announcer.note(decision)
         return decision
+
+    def _bus_execute(self, command: m.Command, request: str | None = None) -> m.Decision:
+        """A bus device's command. While the day waits for the clock, a counter pad's call key
+        confirms the time the pad shows instead (nobody can be waiting: no ticket was issued)."""
+        if isinstance(command, m.CallNext) and self.clock_gate is not None and self.clock_gate.waiting:
+            return self._confirm_at_pad(command.counter, request)
+        return self._execute(command, request)
 
     def _show_printer(self, addr: int, view: SetPrinter) -> None:
         """gateway.printing's word to the dispenser at `addr` (its printer stopped, a reprint)."""
@@ -516,16 +775,17 @@ class Gateway:
             if cmd == "ping":
                 return {"ok": True, "office": config.id, "pid": os.getpid()}
             if cmd == "show":
-                state = journal.office.state
-                return {
-                    "ok": True,
-                    "output": control.show_output(state, config, bool(req.get("json"))),
-                    "state": control.queue_json(state, config),
-                }
+                return self._show_reply(journal, config, bool(req.get("json")))
             if cmd == "status":
                 status = self.device_state()
                 text = json.dumps(status, ensure_ascii=False, indent=2) + "\n" if req.get("json") else None
-                return {"ok": True, "output": text or self._describe_devices(), "status": status}
+                return {"ok": True, "output": text or self._describe_devices(), "status": status, **self._clock_field()}
+            if cmd == "clock":
+                return self._clock_reply()
+            if cmd == "confirm-time":
+                return self._confirm_time(req, journal, request_key or control.request_key(req))
+            if cmd not in WHILE_CLOCK_WAITS and (refused := self._clock_refusal()) is not None:
+                return refused
             if cmd == "reprint":
                 return self._reprint(req, journal, config)
             if cmd == "reconfigure":
@@ -561,6 +821,25 @@ class Gateway:
         if any(isinstance(e, ev.ModeOverridden | ev.ModeOverrideCleared) for e in decision.events):
             self._refresh_lamps()  # the dispensers follow a new plan at once, not within a minute
         return control.done_reply(decision, config)
+
+    def _clock_field(self) -> dict[str, Any]:
+        gate = self.clock_gate
+        return {"clock": gate.view(self.wall(), self.config.tz)} if gate is not None else {}
+
+    def _show_reply(self, journal: TicketJournal, config: OfficeConfig, as_json: bool) -> dict[str, Any]:
+        """`office show`: the queue; while the day waits for the clock, a warning first (in JSON,
+        a "clock" key), so that what is printed on a trusted clock is what it always was."""
+        state = journal.office.state
+        clock = self._clock_field()
+        gate = self.clock_gate
+        waiting = gate is not None and gate.waiting
+        if as_json:
+            shown = {**control.queue_json(state, config), **(clock if waiting else {})}
+            output = json.dumps(shown, ensure_ascii=False, indent=2) + "\n"
+        else:
+            warning = waiting_lines(gate, self.wall(), config.tz) if gate is not None else ""
+            output = warning + control.show_output(state, config, False)
+        return {"ok": True, "output": output, "state": control.queue_json(state, config), **clock}
 
     def _maintenance(self, req: dict[str, Any]) -> dict[str, Any]:
         """`counterfloor firmware …` (gateway.maintenance): a job starts and its id comes back at
@@ -641,6 +920,8 @@ class Gateway:
         for a restart, named in the reply's `restart_needed`. Never raises."""
         journal = self.journal
         assert journal is not None
+        if (refused := self._clock_refusal()) is not None:
+            return refused  # its config_changed event would open a business day on the clock
         try:
             if request is not None and (done := journal.recorded(request)) is not None:
                 return {**json.loads(done), "repeated": True}  # a retry: the first answer

@@ -55,6 +55,9 @@ _OFFICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 # then read or refuse with a ValueError that is not a ConfigError.
 _TIME_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 TYPICAL_MINUTES_MAX = 240
+# gateway.clock: "ntp" (a business day opens once NTP synchronised the clock, or staff confirmed
+# it) or "rtc" (a battery RTC keeps the clock: trusted from boot). gateway.clock_sync decides.
+CLOCK_SOURCES = ("ntp", "rtc")
 # gateway.socket_mode: permission bits as octal digits ("0660", "660"); no setuid/setgid/sticky.
 _SOCKET_MODE_RE = re.compile(r"0?[0-7]{3}")
 # gateway.socket_group: a group name of POSIX-portable characters, at most 32 (a final "$" as groupadd allows).
@@ -153,7 +156,9 @@ class GatewaySettings:
     shortest bus cycle (a poll of every device). `reply_timeout_ms`: None for the protocol's.
     `socket_mode`, `socket_group`: the control socket's permission bits and group name (None: the
     gateway process's own group); the group is looked up by the gateway when it starts, not here
-    (a journal's stored config is parsed on machines that may not have that group)."""
+    (a journal's stored config is parsed on machines that may not have that group). `clock`:
+    what makes the wall clock trustworthy enough to open a business day on (gateway.clock_sync):
+    "ntp" its synchronisation (or staff's confirmation), "rtc" a battery RTC board."""
 
     journal: str | None = None
     socket: str | None = None
@@ -163,6 +168,7 @@ class GatewaySettings:
     pin_factory: str = "lgpio"  # gpiozero's pin factory for gpio_counter devices (hal.gpio.PIN_FACTORIES)
     socket_mode: int = 0o660  # whoever may open the socket may command the floor: owner and group
     socket_group: str | None = None
+    clock: str = "ntp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -691,7 +697,7 @@ class _Parser:
         if not isinstance(value, dict):
             raise self.fail("gateway", "must be a table")
         known = {"journal", "socket", "port", "cycle_ms", "reply_timeout_ms", "pin_factory"}
-        known |= {"socket_mode", "socket_group"}
+        known |= {"socket_mode", "socket_group", "clock"}
         for k in value:
             if k not in known:
                 raise self.fail(f"gateway.{k}", f"unknown setting; known: {sorted(known)}")
@@ -715,6 +721,9 @@ class _Parser:
         group = value.get("socket_group")
         if group is not None and (not isinstance(group, str) or not _GROUP_RE.fullmatch(group)):
             raise self.fail("gateway.socket_group", f'must be a group name, like "counterfloor" (got {group!r})')
+        clock = value.get("clock", "ntp")
+        if clock not in CLOCK_SOURCES:
+            raise self.fail("gateway.clock", f"must be one of {list(CLOCK_SOURCES)} (got {clock!r})")
         return GatewaySettings(
             journal=paths.get("journal"),
             socket=paths.get("socket"),
@@ -724,6 +733,7 @@ class _Parser:
             pin_factory=factory,
             socket_mode=int(mode, 8),
             socket_group=group,
+            clock=clock,
         )
 
     def devices(

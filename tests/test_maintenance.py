@@ -243,6 +243,7 @@ def test_firmware_push_on_the_gateway_and_a_remote_update_over_mosquitto(
 
     from counterfloor import cli
     from gateway import service
+    from gateway.clock_sync import Sync
     from office import events as ev
     from office import mqtt as schema
     from tests.floor_support import floor_without_devices
@@ -263,7 +264,17 @@ def test_firmware_push_on_the_gateway_and_a_remote_update_over_mosquitto(
         return path, hashlib.sha256(data).hexdigest()
 
     with plain_mosquitto(tmp_path / "mosquitto") as broker:
-        gw = service.Gateway(config, text, journal, sock, io.StringIO(), broker_url=f"mqtt://127.0.0.1:{broker.port}")
+        # Its audit records need a trusted clock (gateway.clock_sync), whatever this machine's is.
+        synced = Sync(True, "test")
+        gw = service.Gateway(
+            config,
+            text,
+            journal,
+            sock,
+            io.StringIO(),
+            broker_url=f"mqtt://127.0.0.1:{broker.port}",
+            clock_sync=lambda: synced,
+        )
         view = subscribe(broker.port)
         stop, started = threading.Event(), threading.Event()
 
