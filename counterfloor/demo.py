@@ -1,24 +1,27 @@
-"""`counterfloor demo`: a simulated office day played at speed in the terminal.
+"""`counterfloor demo`: the whole system on one machine, playing a simulated day at speed.
 
-Owns the shell around `counterfloor.simulate`: reading the arguments, the journal file, pacing
-simulated time against the wall clock, the live view (or plain progress lines) and the summary.
-Every floor change goes through a real `TicketJournal` (SQLite, fsynced), as on a gateway.
-The simulation itself stays pure: nothing here decides what residents or staff do.
+Owns the shell around `counterfloor.simulate` and `counterfloor.demo_floor`: reading the arguments,
+pacing the offices' simulated days against the wall clock on one simulated clock, the live view (or
+plain progress lines), the signage frames and tickets written under `--out`, the lines that say
+where to look (`dashboard:`, `ticket:`) and the summaries. The simulation decides what residents and
+staff do; they do it through each gateway's control socket and pads (counterfloor.demo_staff), and
+the gateways publish to the broker that central listens to.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import tempfile
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -27,15 +30,33 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from counterfloor.demo_floor import DemoFloor, FloorError, History, demo_floor, learn_history
+from counterfloor.demo_floor import (
+    DEMO_USER,
+    DemoClock,
+    DemoOffice,
+    DemoSystem,
+    FloorError,
+    History,
+    OfficeSource,
+    Past,
+    demo_system,
+    learn_history,
+    wait_for_central,
+)
+from counterfloor.demo_frames import Frames
 from counterfloor.floor_view import DaySummary, FloorView
 from counterfloor.simulate import DaySimulation, SimulationError
 from gateway.journal import new_token
 from office.calendar import plan_for
 from office.config import ConfigError, OfficeConfig, parse_config, read_config_text
+from office.model import TicketReady
 from office.mqtt import parse_broker_url
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "nerima.toml"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEFAULT_CONFIGS = (EXAMPLES / "nerima.toml", EXAMPLES / "oizumi.toml")
+DEFAULT_CONFIG = DEFAULT_CONFIGS[0]
+DEFAULT_OUT = Path("demo-out")
+DEFAULT_HTTP_PORT = 8080
 # Simulated seconds per real second: a Nerima weekday (08:20 to about 19:30) in about 35 s.
 DEFAULT_SPEED = 1200.0
 PLAIN_EVERY = timedelta(minutes=30)
@@ -52,16 +73,22 @@ class DemoError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
-    config: OfficeConfig
-    config_text: str
-    config_path: Path
+    offices: tuple[OfficeSource, ...]
     day: date
     speed: float | None  # None: as fast as possible
     rush: bool
     seed: int
     live: bool
-    journal: Path | None
+    journal: Path | None  # a folder for the journals and central's store (None: temporary)
     broker: str | None  # None: the embedded broker
+    out: Path
+    http_port: int
+    stay: bool
+
+    @property
+    def config(self) -> OfficeConfig:
+        """The first office's config (the one the day was chosen for)."""
+        return self.offices[0].config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         metavar="PATH",
-        default=str(DEFAULT_CONFIG),
-        help="office config (default: the Nerima example)",
+        action="append",
+        default=None,
+        help="an office config; repeat for several offices (default: both examples, Nerima and Oizumi)",
     )
     parser.add_argument(
         "--speed",
@@ -82,7 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--date",
         metavar="YYYY-MM-DD",
         default=None,
-        help="the day to simulate (default: the next weekday the office is open)",
+        help="the day to simulate (default: the next weekday the first office is open); an office closed "
+        "that day shows its closed signage",
     )
     parser.add_argument(
         "--rush",
@@ -98,16 +127,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--journal",
-        metavar="PATH",
+        metavar="DIR",
         default=None,
-        help="keep the journal (SQLite) at PATH; it must not exist (default: a temporary file)",
+        help="keep the offices' journals (<office>.sqlite) and central's store (central.sqlite) in DIR, "
+        "an existing folder (default: a temporary one)",
     )
     parser.add_argument(
         "--broker",
         metavar="URL",
         default=None,
-        help="publish to this MQTT broker (mqtt://host:port or mqtts://host:port; default: an embedded "
+        help="use this MQTT broker (mqtt://host:port or mqtts://host:port; default: an embedded "
         "broker on a free loopback port, printed at the start)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=str(DEFAULT_OUT),
+        help=f"write signage frames and tickets as PNG files here (default ./{DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--http-port",
+        metavar="PORT",
+        default=str(DEFAULT_HTTP_PORT),
+        help=f"serve the dashboard and residents' pages on 127.0.0.1:PORT (default {DEFAULT_HTTP_PORT}; "
+        "0: any free port)",
+    )
+    parser.add_argument(
+        "--stay",
+        action="store_true",
+        help="after the day, keep everything running and serving until Ctrl-C",
     )
 
 
@@ -119,86 +167,214 @@ def run(args: argparse.Namespace) -> int:
         print(f"counterfloor demo: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
     console = Console()
+    out = sys.stdout
+    interrupted = False
     try:
-        with _floor(opts) as floor:
-            journal = floor.journal
+        histories = {src.config.id: _past(src, opts) for src in opts.offices if _open(src.config, opts.day)}
+        with _system(opts, histories) as system:
+            frames = Frames(opts.out, system.offices, opts.day)
+            days = OfficeDays(system, opts, frames)
+            _say(console, out, opts, start_lines(system, opts, histories, frames))
+            try:
+                if opts.live and console.is_terminal:
+                    _play_live(days, opts, console, system, frames)
+                else:
+                    _play_plain(days, opts, out, system, frames)
+            except KeyboardInterrupt:
+                interrupted = True
+            frames.final(days.now_moment)
+            if not interrupted:
+                interrupted = _stay(system, opts, console, days) if opts.stay else False
+            lines = end_lines(system, days)
+            summaries = [
+                (o.config.id, o.events, days.sims[o.config.id].summary())
+                for o in system.offices
+                if o.config.id in days.sims
+            ]
+            moment = max(sim.now_moment for sim in days.sims.values())  # where the day stopped
+    except DemoError as exc:
+        print(f"counterfloor demo: {exc}", file=sys.stderr)
+        return EXIT_BAD_ARGS
+    except KeyboardInterrupt:  # while learning the past or starting up: everything is closed again
+        console.print("[bold]Interrupted[/] before the day began.")
+        return EXIT_INTERRUPTED
+    if interrupted:
+        console.print(f"[bold]Interrupted[/] at {moment:%H:%M} (simulated); the day so far:")
+    for office_id, events, summary in summaries:
+        kept = opts.journal / f"{office_id}.sqlite" if opts.journal else None
+        print_summary(summary, console, journal_events=events, kept=kept)
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _say(console: Console, out: TextIO, opts: DemoOptions, lines: Sequence[str]) -> None:
+    for line in lines:
+        if opts.live and console.is_terminal:
+            console.print(line, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=out, flush=True)
+
+
+def _open(config: OfficeConfig, day: date) -> bool:
+    return plan_for(config, day).is_open
+
+
+def _past(src: OfficeSource, opts: DemoOptions) -> Past:
+    return learn_history(src.config, opts.day, opts.seed, opts.rush)
+
+
+@contextmanager
+def _system(opts: DemoOptions, histories: dict[str, Past]) -> Iterator[DemoSystem]:
+    """The demo's broker, central and gateways; journals in --journal or in a temporary folder
+    removed afterwards, with the gateways' sockets."""
+    with tempfile.TemporaryDirectory(prefix="cf-demo-") as tmp:
+        start = datetime.combine(opts.day, time(0), tzinfo=opts.config.tz)
+        clock = DemoClock(start)
+        records = {office: h[2] for office, h in histories.items()}
+        try:
+            with demo_system(
+                opts.offices, opts.day, Path(tmp), opts.journal, clock, opts.broker, opts.http_port, records
+            ) as system:
+                for office in system.offices:
+                    known = histories.get(office.config.id)
+                    if known is not None and office.gateway.estimator is not None and known[1] is not None:
+                        office.gateway.estimator.use(known[1])
+                yield system
+        except FloorError as exc:
+            raise DemoError(str(exc)) from None
+
+
+class Sim(Protocol):
+    """What `play` drives: one office's day or several on one clock."""
+
+    @property
+    def now_moment(self) -> datetime: ...
+    @property
+    def start_moment(self) -> datetime: ...
+    @property
+    def done(self) -> bool: ...
+    def run_until(self, until: datetime) -> None: ...
+
+
+@dataclass
+class OfficeDays:
+    """The open offices' days on one simulated clock, each carried out through its gateway; the
+    demo's clock (the closed offices' gateways, central's pages) follows it."""
+
+    system: DemoSystem
+    opts: DemoOptions
+    frames: Frames
+    sims: dict[str, DaySimulation] = field(default_factory=dict)
+    _now: datetime | None = None
+    ticket_page: str | None = None  # one live ticket's page, for the `ticket:` line
+    say: Callable[[str], None] = lambda _: None  # prints a line above the live view, or plainly
+
+    def __post_init__(self) -> None:
+        for office in self.system.offices:
+            if not office.is_open:
+                continue
+            journal = office.gateway.journal
+            assert journal is not None
             try:
                 sim = DaySimulation(
-                    opts.config,
-                    opts.day,
-                    seed=opts.seed,
-                    rush=opts.rush,
+                    office.config,
+                    self.opts.day,
+                    seed=self.opts.seed,
+                    rush=self.opts.rush,
                     office=journal.office,
-                    execute=journal.execute,
+                    execute=office.staff.execute,
                     make_token=new_token,
                 )
             except SimulationError as exc:
                 raise DemoError(str(exc)) from None
-            floor.wall.read = lambda: sim.now_moment
-            interrupted = False
-            try:
-                history = learn_history(floor, opts.config, opts.day, opts.seed, opts.rush)
-                if opts.live and console.is_terminal:
-                    _play_live(sim, opts, console, floor, history)
-                else:
-                    _play_plain(sim, opts, sys.stdout, floor, history)
-            except KeyboardInterrupt:
-                interrupted = True
-            summary = sim.summary()
-            events = journal.office.state.last_seq
-            line = broker_line(floor, events, floor.flush())  # before the gateway closes its link
-    except DemoError as exc:
-        print(f"counterfloor demo: {exc}", file=sys.stderr)
-        return EXIT_BAD_ARGS
-    if interrupted:
-        console.print(f"[bold]Interrupted[/] at {sim.now_moment:%H:%M} (simulated); the day so far:")
-    print_summary(summary, console, journal_events=events, kept=opts.journal)
-    console.print(line, highlight=False, soft_wrap=True)
-    return EXIT_INTERRUPTED if interrupted else 0
+            office.gateway.wall = _follow(sim)
+            office.staff.on_ticket = functools.partial(self._ticket, office)
+            self.sims[office.config.id] = sim
+        if not self.sims:
+            raise DemoError("no office is open that day")
+        self._now = self.start_moment
+        self.system.clock.now = self._now
+
+    def _ticket(self, office: DemoOffice, ready: TicketReady) -> None:
+        first = self.ticket_page is None
+        self.frames.ticket(office, ready, always=first)
+        if first:
+            self.ticket_page = f"{office.config.public_base_url}/t/{ready.token}"
+            self.say(ticket_line(self.ticket_page))
+
+    @property
+    def start_moment(self) -> datetime:
+        return min(s.start_moment for s in self.sims.values())
+
+    @property
+    def now_moment(self) -> datetime:
+        assert self._now is not None
+        return self._now
+
+    @property
+    def done(self) -> bool:
+        return all(s.done for s in self.sims.values())
+
+    def run_until(self, until: datetime) -> None:
+        for sim in self.sims.values():
+            if not sim.done:
+                sim.run_until(until)
+        ends = [s.now_moment for s in self.sims.values()]
+        self._now = max(self.now_moment, min(until, max(ends)) if self.done else until)
+        self.system.clock.now = self._now
+
+    def views(self) -> list[tuple[DemoOffice, FloorView]]:
+        return [(o, self.sims[o.config.id].view()) for o in self.system.offices if o.config.id in self.sims]
 
 
-def broker_line(floor: DemoFloor, events: int, flushed: bool) -> str:
-    """What reached the broker: every event, or how many did not (they stay in the journal)."""
-    where = f"{floor.broker_url} ({'embedded, now stopped' if floor.embedded else '--broker'})"
-    line = f"MQTT: {floor.published} of {events} events published to {where}"
-    if flushed:
-        return line
-    return f"{line}; the rest stay in the journal (the broker: {floor.problem or 'did not take them in time'})"
+def _follow(sim: DaySimulation) -> Callable[[], datetime]:
+    """An office's wall clock: its own simulated day's moment."""
+    return lambda: sim.now_moment
 
 
 # -- arguments ----------------------------------------------------------------------------------
 def parse_options(args: argparse.Namespace, today: date | None = None) -> DemoOptions:
-    path = Path(getattr(args, "config", None) or DEFAULT_CONFIG)
-    if not path.exists():
-        raise DemoError(f"--config: no such file: {path}")
-    try:
-        text = read_config_text(path)  # names a directory, a journal, a non-UTF-8 file
-        config = parse_config(text, source=str(path))
-    except ConfigError as exc:
-        raise DemoError(f"--config: {exc}") from None
+    paths = [Path(p) for p in (getattr(args, "config", None) or DEFAULT_CONFIGS)]
+    offices: list[OfficeSource] = []
+    for path in paths:
+        if not path.exists():
+            raise DemoError(f"--config: no such file: {path}")
+        try:
+            text = read_config_text(path)  # names a directory, a journal, a non-UTF-8 file
+            config = parse_config(text, source=str(path))
+        except ConfigError as exc:
+            raise DemoError(f"--config: {exc}") from None
+        if any(o.config.id == config.id for o in offices):
+            raise DemoError(f"--config: two configs are office {config.id!r}; give each office once")
+        offices.append(OfficeSource(config, text, path))
+    first = offices[0].config
 
     speed = parse_speed(getattr(args, "speed", DEFAULT_SPEED))
     seed = _parse_seed(getattr(args, "seed", 1))
     raw_day = getattr(args, "date", None)
     if raw_day is None:
-        local_today = today or datetime.now(config.tz).date()
-        day = next_open_weekday(config, local_today)
+        local_today = today or datetime.now(first.tz).date()
+        day = next_open_weekday(first, local_today)
     else:
         day = _parse_date(raw_day)
-        plan = plan_for(config, day)
-        if not plan.is_open:
+        if not any(plan_for(o.config, day).is_open for o in offices):
+            plan = plan_for(first, day)
             why = plan.reason.en if plan.reason else "closed"
             try:
                 after = day + timedelta(days=1)
-                hint = f"; the next open day is {next_open_day(config, after).isoformat()}"
+                hint = f"; the next open day is {next_open_day(first, after).isoformat()}"
             except (DemoError, OverflowError):  # no day after it (9999-12-31) or none open
                 hint = ""
-            raise DemoError(f"--date {day.isoformat()}: {config.name.en} is closed that day ({why}){hint}")
+            names = " and ".join(o.config.name.en for o in offices)
+            verb = "is" if len(offices) == 1 else "are"
+            raise DemoError(f"--date {day.isoformat()}: {names} {verb} closed that day ({why}){hint}")
     journal = getattr(args, "journal", None)
+    if journal is not None and not Path(journal).is_dir():
+        what = "is not a folder" if Path(journal).exists() else "no such folder"
+        raise DemoError(f"--journal: {journal}: {what} (it keeps the offices' journals: give an existing folder)")
     return DemoOptions(
-        config=config,
-        config_text=text,
-        config_path=path,
+        offices=tuple(offices),
         day=day,
         speed=speed,
         rush=bool(getattr(args, "rush", False)),
@@ -206,6 +382,9 @@ def parse_options(args: argparse.Namespace, today: date | None = None) -> DemoOp
         live=bool(getattr(args, "live", True)),
         journal=Path(journal) if journal else None,
         broker=_parse_broker(getattr(args, "broker", None)),
+        out=_parse_out(getattr(args, "out", DEFAULT_OUT)),
+        http_port=_parse_port(getattr(args, "http_port", DEFAULT_HTTP_PORT)),
+        stay=bool(getattr(args, "stay", False)),
     )
 
 
@@ -217,6 +396,25 @@ def _parse_broker(value: object) -> str | None:
     except ValueError as exc:
         raise DemoError(f"--broker: {exc}") from None
     return str(value)
+
+
+def _parse_out(value: object) -> Path:
+    out = Path(str(value))
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"--out: {out} is not a folder")
+    if not out.exists() and not out.parent.is_dir():
+        raise DemoError(f"--out: cannot create {out}: no such folder {out.parent}")
+    return out
+
+
+def _parse_port(value: object) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        raise DemoError(f"--http-port must be a port number 0-65535 (got {value!r})") from None
+    if not 0 <= port <= 65535:
+        raise DemoError(f"--http-port must be a port number 0-65535 (got {value!r})")
+    return port
 
 
 def parse_speed(value: object) -> float | None:
@@ -266,23 +464,9 @@ def next_open_weekday(config: OfficeConfig, today: date) -> date:
     return next_open_day(config, today, weekdays_only=True)
 
 
-@contextmanager
-def _floor(opts: DemoOptions) -> Iterator[DemoFloor]:
-    """The demo's gateway and broker; its journal at --journal (kept) or in a temporary
-    directory removed afterwards, with the gateway's socket."""
-    with tempfile.TemporaryDirectory(prefix="cf-demo-") as tmp:
-        path = opts.journal or Path(tmp) / "journal.sqlite"
-        start = datetime.combine(opts.day, time(0), tzinfo=opts.config.tz)
-        try:
-            with demo_floor(opts.config, opts.config_text, path, Path(tmp), start, opts.broker) as floor:
-                yield floor
-        except FloorError as exc:
-            raise DemoError(str(exc)) from None
-
-
 # -- pacing -------------------------------------------------------------------------------------
 def play(
-    sim: DaySimulation,
+    sim: Sim,
     speed: float | None,
     *,
     on_frame: Callable[[], None] = lambda: None,
@@ -319,52 +503,118 @@ def play(
             sleep(FRAME_SECONDS)
 
 
-def _play_plain(sim: DaySimulation, opts: DemoOptions, out: TextIO, floor: DemoFloor, history: History) -> None:
+def _stops(days: OfficeDays) -> list[datetime]:
+    first = days.start_moment.replace(minute=0, second=0, microsecond=0) + PLAIN_EVERY
+    return [first + i * PLAIN_EVERY for i in range(48)]
+
+
+def _play_plain(days: OfficeDays, opts: DemoOptions, out: TextIO, system: DemoSystem, frames: Frames) -> None:
+    days.say = lambda line: print(line, file=out, flush=True)
+
+    def line(at: datetime) -> None:
+        frames.at(at)
+        for office, view in days.views():
+            print(progress_line(view, office.config.id), file=out, flush=True)
+
+    play(days, opts.speed, on_frame=system.tick, stops=_stops(days), on_stop=line, sleep=_turning(system))
+    for office, view in days.views():
+        print(progress_line(view, office.config.id), file=out, flush=True)
+
+
+def _turning(system: DemoSystem) -> Callable[[float], None]:
+    """The pause between two frames, spent turning the gateways' loops (their buses stay polled)."""
+
+    def pause(seconds: float) -> None:
+        until = _time.monotonic() + seconds
+        while _time.monotonic() < until:
+            system.tick()
+
+    return pause
+
+
+def start_lines(system: DemoSystem, opts: DemoOptions, histories: dict[str, Past], frames: Frames) -> list[str]:
     pace = "as fast as possible" if opts.speed is None else f"×{opts.speed:g}"
-    print(
-        f"Simulating {opts.config.name.en} on {opts.day:%a %Y-%m-%d} "
-        f"({'moving-season rush' if opts.rush else 'ordinary day'}, seed {opts.seed}) {pace}",
-        file=out,
-        flush=True,
-    )
-    print(watch_line(floor), file=out, flush=True)
-    print(history_line(history), file=out, flush=True)
-    first = sim.start_moment.replace(minute=0, second=0, microsecond=0) + PLAIN_EVERY
-    stops = [first + i * PLAIN_EVERY for i in range(48)]
+    kind = "moving-season rush" if opts.rush else "ordinary day"
+    lines = [f"Simulating {opts.day:%a %Y-%m-%d} ({kind}, seed {opts.seed}) {pace}"]
+    for office in system.offices:
+        known = histories.get(office.config.id)
+        what = history_line(known[0]) if known is not None else "closed that day: its signage shows it"
+        lines.append(f"{office.config.id}: {office.config.name.en} — {what}")
+    lines += [
+        f"devices: {system.devices}; staff use the pads and the gateways' control sockets",
+        watch_line(system),
+        f"dashboard: {system.web_url}/dashboard (login: {DEMO_USER} / {system.password})",
+        f"residents: {system.web_url}/ (waits and forecast)",
+        f"frames and tickets: {frames.folder}/",
+    ]
+    return lines
 
-    def line(_: datetime) -> None:
-        print(progress_line(sim.view()), file=out, flush=True)
 
-    play(sim, opts.speed, on_frame=floor.tick, stops=stops, on_stop=line)
-    print(progress_line(sim.view()), file=out, flush=True)
+def ticket_line(page: str) -> str:
+    return f"ticket: {page}"
 
 
 def history_line(history: History) -> str:
     """What the day's wait estimate learned from (the demo's journal has no past of its own)."""
     if not history.days:
-        return "Wait estimate: no past days to learn from; the capacity estimate answers"
+        return "no past days to learn from; the capacity estimate answers"
     return (
-        f"Wait estimate: learned from the {history.days} simulated open days before this one "
+        f"wait estimate learned from the {history.days} simulated open days before this one "
         f"({history.seconds:.1f} s), as a gateway learns from its journal"
     )
 
 
-def watch_line(floor: DemoFloor) -> str:
+def watch_line(system: DemoSystem) -> str:
     """Where the day is published, and how facilities staff would look at it."""
-    kind = "embedded broker" if floor.embedded else "broker"
-    url = floor.broker_url
+    kind = "embedded broker" if system.embedded else "broker"
+    url = system.broker_url
     return f"MQTT: publishing to {url} ({kind}); watch: counterfloor office watch --broker {url}"
 
 
-def progress_line(view: FloorView) -> str:
+def progress_line(view: FloorView, office: str = "") -> str:
     mean = f"{view.mean_wait_minutes:5.1f} min" if view.mean_wait_minutes is not None else "    – min"
+    prefix = f"{office:<8} " if office else ""
     return (
-        f"{view.now:%H:%M}  issued {view.issued:5d}  waiting {view.waiting:4d}  "
+        f"{prefix}{view.now:%H:%M}  issued {view.issued:5d}  waiting {view.waiting:4d}  "
         f"served {view.served:5d}  mean wait {mean}  ({view.period})"
     )
 
 
-def _play_live(sim: DaySimulation, opts: DemoOptions, console: Console, floor: DemoFloor, history: History) -> None:
+def end_lines(system: DemoSystem, days: OfficeDays) -> list[str]:
+    """What reached the broker and central, office by office (before the gateways close)."""
+    lines: list[str] = []
+    flushed = {o.config.id: o.flush() for o in system.offices}
+    central_ok = wait_for_central(system)
+    where = f"{system.broker_url} ({'embedded, now stopped' if system.embedded else '--broker'})"
+    for office in system.offices:
+        events = office.events
+        line = f"MQTT: {office.config.id}: {office.published} of {events} events published to {where}"
+        if not flushed[office.config.id]:
+            line += f"; the rest stay in the journal (the broker: {office.problem or 'did not take them in time'})"
+        lines.append(line)
+    for office in system.offices:
+        staff = office.staff
+        again = f" ({staff.pressed_again} pressed again)" if staff.pressed_again else ""
+        lines.append(
+            f"staff: {office.config.id}: {staff.presses} calls at the pads{again}, "
+            f"{staff.requests} requests on the control socket"
+        )
+    held = ", ".join(f"{o.config.id} {system.central.stored(o.config.id)} of {o.events}" for o in system.offices)
+    lines.append(f"central: holds {held} events{'' if central_ok else ' (still catching up when the demo ended)'}")
+    return lines
+
+
+def _stay(system: DemoSystem, opts: DemoOptions, console: Console, days: OfficeDays) -> bool:
+    """Keep everything serving after the day until Ctrl-C; True when interrupted."""
+    console.print(f"The day is over; still serving {system.web_url}/ and the broker. Ctrl-C to stop.", highlight=False)
+    try:
+        while True:
+            system.tick()  # the gateways' loops; central and the web serve in their own threads
+    except KeyboardInterrupt:
+        return False
+
+
+def _play_live(days: OfficeDays, opts: DemoOptions, console: Console, system: DemoSystem, frames: Frames) -> None:
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=None),
@@ -374,20 +624,25 @@ def _play_live(sim: DaySimulation, opts: DemoOptions, console: Console, floor: D
         expand=True,
     )
     task = bar.add_task("", total=1000)
+    days.say = lambda line: console.print(line, highlight=False, soft_wrap=True)
 
     def frame() -> RenderableType:
-        view = sim.view()
-        bar.update(task, completed=view.progress * 1000, description=f"{view.now:%H:%M} {view.period}")
-        return render_view(view, opts, bar)
+        views = days.views()
+        first = views[0][1]
+        total = max((v.planned_end - first.start).total_seconds() for _, v in views) or 1.0
+        done = 1.0 if days.done else min(1.0, (days.now_moment - first.start).total_seconds() / total)
+        bar.update(task, completed=done * 1000, description=f"{days.now_moment:%H:%M}")
+        parts: list[RenderableType] = [bar]
+        for i, (office, view) in enumerate(views):
+            parts.append(render_view(view, opts, office.config, full=i == 0))
+        return Group(*parts)
 
     def tick() -> None:
-        floor.tick()
+        system.tick()
         live.update(frame(), refresh=True)
 
-    console.print(watch_line(floor), highlight=False, soft_wrap=True)
-    console.print(history_line(history), highlight=False, soft_wrap=True)
     with Live(frame(), console=console, auto_refresh=False, transient=False) as live:
-        play(sim, opts.speed, on_frame=tick)
+        play(days, opts.speed, on_frame=tick, stops=_stops(days), on_stop=frames.at, sleep=_turning(system))
 
 
 # -- drawing ------------------------------------------------------------------------------------
@@ -406,8 +661,8 @@ def _minutes(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f} min"
 
 
-def render_view(view: FloorView, opts: DemoOptions, bar: RenderableType) -> RenderableType:
-    cfg = opts.config
+def render_view(view: FloorView, opts: DemoOptions, cfg: OfficeConfig, full: bool = True) -> RenderableType:
+    """One office's floor: its services, and when `full` its counters and recent calls too."""
     pace = "max speed" if opts.speed is None else f"×{opts.speed:g}"
     title = Text.assemble(
         (f"{cfg.name.ja}  {cfg.name.en}", "bold"),
@@ -453,9 +708,11 @@ def render_view(view: FloorView, opts: DemoOptions, bar: RenderableType) -> Rend
     for call in view.recent_calls:
         calls.add_row(f"{call.at:%H:%M}", call.ticket, call.counter, "recall" if call.recall else "")
 
+    if not full:
+        return Group(title, totals, services)
     lower = Table.grid(padding=(0, 4))
     lower.add_row(counters, Group(Text("Recent calls", style="bold"), calls))
-    return Group(title, bar, totals, services, lower)
+    return Group(title, totals, services, lower)
 
 
 def print_summary(

@@ -122,6 +122,9 @@ class _TicketLog:
     issued_at: int
     estimate: WaitRange
     first_called_at: int | None = None
+    # The wait of docs/events.md: from the issue (or a requeuing no-show) to the next call.
+    waiting_since: int | None = None  # when the running wait began; None: called
+    longest_wait: int = 0  # seconds: the longest of its waits that ended
     calls: int = 0  # calls answered or not, recalls excluded
     answer_draw: int = 0  # next index into Arrival.answers
     transferred: bool = False  # sent on to another service
@@ -366,11 +369,12 @@ class DaySimulation:
                 i,
                 t.issued_at,
                 _UNKNOWN_ESTIMATE,
-                t.first_called_at,
-                t.calls,
-                t.answer_draw,
-                t.transferred,
-                t.transferred,
+                first_called_at=t.first_called_at,
+                waiting_since=t.issued_at if t.first_called_at is None else None,
+                calls=t.calls,
+                answer_draw=t.answer_draw,
+                transferred=t.transferred,
+                wrong_handled=t.transferred,
             )
         sim.add_arrivals(arrivals)
         for c in sim._counters.values():
@@ -461,7 +465,9 @@ class DaySimulation:
             if isinstance(eff, IssueRefused):
                 self._tally.refused[eff.reason] = self._tally.refused.get(eff.reason, 0) + 1
             elif isinstance(eff, TicketReady):
-                self._tickets[eff.ticket] = _TicketLog(eff.ticket, a.service, index, self.now, eff.wait)
+                self._tickets[eff.ticket] = _TicketLog(
+                    eff.ticket, a.service, index, self.now, eff.wait, waiting_since=self.now
+                )
                 self._wake(a.service)
 
     def _balks(self, a: Arrival) -> bool:
@@ -620,6 +626,9 @@ class DaySimulation:
                 log = self._tickets[eff.ticket]
                 if log.first_called_at is None:
                     log.first_called_at = self.now
+                if log.waiting_since is not None:
+                    log.longest_wait = max(log.longest_wait, self.now - log.waiting_since)
+                    log.waiting_since = None
                 log.calls += 1
                 c.activity, c.ticket = "calling", eff.ticket
                 p_answer = 1.0 - P_MISS_FIRST_CALL if log.calls == 1 else P_ANSWER_REQUEUED_CALL
@@ -651,7 +660,9 @@ class DaySimulation:
             self._tally.recalls += 1
             self._await_resident(c, log, P_ANSWER_RECALL)
             return
-        self._do(MarkNoShow(c.id))
+        for event in self._do(MarkNoShow(c.id)).events:
+            if isinstance(event, ev.NoShow) and event.requeued:
+                log.waiting_since = self.now  # back in the queue: a new wait begins
         self._free(c)
 
     def _at_counter(self, c: _Counter) -> None:
@@ -715,6 +726,12 @@ class DaySimulation:
         self.ended_at = self.now
 
     # -- reading ----------------------------------------------------------------------------------
+    def _longest_wait_minutes(self, log: _TicketLog, now: int) -> float:
+        """The longest of the ticket's waits (docs/events.md), a running one counted up to `now`:
+        the one figure behind the live view's longest wait and the summary's max wait."""
+        running = now - log.waiting_since if log.waiting_since is not None else 0
+        return max(log.longest_wait, running) / 60.0
+
     def _wait_minutes(self, log: _TicketLog) -> float | None:
         if log.first_called_at is None:
             return None
@@ -732,7 +749,9 @@ class DaySimulation:
             waits = [w for log in logs if (w := self._wait_minutes(log)) is not None]
             all_waits += waits
             waiting = state.waiting(s.id)
-            oldest = min((self._tickets[tid].issued_at for tid in waiting), default=None)
+            running = [
+                (now - since) / 60.0 for tid in waiting if (since := self._tickets[tid].waiting_since) is not None
+            ]
             served = sum(1 for log in logs if state.tickets[log.ticket].status is TicketStatus.SERVED)
             services.append(
                 ServiceView(
@@ -740,7 +759,7 @@ class DaySimulation:
                     prefix=s.prefix,
                     name=s.name.en,
                     waiting=len(waiting),
-                    longest_wait_minutes=(now - oldest) / 60.0 if oldest is not None else None,
+                    longest_wait_minutes=max(running, default=None),
                     issued=len(logs),
                     served=served,
                     mean_wait_minutes=sum(waits) / len(waits) if waits else None,
@@ -795,6 +814,7 @@ class DaySimulation:
         all_waits: list[float] = []
         all_within = 0
         totals = {"served": 0, "no_show": 0, "left": 0, "gave_up": 0}
+        end = self.ended_at if self.ended_at is not None else self.now  # a wait still running ends here
         for s in self.config.services:
             logs = [log for log in self._tickets.values() if log.service == s.id]
             counts = {"served": 0, "no_show": 0, "left": 0}
@@ -828,7 +848,7 @@ class DaySimulation:
                     left_at_close=counts["left"],
                     transferred_out=sum(1 for log in logs if log.transferred),
                     mean_wait_minutes=sum(waits) / len(waits) if waits else None,
-                    max_wait_minutes=max(waits) if waits else None,
+                    max_wait_minutes=max((self._longest_wait_minutes(log, end) for log in logs), default=None),
                     within_estimate=within / len(waits) if waits else None,
                 )
             )
@@ -852,7 +872,7 @@ class DaySimulation:
             recalls=self._tally.recalls,
             transfers=self._tally.transfers,
             mean_wait_minutes=sum(all_waits) / len(all_waits) if all_waits else None,
-            max_wait_minutes=max(all_waits) if all_waits else None,
+            max_wait_minutes=max((r.max_wait_minutes for r in rows if r.max_wait_minutes is not None), default=None),
             services=tuple(rows),
             served_by_counter=tuple((c.id, c.served) for c in self._counters.values()),
             within_estimate=all_within / len(all_waits) if all_waits else None,

@@ -144,8 +144,51 @@ def test_waits_are_non_negative_and_first_come_first_served(which: str, request:
         waits = [(first_call[e.ticket].ts - e.ts).total_seconds() / 60 for e in tickets if e.ticket in first_call]
         assert all(w >= 0 for w in waits)
         if waits:
-            assert row.max_wait_minutes == pytest.approx(max(waits))
             assert row.mean_wait_minutes == pytest.approx(sum(waits) / len(waits))
+        longest = _longest_waits(rec.events, summary.ended_at)
+        assert row.max_wait_minutes == pytest.approx(max((longest[e.ticket] for e in tickets), default=None))
+
+
+def _longest_waits(events: list[ev.Event], end: datetime) -> dict[str, float]:
+    """Each ticket's longest wait in minutes, as docs/events.md defines a wait: from its issue (or a
+    no-show that put it back in the queue) to its next call; one still running at `end` ends there."""
+    since: dict[str, datetime] = {}
+    longest: dict[str, float] = {}
+
+    def ended(ticket: str, at: datetime) -> None:
+        if ticket in since:
+            longest[ticket] = max(longest[ticket], (at - since.pop(ticket)).total_seconds() / 60)
+
+    for e in events:
+        if isinstance(e, ev.TicketIssued):
+            since[e.ticket], longest[e.ticket] = e.ts, 0.0
+        elif isinstance(e, ev.Called):
+            ended(e.ticket, e.ts)
+        elif isinstance(e, ev.NoShow) and e.requeued:
+            since[e.ticket] = e.ts
+    for ticket in list(since):
+        ended(ticket, end)
+    return longest
+
+
+@pytest.mark.parametrize("which", ["nerima_day", "nerima_rush"])
+def test_the_live_longest_wait_never_exceeds_the_summarys_max_wait(which: str, request: pytest.FixtureRequest) -> None:
+    """One definition of a wait: what the live view showed as a service's longest wait, at any
+    moment, is never more than the summary's max wait of that service."""
+    rec, summary = request.getfixturevalue(which)
+    config, day = rec.sim.config, rec.sim.day
+    replay = DaySimulation(config, day, seed=rec.sim.seed, rush=rec.sim.rush)
+    peak: dict[str, float] = {}
+    while not replay.done:
+        replay.run_until(replay.now_moment + timedelta(minutes=5))
+        for s in replay.view().services:
+            if s.longest_wait_minutes is not None:
+                peak[s.id] = max(peak.get(s.id, 0.0), s.longest_wait_minutes)
+    assert peak and summary.max_wait_minutes is not None
+    assert max(peak.values()) <= summary.max_wait_minutes + 1e-9
+    maxima = {row.id: row.max_wait_minutes for row in summary.services}
+    for service, shown in peak.items():
+        assert maxima[service] is not None and shown <= maxima[service] + 1e-9
 
 
 def test_the_rush_is_busier_and_waits_longer(
@@ -288,19 +331,21 @@ def _args(*argv: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-@pytest.mark.parametrize(
-    ("config", "day", "extra"),
-    [("nerima.toml", "2027-06-15", ()), ("oizumi.toml", "2027-04-03", ("--rush",))],
-)
+def _quiet(tmp_path: Path) -> tuple[str, ...]:
+    """A free port for the pages and the pictures under tmp_path: tests never take 8080 or ./demo-out."""
+    return ("--http-port", "0", "--out", str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize(("day", "extra"), [("2027-06-15", ()), ("2027-04-03", ("--rush",))])
 def test_the_cli_plays_a_day_and_prints_a_summary(
-    config: str, day: str, extra: tuple[str, ...], capsys: pytest.CaptureFixture[str], tmp_path: Path
+    day: str, extra: tuple[str, ...], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    journal = tmp_path / "day.sqlite"
-    args = _args("--config", str(EXAMPLES / config), "--date", day, "--speed", "max", "--no-live",
-                 "--journal", str(journal), *extra)  # fmt: skip
+    args = _args("--config", str(EXAMPLES / "oizumi.toml"), "--date", day, "--speed", "max", "--no-live",
+                 "--journal", str(tmp_path), *_quiet(tmp_path), *extra)  # fmt: skip
     assert demo.run(args) == 0
+    journal = tmp_path / "oizumi.sqlite"
     out = capsys.readouterr().out
-    times = re.findall(r"^(\d\d):(\d\d)  issued", out, flags=re.M)
+    times = re.findall(r"^oizumi +(\d\d):(\d\d)  issued", out, flags=re.M)
     assert len(times) >= 16  # a line every 30 simulated minutes through the day
     stamps = [int(h) * 60 + int(m) for h, m in times]
     assert all(b - a == 30 for a, b in itertools.pairwise(stamps[:-1]))  # the last line: the day's end
@@ -315,15 +360,21 @@ def test_the_cli_plays_a_day_and_prints_a_summary(
         assert prefix in out
 
 
-def test_the_default_journal_is_removed_and_the_default_config_found(
+def test_the_default_journal_is_removed_and_the_default_configs_found(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the example config must be found from any directory
-    assert demo.run(_args("--speed", "max", "--no-live", "--date", "2027-06-19")) == 0  # a Saturday
+    monkeypatch.chdir(tmp_path)  # the example configs must be found from any directory
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # A Saturday: Nerima opens on Saturdays, Oizumi does not.
+    assert demo.run(_args("--speed", "max", "--no-live", "--date", "2027-06-19", "--http-port", "0")) == 0
     out = capsys.readouterr().out
     assert "Nerima Ward Office, Sat 2027-06-19" in out
+    assert "oizumi: Oizumi Ward Office — closed that day: its signage shows it" in out
+    assert "Summary — Oizumi" not in out  # nobody came
     assert "temporary, removed" in out
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "demo-out"]  # the journals' folder is gone
+    boards = sorted(p.name for p in (tmp_path / "demo-out" / "oizumi").iterdir())
+    assert boards and all(name.startswith("board-") for name in boards)  # the closed office's signage
 
 
 @pytest.mark.parametrize(
@@ -337,12 +388,24 @@ def test_the_default_journal_is_removed_and_the_default_config_found(
         (("--speed", "nan"), "--speed must be a number > 0"),
         (("--seed", "one"), "--seed must be a whole number"),
         (("--config", "/nonexistent/office.toml"), "--config: no such file"),
-        (("--date", "2027-03-22"), "closed that day (Closed for a system update); the next open day is 2027-03-23"),
-        (("--date", "2027-03-21"), "closed that day"),  # a Sunday
+        (("--date", "2027-03-21"), "Nerima Ward Office and Oizumi Ward Office are closed that day"),  # a Sunday
+        (
+            ("--config", str(EXAMPLES / "nerima.toml"), "--date", "2027-03-22"),
+            "Nerima Ward Office is closed that day (Closed for a system update); the next open day is 2027-03-23",
+        ),
         # Once OverflowError tracebacks: the search for the next open day ran past 9999-12-31.
-        (("--date", "9999-12-31"), "closed that day (Year-end and New Year closure)"),
-        (("--date", "9999-12-30"), "closed that day (Year-end and New Year closure)"),
-        (("--journal", "/nonexistent/dir/j.sqlite"), "--journal: cannot create /nonexistent/dir/j.sqlite: no such dir"),
+        (("--date", "9999-12-31"), "are closed that day (Year-end and New Year closure)"),
+        (("--date", "9999-12-30"), "are closed that day (Year-end and New Year closure)"),
+        (("--journal", "/nonexistent/dir"), "--journal: /nonexistent/dir: no such folder"),
+        (("--journal", "/etc/hostname"), "--journal: /etc/hostname: is not a folder"),
+        (("--out", "/etc/hostname"), "--out: /etc/hostname is not a folder"),
+        (("--out", "/nonexistent/dir/out"), "--out: cannot create /nonexistent/dir/out: no such folder"),
+        (("--http-port", "70000"), "--http-port must be a port number 0-65535"),
+        (("--http-port", "web"), "--http-port must be a port number 0-65535"),
+        (
+            ("--config", str(EXAMPLES / "oizumi.toml"), "--config", str(EXAMPLES / "oizumi.toml")),
+            "two configs are office 'oizumi'",
+        ),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(
@@ -369,18 +432,26 @@ def test_ctrl_c_stops_the_day_prints_it_so_far_and_cleans_up(
 
     monkeypatch.setattr(DaySimulation, "run_until", interrupted_at_noon)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert demo.run(_args("--date", "2027-06-15", "--speed", "max", "--no-live")) == 130
+    oizumi = str(EXAMPLES / "oizumi.toml")
+    assert (
+        demo.run(_args("--config", oizumi, "--date", "2027-06-15", "--speed", "max", "--no-live", *_quiet(tmp_path)))
+        == 130
+    )
     out = capsys.readouterr().out
     assert "Interrupted at 12:00" in out and "Summary" in out
-    assert list(tmp_path.iterdir()) == []  # the temporary journal is gone
+    assert list(tmp_path.iterdir()) == [tmp_path / "out"]  # the temporary journal is gone
 
 
-def test_an_existing_journal_is_left_alone(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = tmp_path / "precious.sqlite"
+@pytest.mark.parametrize("name", ["oizumi.sqlite", "central.sqlite"])
+def test_an_existing_journal_is_left_alone(name: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / name
     path.write_bytes(b"not yours")
-    assert demo.run(_args("--journal", str(path), "--date", "2027-06-15", "--speed", "max", "--no-live")) == 2
+    args = _args("--config", str(EXAMPLES / "oizumi.toml"), "--journal", str(tmp_path), "--date", "2027-06-15",
+                 "--speed", "max", "--no-live", *_quiet(tmp_path))  # fmt: skip
+    assert demo.run(args) == 2
     assert path.read_bytes() == b"not yours"
-    assert len(capsys.readouterr().err.splitlines()) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and f"{path} already exists" in err[0]
 
 
 def test_a_bad_config_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -44,18 +44,18 @@ def _journal(path: Path) -> tuple[list[dict[str, Any]], str | None]:
 def test_the_demo_publishes_every_event_to_the_embedded_broker(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    journal = tmp_path / "day.sqlite"
     args = _args("--config", str(EXAMPLES / "oizumi.toml"), "--date", DAY, "--speed", "max", "--no-live",
-                 "--journal", str(journal))  # fmt: skip
+                 "--journal", str(tmp_path), "--http-port", "0", "--out", str(tmp_path / "out"))  # fmt: skip
     assert demo.run(args) == 0
+    journal = tmp_path / "oizumi.sqlite"
     out = capsys.readouterr().out
     records, mark = _journal(journal)
     # The mark moves only on the broker's acknowledgements: every event reached it.
     assert mark == str(len(records)) and len(records) > 500
     assert "MQTT: publishing to mqtt://127.0.0.1:" in out and "(embedded broker)" in out
-    assert f"MQTT: {len(records)} of {len(records)} events published to mqtt://127.0.0.1:" in out
+    assert f"MQTT: oizumi: {len(records)} of {len(records)} events published to mqtt://127.0.0.1:" in out
     # The demo's office learned its wait estimate from the simulated days before this one.
-    assert "Wait estimate: learned from the 20 simulated open days before this one" in out
+    assert "oizumi: Oizumi Ward Office — wait estimate learned from the 20 simulated open days before this one" in out
     assert re.search(r"^ All .* \d+%\s*$", out, flags=re.M), out
 
 
@@ -65,10 +65,11 @@ def test_a_subscriber_of_the_given_broker_sees_the_whole_day_in_order(
     with plain_mosquitto(tmp_path / "mosquitto") as broker:
         watcher = connect(broker.port)
         watcher.subscribe("counterfloor/oizumi/#")
-        journal = tmp_path / "day.sqlite"
+        journal = tmp_path / "oizumi.sqlite"
         url = f"mqtt://127.0.0.1:{broker.port}"
         args = _args("--config", str(EXAMPLES / "oizumi.toml"), "--date", DAY, "--speed", "max", "--no-live",
-                     "--journal", str(journal), "--broker", url)  # fmt: skip
+                     "--journal", str(tmp_path), "--broker", url, "--http-port", "0",
+                     "--out", str(tmp_path / "out"))  # fmt: skip
         assert demo.run(args) == 0
         # The gateway's death is its last word, after the day's events and snapshot: the broker
         # forwards one publisher's messages in order, so everything before it has arrived.
@@ -88,4 +89,7 @@ def test_a_subscriber_of_the_given_broker_sees_the_whole_day_in_order(
     assert snapshots[-1]["seq"] == len(records)  # the day's last picture, current to its last event
     modes = [json.loads(m.payload) for m in received if m.topic == schema.topic("oizumi", schema.MODE)]
     assert modes  # the simulated day's mode, worked out on the simulated clock
-    assert f"MQTT: {len(records)} of {len(records)} events published to {url} (--broker)" in capsys.readouterr().out
+    assert (
+        f"MQTT: oizumi: {len(records)} of {len(records)} events published to {url} (--broker)"
+        in capsys.readouterr().out
+    )

@@ -1,0 +1,260 @@
+"""The demo's residents and clerks at the floor's real interfaces, never at its journal.
+
+Owns `FloorStaff.execute(command, now)`, which counterfloor.simulate calls for everything its
+people do. A resident's ticket and a clerk's command are requests on the gateway's control socket
+(as a kiosk and a clerk's terminal send them: gateway.control); "call next" at a counter with a
+pad is a press of that pad's key on its board — the real firmware under MicroPython
+(hal.firmware_sim) — which the gateway brings in when it polls the bus. The gateway alone writes
+its journal; what the simulation learns is the socket's reply, or for a press the call the
+gateway then shows.
+
+The demo turns the gateway's loop itself, in the simulation's thread (the two never interleave, so
+reading the gateway's floor here is safe, and its journal's connection stays in one thread): a
+request is answered in the next turn (its buses' idle wait is spent at the socket); a press takes
+turns until the pad's next poll brings it in. A pad that has not heard the gateway for a while (the
+demo drew a picture or turned another office's gateway meanwhile), or not yet that its counter is
+open, ignores its keys, as a real pad does: the clerk presses again.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.service import Gateway
+from hal.codec import P
+from office import events as ev
+from office import model as m
+from office.estimate import WaitRange
+from office.state import TicketStatus
+
+REPLY_TIMEOUT_S = 10.0  # real seconds: a request's reply, or a press's call
+RELEASE_S = 0.08  # a finger off the key before it presses again (the board's debounce: 30 ms)
+PRESS_CYCLES = 6  # bus cycles a press may take to come in before the clerk presses again
+MIN_CYCLE_S = 0.05
+PRESS_TRIES = 5
+
+
+class StaffError(RuntimeError):
+    """The floor did not answer as a floor must: the message says which request or press."""
+
+
+@dataclass
+class _Pad:
+    board: Any  # hal.firmware_sim.FirmwareBoard
+    mark: int | None = None  # the board's printed lines when its key was let go: its echo comes after
+    let_go_at: float = 0.0  # when (monotonic)
+
+
+@dataclass
+class FloorStaff:
+    """The people of one simulated floor, working through `gateway` (running in its thread)."""
+
+    gateway: Gateway
+    pads: dict[str, _Pad] = field(default_factory=dict)  # counter id -> its pad's board
+    presses: int = 0  # calls made at a pad
+    pressed_again: int = 0  # presses a pad did not take (it had not heard the gateway lately)
+    requests: int = 0  # requests sent on the control socket
+    on_ticket: Callable[[m.TicketReady], None] = lambda _: None  # each ticket issued, as the kiosk prints it
+    _sock: socket.socket | None = None
+    _buffer: bytearray = field(default_factory=bytearray)
+
+    def __post_init__(self) -> None:
+        self.pads = {counter: _Pad(board) for counter, board in pad_boards(self.gateway).items()}
+
+    def step(self) -> None:
+        """A turn of the gateway's loop."""
+        self.gateway.step()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    # -- the simulation's seam --------------------------------------------------------------------
+    def execute(self, command: m.Command, now: datetime) -> m.Decision:
+        if isinstance(command, m.StartDay):
+            # Nobody opens a day by hand: the gateway opens it with the day's first command.
+            return m.Decision([], [])
+        # The clerk sees on the pad whether anyone waits for the counter; a call is a press.
+        if isinstance(command, m.CallNext) and command.counter in self.pads and self._someone_to_call(command, now):
+            return self._press_call(command.counter)
+        return self._request(request_for(command), now)
+
+    def _someone_to_call(self, command: m.CallNext, now: datetime) -> bool:
+        return any(isinstance(e, m.ShowCall) for e in self._office().decide(command, now).effects)
+
+    # -- the control socket -----------------------------------------------------------------------
+    def _request(self, req: dict[str, Any], now: datetime) -> m.Decision:
+        req["at"] = now.isoformat(timespec="milliseconds")
+        sock = self._connected()
+        sock.sendall(json.dumps(req).encode() + b"\n")
+        self.requests += 1
+        reply = self._reply(sock, req)
+        if not reply.get("ok"):
+            raise StaffError(f"the gateway refused {req['cmd']} at {now:%H:%M:%S}: {reply.get('error')}")
+        effects = [effect_from(e) for e in reply.get("effects", [])]
+        for effect in effects:
+            if isinstance(effect, m.TicketReady):
+                self.on_ticket(effect)
+        tokens = {e.ticket: e.token for e in effects if isinstance(e, m.TicketReady)}
+        return m.Decision([event_from(r, tokens) for r in reply.get("events", [])], effects)
+
+    def _connected(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(str(self.gateway.socket_file))
+            sock.setblocking(False)
+            self._sock = sock
+        return self._sock
+
+    def _reply(self, sock: socket.socket, req: dict[str, Any]) -> dict[str, Any]:
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while b"\n" not in self._buffer:
+            if time.monotonic() > deadline:
+                raise StaffError(f"no reply from the gateway's control socket to {req['cmd']}")
+            self.step()
+            try:
+                chunk = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise StaffError("the gateway closed its control socket")
+            self._buffer += chunk
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        return dict(json.loads(line))
+
+    # -- the pads ---------------------------------------------------------------------------------
+    def _press_call(self, counter: str) -> m.Decision:
+        pad = self.pads[counter]
+        pin = f"key{P.KEY_CALL_NEXT}"
+        cycle = (self.gateway.started or self.gateway.config).gateway.cycle_ms / 1000
+        live = self._office().state.counters.get(counter)
+        before = live.current if live is not None else None
+        for _ in range(PRESS_TRIES):
+            self._let_go(pad, pin, counter)
+            pad.board.send(f"down {pin}")
+            # A pad that has not heard the gateway lately, or not yet that its counter is open,
+            # takes no key: like a clerk, press again when nothing comes of it.
+            self._turn_until(self._came_in(counter, before, PRESS_CYCLES * max(cycle, MIN_CYCLE_S)), counter)
+            pad.mark, pad.let_go_at = pad.board.printed, time.monotonic()
+            pad.board.send(f"up {pin}")
+            if self._called(counter, before) is not None:
+                break
+            self.pressed_again += 1
+        else:
+            said = " | ".join(list(pad.board.output)[-4:])
+            raise StaffError(f"counter {counter}'s call next: {PRESS_TRIES} presses, no call (its board said: {said})")
+        called = self._called(counter, before)
+        assert called is not None
+        self.presses += 1
+        return m.Decision([], [m.ShowCall(called, counter, recall=False)])
+
+    def _came_in(self, counter: str, before: str | None, within: float) -> Callable[[], bool]:
+        """Whether the press has come in (a call), or `within` seconds passed without it."""
+        until = time.monotonic() + within
+        return lambda: self._called(counter, before) is not None or time.monotonic() > until
+
+    def _let_go(self, pad: _Pad, pin: str, counter: str) -> None:
+        """The last press's release: the board must have it, for longer than its debounce."""
+        mark = pad.mark
+        if mark is None:
+            return
+        self._turn_until(lambda: pad.board.wait_line(f"pin {pin} up", 0, since=mark) is not None, counter)
+        self._turn_until(lambda: time.monotonic() - pad.let_go_at >= RELEASE_S, counter)
+        pad.mark = None
+
+    def _turn_until(self, done: Callable[[], bool], counter: str) -> None:
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while not done():
+            if time.monotonic() > deadline:
+                raise StaffError(f"counter {counter}'s pad: waited {REPLY_TIMEOUT_S:.0f} s")
+            self.step()
+
+    def _called(self, counter: str, before: str | None) -> str | None:
+        """The ticket the gateway has called to `counter` in place of `before`, once it has."""
+        state = self._office().state
+        live = state.counters.get(counter)
+        ticket = live.current if live is not None else None
+        if ticket is None or ticket == before or ticket not in state.tickets:
+            return None
+        return ticket if state.tickets[ticket].status is TicketStatus.CALLED else None
+
+    def _office(self) -> m.Office:
+        journal = self.gateway.journal
+        assert journal is not None
+        return journal.office
+
+
+def pad_boards(gateway: Gateway) -> dict[str, Any]:
+    """Each counter's pad board on the gateway's buses that the MicroPython backend runs."""
+    config = gateway.started or gateway.config
+    boards: dict[str, Any] = {}
+    for bus in gateway.buses:
+        found = getattr(getattr(bus.port, "firmware", None), "boards", {})
+        for spec in config.devices:
+            if spec.kind == "counter_pad" and spec.counter and spec.port == bus.url and spec.addr in found:
+                boards[spec.counter] = found[spec.addr]
+    return boards
+
+
+def request_for(command: m.Command) -> dict[str, Any]:
+    """The control request (gateway.control) a kiosk or a clerk's terminal sends for `command`."""
+    match command:
+        case m.IssueTicket(service=service):
+            return {"cmd": "issue", "service": service}  # the gateway makes the page's token
+        case m.CallNext(counter=c):
+            return {"cmd": "call", "counter": c}
+        case m.FinishService(counter=c):
+            return {"cmd": "served", "counter": c}
+        case m.Recall(counter=c):
+            return {"cmd": "recall", "counter": c}
+        case m.MarkNoShow(counter=c):
+            return {"cmd": "no-show", "counter": c}
+        case m.PauseCounter(counter=c):
+            return {"cmd": "pause", "counter": c}
+        case m.ResumeCounter(counter=c):
+            return {"cmd": "resume", "counter": c}
+        case m.CloseCounter(counter=c):
+            return {"cmd": "close", "counter": c}
+        case m.OpenCounter(counter=c, services=services):
+            return {"cmd": "open", "counter": c, **({"services": list(services)} if services else {})}
+        case m.Transfer(to_service=to, ticket=ticket, counter=counter):
+            return {"cmd": "transfer", "to": to, **({"ticket": ticket} if ticket else {"counter": counter})}
+    raise StaffError(f"the demo's staff have no request for {type(command).__name__}")
+
+
+def effect_from(record: dict[str, Any]) -> m.Effect:
+    """A reply's effect record (gateway.control.effect_record) as the model's effect."""
+    kind = record["type"]
+    if kind == "ticket":
+        w = record["wait"]
+        return m.TicketReady(
+            record["ticket"],
+            record["service"],
+            record["number"],
+            record["position"],
+            record["ahead"],
+            WaitRange(w["mean_s"], w["p10_s"], w["p90_s"]),
+            datetime.fromisoformat(record["issued_at"]),
+            token=record["page"].rsplit("/", 1)[-1],
+        )
+    if kind == "call":
+        return m.ShowCall(record["ticket"], record["counter"], record["recall"])
+    if kind == "nobody_waiting":
+        return m.NobodyWaiting(record["counter"], tuple(record["services"]))
+    return m.IssueRefused(record["service"], record["reason"], record["message"])
+
+
+def event_from(record: dict[str, Any], tokens: dict[str, str]) -> ev.Event:
+    """A reply's event record as the model's event (a ticket's token, private, from its effect)."""
+    body = {k: v for k, v in record.items() if k not in ("v", "seq", "ts", "office", "type")}
+    if record["type"] == ev.TicketIssued.TYPE:
+        body["token"] = tokens.get(record["ticket"], "")
+    return ev.event_from_record(record["seq"], record["ts"], record["type"], body)
