@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,21 @@ def test_a_workers_pages_show_its_estimate_rounds(tmp_path: Path) -> None:
     finally:
         pages.close()
     assert WebOptions(8080).for_worker(2).port == 8082 and WebOptions(0).for_worker(2).port == 0
+
+
+def test_after_closing_the_pages_say_so_rather_than_a_days_wait(tmp_path: Path) -> None:
+    """Past closing a ticket taken now would not be called today (the estimate's "a day",
+    office/estimate.py): the public page says reception is over, a ticket still waiting says its
+    turn may not come, and neither shows 1440 minutes."""
+    with office_floor(tmp_path) as floor:
+        floor.issue(TOKENS[0])
+        floor.at = floor.at.replace(hour=19, minute=30)
+        floor.event("counter_closed", counter="5")
+        evening = floor.at + timedelta(minutes=1)
+        with served(floor.hub, clock=lambda: evening) as server:
+            status, _, body = get(f"{server.url}/{OFFICE}/?lang=ja")
+            assert status == 200 and "受付時間外です" in body
+            assert "1440" not in body
+            status, _, body = get(f"{server.url}/{OFFICE}/t/{TOKENS[0]}?lang=en")
+            assert status == 200 and "may not come before closing" in body
+            assert "1440" not in body

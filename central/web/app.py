@@ -41,6 +41,7 @@ from central.web.hub import RELOAD, ViewHub
 from central.web.i18n import LANGS, Lang, pick, text
 from central.web.names import Names
 from central.web.view import OfficeView, TicketView
+from office.estimate import UNREACHABLE_MINUTES
 from office.mqtt import OFFICE_ID
 
 HERE = Path(__file__).parent
@@ -119,6 +120,10 @@ def create_app(
             tz = view.at.tzinfo if view.at is not None else None
             values["wait"] = (low, high)
             values["window"] = (ticket.call_from.astimezone(tz), ticket.call_to.astimezone(tz))
+            # The estimate's "not before closing" (office/estimate.py: a day from when it was made):
+            # no number of minutes to show.
+            made = view.at or now
+            values["unreachable"] = (ticket.call_from - made).total_seconds() >= UNREACHABLE_MINUTES * 60
         return values
 
     def lookup(request: Request) -> tuple[OfficeView, str] | None:
@@ -148,16 +153,24 @@ def create_app(
         if found is None:
             return not_found()
         office, digest = found[0].office, found[1]
+        # What the fragment was last rendered from, and the fragment: rendered again only when the
+        # ticket's values changed, the minutes from now included (the keep-alive's wake, every
+        # keepalive_s, follows the clock; most of those wakes change nothing).
+        last: list[Any] = [None, ""]
 
         def fragment() -> str | None:
             view = hub.view(office)
             ticket = view.tickets.get(digest) if view is not None else None
             if view is None or ticket is None:
                 return None  # a new business day: the ticket is gone
-            return render("_ticket.html", request, lang, **ticket_values(view, ticket, lang))
+            values = ticket_values(view, ticket, lang)
+            key = (values, view.at.tzinfo if view.at is not None else None)
+            if key != last[0]:
+                last[:] = [key, render("_ticket.html", request, lang, **values)]
+            return str(last[1])
 
         async def frames() -> AsyncIterator[str]:
-            async for html in _watch(hub, office, fragment, keepalive_s):
+            async for html in _watch(hub, office, fragment, keepalive_s, digest):
                 if html is None:
                     yield sse("gone", "")
                     return
@@ -178,6 +191,8 @@ def create_app(
                     "waiting": s.waiting,
                     "low": minutes(s.low_s),
                     "high": max(minutes(s.low_s), minutes(s.high_s)),
+                    # A ticket taken now would not be called before closing: reception is over.
+                    "unreachable": minutes(s.low_s) >= UNREACHABLE_MINUTES,
                 }
             )
         return {
@@ -293,11 +308,12 @@ def _stream(frames: AsyncIterator[str]) -> StreamingResponse:
 
 
 async def _watch(
-    hub: ViewHub, office: str, fragment: Callable[[], str | None], keepalive_s: float
+    hub: ViewHub, office: str, fragment: Callable[[], str | None], keepalive_s: float, ticket: str | None = None
 ) -> AsyncIterator[str | None]:
     """The fragment each time it changes (first: now), "" for a keep-alive, None once it is gone
-    (and then nothing more)."""
-    sub = hub.subscribe(office)
+    (and then nothing more). `ticket`: woken only by the views in which that ticket changed (and
+    by the keep-alive, which renders again so that the minutes left follow the clock)."""
+    sub = hub.subscribe(office, ticket)
     last: str | None = None
     try:
         while True:
@@ -309,7 +325,9 @@ async def _watch(
                 last = html
                 yield html
             try:
-                await asyncio.wait_for(sub.next(), keepalive_s)
+                # asyncio.timeout, not wait_for: no task made per wake (a call wakes every page).
+                async with asyncio.timeout(keepalive_s):
+                    await sub.next()
             except TimeoutError:
                 yield ""
     finally:
