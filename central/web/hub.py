@@ -9,6 +9,11 @@ A subscription is a bounded queue of view versions in the subscriber's event loo
 a page gets is a whole snapshot, so nothing is lost by skipping versions: when a client does not
 keep up and its queue is full, the queue is emptied and a single "reload the snapshot" marker is
 left, and the stream sends the latest view. Memory per client stays bounded however slow it is.
+
+A ticket page subscribes to its ticket (its token hash) and is told only of the views in which
+that ticket changed: a call moves one service's queue, and the office's other pages sleep on
+(docs/benchmarks.md, "Web under load": 1,000 pages woken at every change cost more than the round).
+Each event loop is handed a view's subscribers in one call, not one wake-up per subscriber.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ RELOAD = -1  # the marker left in a full queue
 
 
 class Subscription:
-    """Versions of one office's view (or of every office's: `office` None), in one event loop."""
+    """Versions of one office's view (or of every office's: `office` None), in one event loop;
+    with `ticket` (a token hash), only the versions in which that ticket is not as before."""
 
-    def __init__(self, hub: ViewHub, office: str | None, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, hub: ViewHub, office: str | None, loop: asyncio.AbstractEventLoop, ticket: str | None = None
+    ) -> None:
         self.hub = hub
         self.office = office
         self.loop = loop
+        self.ticket = ticket
         self.queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue(QUEUE_SIZE)
         self.reloads = 0  # times the queue overflowed (tests)
 
@@ -52,6 +61,18 @@ class Subscription:
     def close(self) -> None:
         self.hub._unsubscribe(self)
 
+    def concerned(self, old: OfficeView | None, new: OfficeView) -> bool:
+        """Whether the change from `old` to `new` (of this subscription's office) is news to it."""
+        if self.ticket is None or old is None or old.day != new.day:
+            return True
+        return old.tickets.get(self.ticket) != new.tickets.get(self.ticket)
+
+
+def _offer_all(subs: list[Subscription], office: str, version: int) -> None:
+    """In the subscribers' loop."""
+    for s in subs:
+        s._offer(office, version)
+
 
 class ViewHub:
     """Latest views by office, and who wants to know when one changes. Thread-safe."""
@@ -67,12 +88,19 @@ class ViewHub:
         with self._lock:
             self._version += 1
             view = replace(view, version=self._version)
+            old = self._views.get(view.office)
             self._views[view.office] = view
             subs = [s for s in self._subs if s.office in (None, view.office)]
+        # One hand-over per event loop, not per subscriber: each call_soon_threadsafe wakes the
+        # loop (a write to its self-pipe), and an office's change may concern hundreds of pages.
+        by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}
         for s in subs:
-            # A loop that has stopped takes nothing; its subscription goes when its stream ends.
+            if s.concerned(old, view):
+                by_loop.setdefault(s.loop, []).append(s)
+        for loop, group in by_loop.items():
+            # A loop that has stopped takes nothing; its subscriptions go when their streams end.
             with contextlib.suppress(RuntimeError):
-                s.loop.call_soon_threadsafe(s._offer, view.office, view.version)
+                loop.call_soon_threadsafe(_offer_all, group, view.office, view.version)
 
     # -- the web's side -------------------------------------------------------------------------
     def view(self, office: str) -> OfficeView | None:
@@ -83,9 +111,10 @@ class ViewHub:
         with self._lock:
             return [self._views[o] for o in sorted(self._views)]
 
-    def subscribe(self, office: str | None) -> Subscription:
-        """Call from a coroutine: the subscription belongs to the running loop."""
-        sub = Subscription(self, office, asyncio.get_running_loop())
+    def subscribe(self, office: str | None, ticket: str | None = None) -> Subscription:
+        """Call from a coroutine: the subscription belongs to the running loop. `ticket`: a token
+        hash of `office`'s tickets; only the views in which it changed are offered."""
+        sub = Subscription(self, office, asyncio.get_running_loop(), ticket)
         with self._lock:
             self._subs.add(sub)
         return sub
