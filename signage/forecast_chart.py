@@ -31,6 +31,13 @@ def _both(ja: str, en: str, lang: str) -> str:
     return f"{en} / {ja}" if lang == "en" else f"{ja} / {en}"
 
 
+def _fit(text: str, width: float, largest: float, smallest: float = 9.0) -> float:
+    """A font size at which `text` fits `width` (a wide CJK character about 1 em, others about
+    0.55 em): no measuring font here, so a reckoning that errs wide."""
+    ems = sum(1.0 if ord(c) > 0x2E7F else 0.55 for c in text)
+    return max(smallest, min(largest, width / ems)) if ems else largest
+
+
 def _minutes(seconds: float | None) -> float:
     return (seconds or 0.0) / 60.0
 
@@ -76,9 +83,12 @@ def _day_chart(
     base_y = y0 + top + plot_h
     out = [f'<line x1="{x0 + left}" y1="{base_y}" x2="{x0 + left + plot_w}" y2="{base_y}" stroke="{INK}"/>']
     if not rows:
-        label = _both("閉庁", "Closed", lang)
+        # A day's small chart has room for one language's word: the page's.
+        label = ("Closed" if lang == "en" else "閉庁") if small else _both("閉庁", "Closed", lang)
+        size = _fit(label, w - 8, 10 if small else 16)
         out.append(
-            f'<text class="closed" x="{x0 + w / 2}" y="{y0 + top + plot_h / 2}" text-anchor="middle">{label}</text>'
+            f'<text class="closed" x="{x0 + w / 2}" y="{y0 + top + plot_h / 2}" text-anchor="middle" '
+            f'font-size="{size:.1f}">{label}</text>'
         )
         return out
     y_max = _scale_top(rows)
@@ -159,7 +169,8 @@ def chart_svg(
         f'<title id="fc-title">{escape(heading)}</title>',
         f'<desc id="fc-desc">{escape(desc)}</desc>',
         f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>',
-        f'<text class="heading" x="{PLOT_LEFT}" y="24" font-size="16" fill="{INK}">{escape(heading)}</text>',
+        f'<text class="heading" x="{PLOT_LEFT}" y="24" font-size="{_fit(heading, WIDTH - PLOT_LEFT - 8, 16):.1f}" '
+        f'fill="{INK}">{escape(heading)}</text>',
         f'<text class="axis" x="{PLOT_LEFT}" y="{DAY_H - 4}" font-size="11" fill="{INK}">'
         f"{escape(_both('時台（縦棒の線は予測の幅）', 'hour (the line on a bar: likely range)', lang))}</text>",
     ]

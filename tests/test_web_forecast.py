@@ -74,3 +74,27 @@ def test_a_new_day_is_learned_again_in_the_background(tmp_path: Path) -> None:
     forecaster.hourly(config.id, "certificate", clock[0].date())  # a page asks: the day has changed
     forecaster._learning.join(timeout=60)
     assert forecaster._histories[config.id][0] == clock[0].date()
+
+
+def test_a_long_heading_and_closed_days_fit_their_boxes() -> None:
+    """A service's long name made the chart's heading run past its right edge, and two closed days
+    side by side wrote their bilingual "Closed" over each other: both are sized to their room."""
+    from office.congestion import HourForecast as Row
+    from signage.forecast_chart import WIDTH, chart_svg
+
+    today = [Row(h, 10.0, 600.0, 300.0, 900.0) for h in range(9, 17)]
+    saturday, sunday = date(2027, 6, 19), date(2027, 6, 20)
+    long_name = ("転入・転出・転居の届出", "Moving in, out or within the ward")
+    for lang in ("ja", "en"):
+        svg = chart_svg(today, None, lang, week=[(saturday, []), (sunday, [])], service=long_name)
+        root = ET.fromstring(svg)
+        texts = {t.get("class"): t for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class")}
+        heading = texts["heading"]
+        size = float(heading.get("font-size", "16"))
+        ems = sum(1.0 if ord(c) > 0x2E7F else 0.55 for c in heading.text or "")
+        assert size < 16 and 56 + ems * size <= WIDTH  # shrunk to fit
+        closed = [t for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "closed"]
+        assert len(closed) == 2
+        for label in closed:
+            assert label.text == ("Closed" if lang == "en" else "閉庁")  # one language in a small box
+            assert float(label.get("font-size", "0")) <= 10
