@@ -58,6 +58,7 @@ PROBLEM_EVERY_S = 10.0  # one office's problems are logged at most this often, w
 PRUNED_KEY = "central_pruned_before"  # store meta: seqs below it are gone from the gateway
 
 _log = logging.getLogger(__name__)
+SHOWN_AT_ONCE = frozenset({"called", "recalled"})  # events the pages show before the next estimate round
 
 
 class Outbox(Protocol):
@@ -399,6 +400,10 @@ class CentralWorker:
             accepted = self._append(office, records, now)
             if accepted:
                 self._take(state, accepted, now)
+                if any(r.get("type") in SHOWN_AT_ONCE for r in accepted):
+                    # A call reaches its resident's page now; the estimates follow in their round
+                    # (up to MAX_DELAY_S later while events keep coming).
+                    self._show(state, now)
                 if self.desk is not None:  # the audit records among them, for the dashboard
                     self.desk.events(office, accepted)
         if state.new_day:

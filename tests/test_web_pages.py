@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from central.web.app import HEADERS, sse, token_hash
 from central.web.hub import QUEUE_SIZE, RELOAD, ViewHub
 from central.web.i18n import LANGS, _messages
 from central.web.server import TokenFilter, redact
-from central.web.view import OfficeView
+from central.web.view import OfficeView, office_view
 from tests.conftest import EXAMPLES, run_cli
 from tests.web_support import OFFICE, SCHEDULE, TOKENS, get, office_floor, served
 
@@ -262,3 +263,18 @@ def test_after_closing_the_pages_say_so_rather_than_a_days_wait(tmp_path: Path) 
             status, _, body = get(f"{server.url}/{OFFICE}/t/{TOKENS[0]}?lang=en")
             assert status == 200 and "may not come before closing" in body
             assert "1440" not in body
+
+
+def test_a_call_reaches_the_page_before_the_next_estimate_round(tmp_path: Path) -> None:
+    """Estimates wait for a burst of events to end (central/office_state.py); a call does not: the
+    worker hands the pages a view as soon as it has taken the `called` event."""
+    shown: list[str] = []
+    with office_floor(tmp_path) as floor:
+        floor.issue(TOKENS[0])
+        floor.worker.on_round = lambda state: shown.append(office_view(state).tickets[token_hash(TOKENS[0])].status)
+        floor.seq += 1
+        record = {"v": 1, "seq": floor.seq, "ts": (floor.at + timedelta(seconds=5)).isoformat(timespec="milliseconds"),
+                  "office": OFFICE, "type": "called", "ticket": "A-001", "counter": "5", "session": 1}  # fmt: skip
+        floor.worker.deliver(f"counterfloor/{OFFICE}/events", json.dumps(record).encode())
+        floor.worker.turn(floor.worker.clock())  # one turn: no estimate round is due yet
+        assert shown == ["called"]
