@@ -38,6 +38,7 @@ RELEASE_S = 0.08  # a finger off the key before it presses again (the board's de
 PRESS_CYCLES = 6  # bus cycles a press may take to come in before the clerk presses again
 MIN_CYCLE_S = 0.05
 PRESS_TRIES = 5
+SILENT_S = 0.3  # a loop not turned for this long: its pads stop taking keys at 500 ms of silence
 
 
 class StaffError(RuntimeError):
@@ -63,6 +64,7 @@ class FloorStaff:
     on_ticket: Callable[[m.TicketReady], None] = lambda _: None  # each ticket issued, as the kiosk prints it
     _sock: socket.socket | None = None
     _buffer: bytearray = field(default_factory=bytearray)
+    _turned_at: float = 0.0  # when the gateway's loop last turned (monotonic)
 
     def __post_init__(self) -> None:
         self.pads = {counter: _Pad(board) for counter, board in pad_boards(self.gateway).items()}
@@ -70,6 +72,7 @@ class FloorStaff:
     def step(self) -> None:
         """A turn of the gateway's loop."""
         self.gateway.step()
+        self._turned_at = time.monotonic()
 
     def close(self) -> None:
         if self._sock is not None:
@@ -137,6 +140,11 @@ class FloorStaff:
         cycle = (self.gateway.started or self.gateway.config).gateway.cycle_ms / 1000
         live = self._office().state.counters.get(counter)
         before = live.current if live is not None else None
+        if time.monotonic() - self._turned_at > SILENT_S:
+            # The demo drew its pictures or turned another office's loop meanwhile: the pads
+            # have not heard the gateway and take no key until it polls them again.
+            heard = time.monotonic() + 2 * max(cycle, MIN_CYCLE_S)
+            self._turn_until(lambda: time.monotonic() >= heard, counter)
         for _ in range(PRESS_TRIES):
             self._let_go(pad, pin, counter)
             pad.board.send(f"down {pin}")
