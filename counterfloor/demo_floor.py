@@ -245,12 +245,15 @@ def demo_system(
     histories: Mapping[str, list[dict[str, Any]]] | None = None,
     on_office: Callable[[DemoOffice], None] = lambda _: None,
     backend: str | None = None,
+    learning: bool = False,
 ) -> Iterator[DemoSystem]:
     """Everything started (broker, central and web, then each office's gateway), closed again on the
     way out: the gateways first, so that their deaths reach central and the broker. `journals`: a
     folder for the journals and central's store (None: `workdir`); `histories`: each office's past
     event-log records, which the public page's forecast learns from; `backend`: how the boards are
-    simulated (None: the real firmware under MicroPython when it is installed, else "python")."""
+    simulated (None: the real firmware under MicroPython when it is installed, else "python");
+    `learning`: the gateways learn their wait estimate from their journals' past days, as on a Pi
+    (the demo's journals are new: it gives them the simulated past instead; the soak's grow)."""
     folder = journals or workdir
     for src in sources:
         path = folder / f"{src.config.id}.sqlite"
@@ -280,7 +283,8 @@ def demo_system(
         web_url = central.pages.url
         offices: list[DemoOffice] = []
         for src in sources:
-            office = _office(src, folder, workdir, broker, f"{web_url}/{src.config.id}", backend, clock, day)
+            base = f"{web_url}/{src.config.id}"
+            office = _office(src, folder, workdir, broker, base, backend, clock, day, learning)
             stack.callback(office.gateway.close)
             stack.callback(office.staff.close)
             offices.append(office)
@@ -297,6 +301,7 @@ def _office(
     backend: str,
     clock: DemoClock,
     day: date,
+    learning: bool = False,
 ) -> DemoOffice:
     """The office's gateway, started; the demo's thread turns its loop (counterfloor.demo_staff)."""
     config = demo_config(src.config, base_url, backend)
@@ -318,7 +323,7 @@ def _office(
     except (OSError, sqlite3.Error) as exc:
         gw.close()
         raise FloorError(f"--journal: cannot create {journal}: {exc}") from None
-    if gw.learning is not None:
+    if gw.learning is not None and not learning:
         # Its journal is new: the office's past is the demo's (learn_history), not the journal's.
         gw.learning.close()
         gw.learning = None

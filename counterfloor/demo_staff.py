@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gateway.control import new_request_id
+from gateway.control_server import READ_DEADLINE_S
 from gateway.service import Gateway
 from hal.codec import P
 from office import events as ev
@@ -38,7 +40,12 @@ RELEASE_S = 0.08  # a finger off the key before it presses again (the board's de
 PRESS_CYCLES = 6  # bus cycles a press may take to come in before the clerk presses again
 MIN_CYCLE_S = 0.05
 PRESS_TRIES = 5
+IDLE_S = READ_DEADLINE_S / 2  # a connection this long without a request is about to be closed
 SILENT_S = 0.3  # a loop not turned for this long: its pads stop taking keys at 500 ms of silence
+
+
+class _Closed(Exception):
+    """The gateway closed the connection before its reply."""
 
 
 class StaffError(RuntimeError):
@@ -65,6 +72,7 @@ class FloorStaff:
     _sock: socket.socket | None = None
     _buffer: bytearray = field(default_factory=bytearray)
     _turned_at: float = 0.0  # when the gateway's loop last turned (monotonic)
+    _answered_at: float = 0.0  # when the socket last answered (monotonic)
 
     def __post_init__(self) -> None:
         self.pads = {counter: _Pad(board) for counter, board in pad_boards(self.gateway).items()}
@@ -78,6 +86,7 @@ class FloorStaff:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self._buffer.clear()
 
     # -- the simulation's seam --------------------------------------------------------------------
     def execute(self, command: m.Command, now: datetime) -> m.Decision:
@@ -94,11 +103,16 @@ class FloorStaff:
 
     # -- the control socket -----------------------------------------------------------------------
     def _request(self, req: dict[str, Any], now: datetime) -> m.Decision:
-        req["at"] = now.isoformat(timespec="milliseconds")
-        sock = self._connected()
-        sock.sendall(json.dumps(req).encode() + b"\n")
+        # An id makes a resend after a lost connection exactly-once: the gateway answers a
+        # request it already carried out with its first reply.
+        req["at"], req["id"] = now.isoformat(timespec="milliseconds"), new_request_id()
+        line = json.dumps(req).encode() + b"\n"
+        try:
+            reply = self._exchange(line, req)
+        except (OSError, _Closed):
+            self.close()  # the gateway hung up (it closes a connection idle for a while): again
+            reply = self._exchange(line, req)
         self.requests += 1
-        reply = self._reply(sock, req)
         if not reply.get("ok"):
             raise StaffError(f"the gateway refused {req['cmd']} at {now:%H:%M:%S}: {reply.get('error')}")
         effects = [effect_from(e) for e in reply.get("effects", [])]
@@ -107,6 +121,26 @@ class FloorStaff:
                 self.on_ticket(effect)
         tokens = {e.ticket: e.token for e in effects if isinstance(e, m.TicketReady)}
         return m.Decision([event_from(r, tokens) for r in reply.get("events", [])], effects)
+
+    def _exchange(self, line: bytes, req: dict[str, Any]) -> dict[str, Any]:
+        if self._sock is not None and (time.monotonic() - self._answered_at > IDLE_S or self._hung_up(self._sock)):
+            self.close()  # closed, or about to be, by the gateway as idle: a fresh connection instead
+        sock = self._connected()
+        sock.sendall(line)
+        reply = self._reply(sock, req)
+        self._answered_at = time.monotonic()
+        return reply
+
+    @staticmethod
+    def _hung_up(sock: socket.socket) -> bool:
+        """Whether the gateway has spoken unasked (its word on closing an idle connection) or closed."""
+        try:
+            sock.recv(1, socket.MSG_PEEK)  # a line, or b"" for closed: either way, not ours
+            return True
+        except BlockingIOError:
+            return False  # nothing waiting: the connection is as it was
+        except OSError:
+            return True
 
     def _connected(self) -> socket.socket:
         if self._sock is None:
@@ -127,7 +161,7 @@ class FloorStaff:
             except BlockingIOError:
                 continue
             if not chunk:
-                raise StaffError("the gateway closed its control socket")
+                raise _Closed
             self._buffer += chunk
         line, _, rest = bytes(self._buffer).partition(b"\n")
         self._buffer = bytearray(rest)
