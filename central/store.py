@@ -1,8 +1,9 @@
 """Central's durable event store: every office's event-log v1 records (docs/events.md) as the
 gateways publish them on `…/events` (docs/mqtt.md), kept per office by their gapless `seq`.
 
-One interface (`EventStore`), two backends: SQLite, the embedded default (central/store_sqlite.py),
-and PostgreSQL through psycopg 3 (central/store_postgres.py); `open_store(url)` picks one. This
+One interface (`EventStore`), two backends: SQLite, the embedded default (central/store_sqlite.py:
+one file for every office, or a folder with a file per office), and PostgreSQL through psycopg 3
+(central/store_postgres.py); `open_store(url)` picks one, and `copy_store` copies one into another. This
 module owns what both must agree on: the checks a record passes before anything is stored, what a
 duplicate and a gap are, and the SQL logic the two share (`SqlEventStore`). It knows nothing of
 MQTT clients or of the wait-time model: central hands records in and gets them back unchanged.
@@ -89,7 +90,8 @@ class Appended:
 
 class EventStore(Protocol):
     """What central uses. One store object belongs to one thread; several processes may share a
-    store (SQLite waits for the file's write lock, PostgreSQL locks the office's row)."""
+    store (SQLite waits for the file's write lock — the one file's, or the office's in a folder
+    store —, PostgreSQL locks the office's row)."""
 
     url: str  # as opened, password hidden
 
@@ -256,7 +258,11 @@ def prepare_batch(office: str, records: Iterable[Mapping[str, Any]]) -> tuple[li
     return sorted(by_seq.values(), key=lambda row: row[1]), repeated
 
 
-def _meta_rows(office: str, meta: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
+MetaRow = tuple[str, str, str]  # office, key, JSON text: a row of `office_meta`
+
+
+def prepare_meta(office: str, meta: Mapping[str, Any] | None) -> list[MetaRow]:
+    """The metadata rows to set; BadInput before anything touches the store."""
     if meta is None:
         return []
     if not isinstance(meta, Mapping):
@@ -274,7 +280,7 @@ def _meta_rows(office: str, meta: Mapping[str, Any] | None) -> list[tuple[str, s
     return rows
 
 
-def _check_day(day: object) -> str:
+def check_day(day: object) -> str:
     if isinstance(day, datetime) or not isinstance(day, date | str):
         raise BadInput(f"a business day is a date or 'YYYY-MM-DD' (got {day!r})")
     if isinstance(day, date):
@@ -285,7 +291,7 @@ def _check_day(day: object) -> str:
         raise BadInput(f"a business day is 'YYYY-MM-DD' (got {day!r})") from None
 
 
-def _check_seq(name: str, value: object) -> int:
+def check_seq(name: str, value: object) -> int:
     if type(value) is not int:
         raise BadInput(f"{name} must be an integer (got {value!r})")
     return value
@@ -367,7 +373,7 @@ class SqlEventStore(ABC):
     def _run(self, sql: str, params: tuple[Any, ...]) -> None: ...
 
     @abstractmethod
-    def _run_many(self, sql: str, rows: list[Row] | list[tuple[str, str, str]]) -> None: ...
+    def _run_many(self, sql: str, rows: list[Row] | list[MetaRow]) -> None: ...
 
     def _insert_events(self, rows: list[Row]) -> None:
         """Insert rows known not to be stored (the office's row is locked)."""
@@ -390,7 +396,11 @@ class SqlEventStore(ABC):
         self, office: str, records: Iterable[Mapping[str, Any]], meta: Mapping[str, Any] | None = None
     ) -> Appended:
         rows, repeated = prepare_batch(office, records)
-        meta_rows = _meta_rows(office, meta)
+        return self.append_prepared(office, rows, repeated, prepare_meta(office, meta))
+
+    def append_prepared(self, office: str, rows: list[Row], repeated: int, meta_rows: list[MetaRow]) -> Appended:
+        """`append` of what `prepare_batch` and `prepare_meta` made of it (a store that routes
+        offices to files checks a batch once, before choosing the file)."""
         if not rows and not meta_rows:
             last, contiguous = self._figures(office)
             return Appended(office, 0, repeated, last, contiguous)
@@ -456,26 +466,14 @@ class SqlEventStore(ABC):
     def read(self, office: str, from_seq: int = 1, to_seq: int | None = None) -> Iterator[dict[str, Any]]:
         # Checked now, not at the first next(): a generator would defer the error.
         check_office(office)
-        after = _check_seq("from_seq", from_seq) - 1
-        end = MAX_SEQ if to_seq is None else _check_seq("to_seq", to_seq)
-        return self._pages(self.sql.page, lambda after: (office, after, end, PAGE_ROWS), after)
+        after = check_seq("from_seq", from_seq) - 1
+        end = MAX_SEQ if to_seq is None else check_seq("to_seq", to_seq)
+        return pages(self._rows, self.sql.page, lambda after: (office, after, end, PAGE_ROWS), after)
 
     def read_day(self, office: str, day: date | str) -> Iterator[dict[str, Any]]:
         check_office(office)
-        text = _check_day(day)
-        return self._pages(self.sql.day_page, lambda after: (office, text, after, PAGE_ROWS), 0)
-
-    def _pages(self, sql: str, params: Callable[[int], tuple[Any, ...]], after: int) -> Iterator[dict[str, Any]]:
-        """Keyset paging: each page is its own short query for the seqs after the last one seen,
-        so no cursor or transaction stays open between pages, and appends go on while a caller
-        reads slowly (a gap filled behind the page being read is not seen by this read)."""
-        while True:
-            page = self._rows(sql, params(after))
-            for _, body in page:
-                yield orjson.loads(body)
-            if len(page) < PAGE_ROWS:
-                return
-            after = page[-1][0]
+        text = check_day(day)
+        return pages(self._rows, self.sql.day_page, lambda after: (office, text, after, PAGE_ROWS), 0)
 
     def offices(self) -> list[str]:
         # Sorted here: a PostgreSQL collation may order '-' unlike SQLite's byte order.
@@ -489,13 +487,32 @@ class SqlEventStore(ABC):
         return {key: orjson.loads(value) for key, value in self._rows(self.sql.all_meta, (check_office(office),))}
 
 
+Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def pages(rows: Query, sql: str, params: Callable[[int], tuple[Any, ...]], after: int) -> Iterator[dict[str, Any]]:
+    """Keyset paging: each page is its own short query for the seqs after the last one seen,
+    so no cursor or transaction stays open between pages, and appends go on while a caller
+    reads slowly (a gap filled behind the page being read is not seen by this read)."""
+    while True:
+        page = rows(sql, params(after))
+        for _, body in page:
+            yield orjson.loads(body)
+        if len(page) < PAGE_ROWS:
+            return
+        after = page[-1][0]
+
+
 def _has_seq(rows: list[Row], seq: int) -> bool:
     i = bisect_left(rows, seq, key=lambda row: row[1])
     return i < len(rows) and rows[i][1] == seq
 
 
 # -- opening by URL -------------------------------------------------------------------------------
-URL_FORMS = "sqlite:///path/to/central.db, a file path, or postgresql://user@host:port/db"
+URL_FORMS = (
+    "sqlite:///path/to/central.db or a file path (one SQLite file), sqlite:///path/to/folder/ or a folder path "
+    "ending in / (a SQLite file per office), or postgresql://user@host:port/db"
+)
 
 
 def redact(url: str) -> str:
@@ -510,11 +527,17 @@ def redact(url: str) -> str:
         return url
 
 
-def open_store(url: str | os.PathLike[str]) -> SqlEventStore:
-    """The store at `url`: `sqlite:///abs/path/central.db` or a plain path (created if absent,
-    in an existing folder), or `postgresql://user@host:port/db` (`postgres://` too; the tables
-    are created if absent). StoreURLError for a URL of neither form, StoreError for a store
-    that cannot be opened."""
+def open_store(url: str | os.PathLike[str]) -> EventStore:
+    """The store at `url`:
+
+    - `sqlite:///abs/path/central.db` or a plain path: one SQLite file for every office (created
+      if absent, in an existing folder);
+    - `sqlite:///abs/path/folder/` or a plain path ending in `/`, or either naming an existing
+      folder: a SQLite file per office in that folder (central/store_sqlite.py, `SqliteFolderStore`;
+      the folder is created if absent, in an existing one);
+    - `postgresql://user@host:port/db` (`postgres://` too; the tables are created if absent).
+
+    StoreURLError for a URL of none of these forms, StoreError for a store that cannot be opened."""
     text = os.fspath(url)
     if not isinstance(text, str) or not text.strip():
         raise StoreURLError(f"empty store URL (use {URL_FORMS})")
@@ -523,9 +546,7 @@ def open_store(url: str | os.PathLike[str]) -> SqlEventStore:
     if not sep:
         if text.lower().startswith(("sqlite:", "postgresql:", "postgres:")):
             raise StoreURLError(f"store URL {redact(text)!r} lacks '//' after the scheme (use {URL_FORMS})")
-        from central.store_sqlite import SqliteEventStore
-
-        return SqliteEventStore(text, text)
+        return _open_sqlite(text, text)
     if scheme == "sqlite":
         parts = urlsplit(text)
         if parts.netloc:
@@ -533,13 +554,72 @@ def open_store(url: str | os.PathLike[str]) -> SqlEventStore:
         if parts.query or parts.fragment:
             raise StoreURLError(f"store URL {text!r}: sqlite takes no '?' or '#' part")
         path = unquote(parts.path)
-        if path in ("", "/") or path.endswith("/"):
-            raise StoreURLError(f"store URL {text!r} names no file (sqlite:///path/to/central.db)")
-        from central.store_sqlite import SqliteEventStore
-
-        return SqliteEventStore(path, text)
+        if path in ("", "/"):
+            raise StoreURLError(
+                f"store URL {text!r} names no file or folder (sqlite:///path/to/central.db, or "
+                "sqlite:///path/to/folder/ for a file per office)"
+            )
+        return _open_sqlite(path, text)
     if scheme in ("postgresql", "postgres"):
         from central.store_postgres import PostgresEventStore
 
         return PostgresEventStore(text)
     raise StoreURLError(f"store URL {redact(text)!r}: unknown scheme {scheme!r} (use {URL_FORMS})")
+
+
+def _open_sqlite(path: str, url: str) -> EventStore:
+    # A trailing '/' asks for a folder; an existing folder is one whatever its spelling (SQLite
+    # would only fail on it).
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        from central.store_sqlite import SqliteFolderStore
+
+        return SqliteFolderStore(path, url)
+    from central.store_sqlite import SqliteEventStore
+
+    return SqliteEventStore(path, url)
+
+
+# -- copying between stores ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """One office copied: its records read from the source, newly stored in the target, and
+    where the target stands (the same seqs as the source: `copy_store` checks)."""
+
+    office: str
+    read: int
+    stored: int
+    last_seq: int
+    contiguous_seq: int
+
+
+def copy_store(source: EventStore, target: EventStore, batch: int = PAGE_ROWS) -> list[Copied]:
+    """Every office's records and metadata from `source` into `target` (any two stores: one SQLite
+    file into a folder of them, SQLite into PostgreSQL). Idempotent, as `append` is: run again, it
+    stores only what the source gained meanwhile; a record stored in the target with different
+    content stops it (ConflictingRecord). StoreError if the target does not end up with the same
+    seqs as the source for an office."""
+    done = []
+    for office in source.offices():
+        read = stored = 0
+        chunk: list[dict[str, Any]] = []
+        for record in source.read(office):
+            chunk.append(record)
+            if len(chunk) >= batch:
+                stored += target.append(office, chunk).stored
+                read, chunk = read + len(chunk), []
+        if chunk:
+            stored += target.append(office, chunk).stored
+            read += len(chunk)
+        meta = source.meta(office)
+        if meta:
+            target.append(office, [], meta)
+        figures = (source.last_seq(office), source.contiguous_seq(office), source.missing(office))
+        copied = (target.last_seq(office), target.contiguous_seq(office), target.missing(office))
+        if copied != figures:
+            raise StoreError(
+                f"office {office!r}: the copy holds seqs up to {copied[0]} (contiguous {copied[1]}, missing "
+                f"{copied[2]}), the source up to {figures[0]} (contiguous {figures[1]}, missing {figures[2]}); "
+                "was the target written meanwhile?"
+            )
+        done.append(Copied(office, read, stored, figures[0], figures[1]))
+    return done

@@ -63,8 +63,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--store",
         default=DEFAULT_STORE,
         metavar="URL",
-        help=f"the event store: a SQLite file path or sqlite:///abs/path.db, or postgresql://user@host:port/db "
-        f"(default: {DEFAULT_STORE} in the working directory; PostgreSQL for more than one worker)",
+        help=f"the event store: a SQLite file path or sqlite:///abs/path.db (one file), a folder path ending in / "
+        f"or sqlite:///abs/folder/ (a SQLite file per office: for more than one worker), or "
+        f"postgresql://user@host:port/db (default: {DEFAULT_STORE} in the working directory)",
     )
     p.add_argument(
         "--workers",

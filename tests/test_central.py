@@ -382,6 +382,101 @@ def test_a_flooding_office_loses_its_excess_and_delays_no_other(
         worker.close()
 
 
+def test_a_change_of_worker_count_keeps_every_office_on_a_folder_store(tmp_path: Path) -> None:
+    """Two workers on a folder store (a SQLite file per office), then three: every office is
+    rebuilt, whole, by its new owner alone, from the file its old owner wrote — nothing moved."""
+    url = f"{tmp_path}/central/"
+    config = example("oizumi")
+    names = ["oizumi", "nerima", "a", "ward-001", "ward-007", "ward-008"]
+    days = {name: day_records(config, office=name, seed=n + 1)[:40] for n, name in enumerate(names)}
+    assert {worker_of(o, 2) for o in names} == {0, 1} and {worker_of(o, 3) for o in names} == {0, 1, 2}
+    two = [CentralWorker(WorkerConfig(url, i, 2, train=False), outbox=KeptOutbox()) for i in range(2)]
+    try:
+        for worker in two:
+            worker.start()
+        for i in range(40):
+            for name in names:  # every worker is handed every office's events, as the broker does
+                for worker in two:
+                    worker.deliver(events_topic(name), mqtt.encode(days[name][i]))
+        for worker in two:
+            worker.drain()
+        assert [sorted(w.offices) for w in two] == [sorted(o for o in names if worker_of(o, 2) == i) for i in (0, 1)]
+    finally:
+        for worker in two:
+            worker.close()
+    assert sorted(p.name for p in (tmp_path / "central").glob("*.sqlite")) == sorted(f"{o}.sqlite" for o in names)
+    three = [CentralWorker(WorkerConfig(url, i, 3, train=False), outbox=KeptOutbox()) for i in range(3)]
+    try:
+        for worker in three:
+            worker.start()
+        for i, worker in enumerate(three):
+            assert sorted(worker.offices) == sorted(o for o in names if worker_of(o, 3) == i)
+            for state in worker.offices.values():
+                assert (state.applied, state.missing, state.floor.day) == (40, [], "2027-03-15")
+        with open_store(url) as store:
+            for name in names:
+                assert list(store.read(name)) == days[name]
+        # A replacement gateway's copy of today comes from the office's file, by its new owner.
+        owner = three[worker_of("oizumi", 3)]
+        owner.deliver(mqtt.topic("oizumi", mqtt.RESTORE), mqtt.encode(mqtt.restore_request("oizumi", "r-1")))
+        owner.turn(owner.clock())
+        outbox = owner.outbox
+        assert isinstance(outbox, KeptOutbox)
+        parts = [mqtt.parse_restore_part("oizumi", "r-1", p) for t, p, _ in outbox.sent if t.endswith("/restored/r-1")]
+        assert [r for part in parts for r in part.records] == [
+            {k: v for k, v in r.items() if k != "session"} for r in days["oizumi"]
+        ]
+        assert parts[0].error is None
+    finally:
+        for worker in three:
+            worker.close()
+
+
+def test_the_learned_forecast_reads_a_folder_store(tmp_path: Path) -> None:
+    """The public page's forecaster opens the store by its URL in its own thread and reads each
+    office's history: from the office's file in a folder store."""
+    from datetime import date, datetime
+
+    from central.web.learned_forecast import LearnedForecaster
+    from counterfloor.demo_floor import open_days_before
+    from counterfloor.simulate import record_day
+    from office import events as ev
+    from tests.conftest import TOKYO
+
+    config = example("nerima")
+    day = date(2027, 3, 8)
+    url = f"{tmp_path}/central/"
+    seq = 0
+    with open_store(url) as store:
+        for past in open_days_before(config, day, 5):
+            records = []
+            for event in record_day(config, past, seed=past.toordinal()).events:
+                seq += 1
+                records.append({**ev.public_record(event, config.id), "seq": seq, "session": 1})
+            store.append(config.id, records)
+    assert [p.name for p in (tmp_path / "central").glob("*.sqlite")] == ["nerima.sqlite"]
+    forecaster = LearnedForecaster(url, {config.id: config}, now=lambda c: datetime(2027, 3, 8, 9, 30, tzinfo=TOKYO))
+    forecaster.learn()
+    hours = forecaster.hourly(config.id, "certificate", day)
+    assert len(hours) >= 8 and any(h.wait_s > 0 for h in hours)
+
+
+def test_a_bad_store_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import run_cli
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "central.db").write_bytes(b"")
+    cases = [
+        (f"{tmp_path}/no/such/", "event store folder", "cannot create it: its parent folder does not exist"),
+        (f"sqlite://{tmp_path}/old/", f"event store folder {tmp_path}/old", "not a central store folder"),
+    ]
+    for store, where, message in cases:
+        status, _, err = run_cli(capsys, "central", "--broker", "mqtt://h", "--store", store)
+        assert status == 1
+        assert err.startswith(f"counterfloor central: {where}") and message in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["central.db", "old"]
+
+
 # -- the command's arguments ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("argv", "code", "message"),

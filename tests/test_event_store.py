@@ -4,7 +4,10 @@ each test."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -14,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from central import store_sqlite
 from central.store import (
     PAGE_ROWS,
     BadInput,
@@ -24,6 +28,7 @@ from central.store import (
     StoreURLError,
     open_store,
 )
+from central.store_sqlite import SqliteFolderStore, office_file
 from tests.pg_support import PostgresCluster, postgres_fixture  # noqa: F401  (registers the `postgres` fixture)
 
 OFFICE = "oizumi"
@@ -57,10 +62,12 @@ def seqs(found: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> list[int]:
     return [r["seq"] for r in found]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite-folder", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite://{tmp_path}/central.db"
+    if request.param == "sqlite-folder":  # a file per office
+        return f"sqlite://{tmp_path}/central/"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.new_database()
 
@@ -68,6 +75,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def store(store_url: str) -> Iterator[SqlEventStore]:
     with open_store(store_url) as opened:
+        assert isinstance(opened, SqliteFolderStore) == store_url.endswith("/")
         yield opened
 
 
@@ -263,7 +271,14 @@ def test_writers_racing_on_one_office(store_url: str) -> None:
 
 
 def test_durability_settings(store: SqlEventStore) -> None:
-    if store.url.startswith("sqlite"):
+    if isinstance(store, SqliteFolderStore):  # each office's file is set up as the one file is
+        store.append(OFFICE, records(1, 1))
+        conn = sqlite3.connect(office_file(store.folder, OFFICE))
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent: the file's own
+        conn.close()
+        conn = store._file(OFFICE, create=False).conn  # type: ignore[union-attr]
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, on the connection that writes
+    elif store.url.startswith("sqlite"):
         conn = store.conn  # type: ignore[attr-defined]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -378,3 +393,187 @@ def test_a_postgres_database_of_something_else_is_refused(postgres: PostgresClus
         open_store(url)
     with psycopg.connect(url, autocommit=True) as conn:  # and it was left as it was
         assert conn.execute("SELECT to_regclass('offices')").fetchone() == (None,)
+
+
+# -- a SQLite file per office ----------------------------------------------------------------------
+def folder_store(tmp_path: Path, name: str = "central") -> SqliteFolderStore:
+    opened = open_store(f"{tmp_path}/{name}/")
+    assert isinstance(opened, SqliteFolderStore)
+    return opened
+
+
+def file_offices(path: Path) -> tuple[set[str], set[str]]:
+    """The offices named in one SQLite file's events and in its metadata, read past the store."""
+    with sqlite3.connect(path) as conn:
+        events = {o for (o,) in conn.execute("SELECT DISTINCT office FROM events")}
+        meta = {o for (o,) in conn.execute("SELECT DISTINCT office FROM office_meta")}
+    conn.close()
+    return events, meta
+
+
+def test_a_folder_store_keeps_each_office_in_a_file_of_its_own(tmp_path: Path) -> None:
+    folder = tmp_path / "central"
+    with folder_store(tmp_path) as store:
+        assert store.offices() == [] and sorted(p.name for p in folder.iterdir()) == ["counterfloor-central-store"]
+        store.append(OFFICE, records(1, 30), meta={"session": 2})
+        store.append("nerima", records(1, 20, office="nerima"))
+        store.set_meta("z9-x", "session", 1)  # metadata alone makes an office known, as in one file
+        # Reading an office that has nothing creates nothing.
+        assert (list(store.read("absent")), store.last_seq("absent"), store.meta("absent")) == ([], 0, {})
+        assert store.append("absent", []).last_seq == 0
+        assert store.offices() == ["nerima", OFFICE, "z9-x"]
+    files = sorted(p.name for p in folder.glob("*.sqlite"))
+    assert files == ["nerima.sqlite", "oizumi.sqlite", "z9-x.sqlite"]
+    # Each file holds its office alone: the events of one are never in another's file.
+    assert file_offices(folder / "oizumi.sqlite") == ({OFFICE}, {OFFICE})
+    assert file_offices(folder / "nerima.sqlite") == ({"nerima"}, set())
+    assert file_offices(folder / "z9-x.sqlite") == (set(), {"z9-x"})
+    with sqlite3.connect(folder / "nerima.sqlite") as conn:
+        assert [s for (s,) in conn.execute("SELECT seq FROM events ORDER BY seq")] == list(range(1, 21))
+    conn.close()
+
+
+def test_two_offices_never_wait_for_one_write_lock(tmp_path: Path) -> None:
+    """The point of the layout: a writer holding one office's file does not hold another's
+    (with one file, the second append would wait BUSY_TIMEOUT_MS and fail)."""
+    with folder_store(tmp_path) as store:
+        store.append(OFFICE, records(1, 2))
+        other = sqlite3.connect(office_file(store.folder, OFFICE), isolation_level=None, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another worker, mid-transaction on oizumi
+            assert store.append("nerima", records(1, 5, office="nerima")).stored == 5
+            third = sqlite3.connect(office_file(store.folder, OFFICE), isolation_level=None, timeout=0)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                third.execute("BEGIN IMMEDIATE")  # oizumi's lock is really held
+            third.close()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert store.append(OFFICE, records(3, 3)).contiguous_seq == 3
+
+
+def test_a_folder_store_keeps_what_append_returned_without_a_clean_close(tmp_path: Path) -> None:
+    """Durability: a process that dies right after its appends (no close, no checkpoint) has
+    left every event and metadata value in the offices' files."""
+    code = f"""
+import os, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from central.store import open_store
+from tests.test_event_store import records
+store = open_store({f"{tmp_path}/central/"!r})
+for first in range(1, 200, 10):
+    store.append("oizumi", records(first, first + 9))
+    store.append("nerima", records(first, first + 9, office="nerima"))
+store.set_meta("oizumi", "session", 4)
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    with folder_store(tmp_path) as again:
+        assert again.offices() == ["nerima", OFFICE]
+        assert list(again.read(OFFICE)) == records(1, 200)
+        assert list(again.read("nerima")) == records(1, 200, office="nerima")
+        assert (again.contiguous_seq(OFFICE), again.get_meta(OFFICE, "session")) == (200, 4)
+
+
+def test_an_office_file_holding_another_office_is_refused(tmp_path: Path) -> None:
+    with folder_store(tmp_path) as store:
+        store.append(OFFICE, records(1, 3))
+    folder = tmp_path / "central"
+    shutil.copy(folder / "oizumi.sqlite", folder / "nerima.sqlite")  # renamed by hand
+    with folder_store(tmp_path) as store:
+        assert store.last_seq(OFFICE) == 3
+        with pytest.raises(StoreError, match=r"nerima\.sqlite: holds office 'oizumi', but this file is 'nerima'"):
+            store.last_seq("nerima")
+
+
+def test_open_office_files_are_bounded_and_a_slow_reader_still_reads_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_sqlite, "MAX_WRITING", 3)
+    monkeypatch.setattr(store_sqlite, "MAX_READING", 2)
+    names = [f"ward-{n}" for n in range(8)]
+    with folder_store(tmp_path) as store:
+        for name in names:
+            store.append(name, records(1, 5, office=name))
+        assert len(store._writing) == 3 and not store._reading  # the three last written stay open
+        store.append(OFFICE, records(1, 2 * PAGE_ROWS + 5))
+        for name in names:  # closed files open again
+            assert seqs(store.read(name)) == [1, 2, 3, 4, 5]
+        assert len(store._writing) == 3 and len(store._reading) == 2
+    with folder_store(tmp_path) as reader:
+        reading = reader.read(OFFICE)
+        assert next(reading)["seq"] == 1  # the first page is read
+        for name in names:  # ...then more offices than stay open: oizumi's file is closed
+            reader.last_seq(name)
+        assert OFFICE not in reader._reading
+        assert seqs(reading) == list(range(2, 2 * PAGE_ROWS + 6))  # reopened for the next pages
+
+
+@pytest.mark.parametrize(
+    ("setup", "url", "message"),
+    [
+        (
+            None,
+            "{tmp}/no/such/",
+            "event store folder {tmp}/no/such: cannot create it: its parent folder does not exist",
+        ),
+        ("file", "{tmp}/thing/", "event store folder {tmp}/thing: a file, not a folder"),
+        (
+            "stranger",
+            "{tmp}/thing/",
+            "not a central store folder (it holds notes.txt and no counterfloor-central-store",
+        ),
+        ("one-file", "{tmp}/thing/", "it holds central.db and no counterfloor-central-store file"),
+        ("one-file", "sqlite://{tmp}/thing", "python -m central.store_copy FILE FOLDER/"),  # an existing folder
+        ("marker", "{tmp}/thing/", "counterfloor-central-store says 'layout 9: something else'"),
+    ],
+)
+def test_a_bad_store_folder_is_a_clear_error(tmp_path: Path, setup: str | None, url: str, message: str) -> None:
+    thing = tmp_path / "thing"
+    if setup == "file":
+        thing.write_text("x")
+    elif setup is not None:
+        thing.mkdir()
+        name, text = {
+            "stranger": ("notes.txt", "x"),
+            "one-file": ("central.db", ""),
+            "marker": ("counterfloor-central-store", "layout 9: something else\n"),
+        }[setup]
+        (thing / name).write_text(text)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(StoreError) as caught:
+        open_store(url.format(tmp=tmp_path))
+    assert message.format(tmp=tmp_path) in str(caught.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing was created or written
+
+
+def test_a_one_file_store_still_works_and_copies_into_a_folder(tmp_path: Path) -> None:
+    """The one-file layout stays as it was (existing stores open and keep every event), and its
+    events move to a folder store by `python -m central.store_copy` without loss: gaps, metadata,
+    first deliveries' sessions and all; a second run stores nothing."""
+    one = tmp_path / "central.db"
+    with open_store(f"sqlite://{one}") as old:
+        assert not isinstance(old, SqliteFolderStore)
+        old.append(OFFICE, [*records(1, 2 * PAGE_ROWS), *records(2 * PAGE_ROWS + 5, 2 * PAGE_ROWS + 9)])
+        old.append(OFFICE, records(3, 4, session=9))  # duplicates: the first session stays
+        old.append("nerima", records(1, 3, office="nerima"), meta={"session": 7, "central_pruned_before": 2})
+        old.set_meta("z9-x", "birth", {"seq": 0})
+        expected = {o: (list(old.read(o)), old.meta(o), old.missing(o)) for o in old.offices()}
+    with open_store(one) as reopened:  # a plain path too
+        assert reopened.offices() == ["nerima", OFFICE, "z9-x"] and list(reopened.read(OFFICE)) == expected[OFFICE][0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["central.db"]  # opening it made no folder
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "central.store_copy", str(one), f"{tmp_path}/central/"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True, timeout=60)
+    assert f"oizumi: {2 * PAGE_ROWS + 5} record(s) read, {2 * PAGE_ROWS + 5} newly stored" in done.stdout
+    assert "3 office(s) copied" in done.stdout
+    with folder_store(tmp_path) as new:
+        assert {o: (list(new.read(o)), new.meta(o), new.missing(o)) for o in new.offices()} == expected
+        assert new.missing(OFFICE) == [SeqRange(2 * PAGE_ROWS + 1, 2 * PAGE_ROWS + 4)]
+    again = subprocess.run(command, cwd=root, capture_output=True, text=True, check=True, timeout=60)
+    assert [line.split(";")[0].split(", ")[1] for line in again.stdout.splitlines()[:-1]] == ["0 newly stored"] * 3
+    # A different record under a seq the target holds stops the copy, naming it.
+    with folder_store(tmp_path, "other") as other:
+        other.append(OFFICE, [record(2, number=99)])
+    bad = subprocess.run([*command[:-1], f"{tmp_path}/other/"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "store_copy: office 'oizumi' seq 2: a different record" in bad.stderr
