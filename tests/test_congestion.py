@@ -4,6 +4,7 @@ benchmark's smoke run, on synthetic histories whose right answer is known by con
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -38,14 +39,25 @@ def _rush(day: date) -> bool:
     return (3, 15) <= (day.month, day.day) <= (4, 15)
 
 
-def synthetic(config: OfficeConfig, spans: list[tuple[date, date]]) -> list[DayStats]:
-    """Every open day: 10 tickets an hour per service waiting 5 min; in the rush (15 March–15
-    April) twice the tickets, waiting four times as long."""
+def _ordinary(day: date) -> tuple[float, float]:
+    return 1.0, 1.0
+
+
+def synthetic(
+    config: OfficeConfig,
+    spans: list[tuple[date, date]],
+    busier: Callable[[date], tuple[float, float]] = _ordinary,
+    keep: Callable[[date], bool] = lambda day: True,
+) -> list[DayStats]:
+    """Every open day `keep` keeps: 10 tickets an hour per service waiting 5 min; in the rush
+    (15 March–15 April) twice the tickets, waiting four times as long; `busier(day)`: that day's
+    (tickets, wait) multipliers on top."""
     out = []
     for first, last in spans:
         day = first
         while day <= last:
-            if plan_for(config, day).is_open:
+            if plan_for(config, day).is_open and keep(day):
+                more, longer = busier(day)
                 arrivals, waits, open_hours = {}, {}, set()
                 kind = ""
                 for svc in config.services:
@@ -53,8 +65,8 @@ def synthetic(config: OfficeConfig, spans: list[tuple[date, date]]) -> list[DayS
                     kind = kind_ or kind
                     for h in hours:
                         open_hours.add((svc.id, h))
-                        arrivals[(svc.id, h)] = ORDINARY_ARRIVALS * (2 if _rush(day) else 1)
-                        waits[(svc.id, h)] = ORDINARY_WAIT * (4 if _rush(day) else 1)
+                        arrivals[(svc.id, h)] = round(ORDINARY_ARRIVALS * (2 if _rush(day) else 1) * more)
+                        waits[(svc.id, h)] = ORDINARY_WAIT * (4 if _rush(day) else 1) * longer
                 out.append(DayStats(day, kind, frozenset(open_hours), arrivals, waits))
             day += timedelta(days=1)
     return out
@@ -106,6 +118,35 @@ def test_days_after_a_closure(nerima: OfficeConfig) -> None:
     assert not after_closure(nerima, date(2027, 1, 18))  # a Monday after an ordinary weekend
 
 
+# -- the weekday's own waits ------------------------------------------------------------------
+def _busy_mondays(day: date) -> tuple[float, float]:
+    """Mondays bring 20 % more tickets (12 an hour) and wait twice as long: waits grow faster
+    than load, so the load alone hardly tells a Monday from the other days."""
+    return (1.2, 2.0) if day.weekday() == 0 else (1.0, 1.0)
+
+
+WINTER = [(date(2026, 12, 1), date(2027, 3, 12))]  # no rush, no last year: only the weekday differs
+
+
+def test_a_weekday_that_waits_longer_is_forecast_so(nerima: OfficeConfig) -> None:
+    history = History(synthetic(nerima, WINTER, _busy_mondays))
+    monday = forecast_day(history, nerima, "certificate", date(2027, 3, 15))
+    assert monday and all(f.wait_s == 2 * ORDINARY_WAIT for f in monday)
+    # The other weekdays keep their own waits (the Mondays weigh little for a Tuesday).
+    tuesday = forecast_day(history, nerima, "certificate", date(2027, 3, 16))
+    assert tuesday and all(f.wait_s == ORDINARY_WAIT for f in tuesday)
+
+
+def test_a_weekday_seen_rarely_is_shrunk_toward_all_weekdays(nerima: OfficeConfig) -> None:
+    # Only two Mondays in history (both busy): too few to stand for every Monday. The typical
+    # wait stays that of all weekdays, but the band reaches up to those two Mondays' waits.
+    two_mondays = {date(2027, 2, 22), date(2027, 3, 1)}
+    days = synthetic(nerima, WINTER, _busy_mondays, keep=lambda d: d.weekday() != 0 or d in two_mondays)
+    monday = forecast_day(History(days), nerima, "certificate", date(2027, 3, 15))
+    assert monday and all(f.wait_s == ORDINARY_WAIT for f in monday)
+    assert all(f.wait_low_s == ORDINARY_WAIT and f.wait_high_s == 2 * ORDINARY_WAIT for f in monday)
+
+
 def _rec(kind: str, ts: str, **fields: Any) -> dict[str, Any]:
     return {"v": 1, "seq": 0, "ts": f"2027-03-16T{ts}:00.000+09:00", "office": "nerima", "type": kind, **fields}
 
@@ -142,18 +183,25 @@ def _rows(hours: range) -> list[HourForecast]:
     return [HourForecast(h, 10.0, 60.0 * (h - 5), 60.0 * (h - 6), 60.0 * (h - 4)) for h in hours]
 
 
+def _text(element: ET.Element, tag: str) -> str:
+    """The text of `element`'s first child `tag` (the test fails if there is none)."""
+    found = element.find(f"{SVG}{tag}")
+    assert found is not None, tag
+    return found.text or ""
+
+
 def test_the_chart_is_valid_svg_with_a_bar_per_opening_hour() -> None:
     svg = chart_svg(
         _rows(range(8, 19)), now=datetime(2027, 3, 16, 10, 20), lang="ja", service=("証明書", "Certificates")
     )
     root = ET.fromstring(svg)
     assert root.tag == f"{SVG}svg" and root.get("role") == "img"
-    assert root.find(f"{SVG}title") is not None and "待ち時間" in (root.find(f"{SVG}title").text or "")
-    desc = root.find(f"{SVG}desc").text or ""
+    assert "待ち時間" in _text(root, "title")
+    desc = _text(root, "desc")
     assert "Quietest: 8:00" in desc and desc.index("空いている") < desc.index("Quietest")  # Japanese first
     bars = [e for e in root.iter(f"{SVG}rect") if "bar" in (e.get("class") or "").split()]
     assert len(bars) == 11
-    assert next(e for e in bars if "now" in (e.get("class") or "")).find(f"{SVG}title").text.startswith("10:00")
+    assert _text(next(e for e in bars if "now" in (e.get("class") or "")), "title").startswith("10:00")
     texts = {e.get("class"): e.text for e in root.iter(f"{SVG}text")}
     assert texts["now-label"] == "▲ いま / now"  # the hour now is said in words, not only colour
     hours = [e.text for e in root.iter(f"{SVG}text") if e.get("class") == "hour"]
@@ -169,14 +217,14 @@ def test_the_week_is_small_multiples_and_a_closed_day_says_so() -> None:
     assert len(days) == 7
     assert len([e for e in days[0].iter(f"{SVG}rect") if "bar" in (e.get("class") or "")]) == 11
     closed = [e.text for e in days[6].iter(f"{SVG}text") if e.get("class") == "closed"]
-    assert closed == ["Closed / 閉庁"]  # English first when asked
+    assert closed == ["Closed"]  # a small day's box: the page's language only (English asked)
     assert [e.text for e in days[0].iter(f"{SVG}text") if e.get("class") == "day-label"] == ["Mon / 3/15（月）"]
 
 
 def test_a_closed_day_chart() -> None:
     root = ET.fromstring(chart_svg([], lang="ja"))
     assert not [e for e in root.iter(f"{SVG}rect") if "bar" in (e.get("class") or "")]
-    assert "本日は受付していません" in (root.find(f"{SVG}desc").text or "")
+    assert "本日は受付していません" in _text(root, "desc")
 
 
 # -- the benchmark ------------------------------------------------------------------------------

@@ -325,7 +325,7 @@ async def _watch(
                 last = html
                 yield html
             try:
-                # asyncio.timeout, not wait_for: no task made per wake (a call wakes every page).
+                # asyncio.timeout, not wait_for: no task made per wake (a call wakes hundreds of pages).
                 async with asyncio.timeout(keepalive_s):
                     await sub.next()
             except TimeoutError:
