@@ -16,6 +16,9 @@
     uv run python -m bench.run --only forecast      # the public page's forecast vs same hour last week (~1.5 min)
     uv run python -m bench.run --only seam          # the learned wait estimate's cost per ticket (write path)
     uv run python -m bench.run --only metrics       # call latency while /metrics is scraped every 100 ms
+    uv run python -m bench.run --only web           # 1,000 live ticket pages: a call → the page (~1.5 min)
+    uv run python -m bench.run --only soak          # a simulated month through the whole system (~11 min;
+                                                    #   not in the default run: --days N, --quick 4 days)
 
 `uv run python bench/run.py …` works the same. Timing goals are reported here, never asserted in
 tests. Each ratio is against a baseline measured in the same run. Files go to a temporary
@@ -52,9 +55,11 @@ from bench import (
     seam_bench,
     signage_bench,
     signs,
+    soak,
     store_bench,
     throughput,
     tickets,
+    web_load,
 )
 from bench.common import Result, rush_steps
 
@@ -69,8 +74,10 @@ BENCHES = (
     "forecast",
     "seam",
     "metrics",
+    "web",
 )
 DEVICE_BENCHES = ("latency", "codec", "heap", "light", "fuzz")  # bench/devices.py
+EXTRA_BENCHES = ("soak",)  # only when asked for with --only: too long for the default run
 
 
 def machine(workdir: Path) -> list[str]:
@@ -106,13 +113,14 @@ def table(results: list[Result]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run while developing")
-    parser.add_argument("--only", action="append", choices=BENCHES, help="run only these (repeatable)")
+    parser.add_argument("--only", action="append", choices=BENCHES + EXTRA_BENCHES, help="run only these (repeatable)")
     parser.add_argument("--kills", type=int, default=None, help="SIGKILLs in the crash run (default 500)")
     parser.add_argument("--seed", type=int, default=20270329, help="seed of the crash run")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per throughput figure (default 3)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per recovery figure (default 15)")
     parser.add_argument("--calls", type=int, default=None, help="calls timed in the latency run (default 1900)")
     parser.add_argument("--fuzz-runs", type=int, default=None, help="inputs for the decoder fuzzer (default 200000)")
+    parser.add_argument("--days", type=int, default=None, help="soak: calendar days simulated (default 30)")
     parser.add_argument("--dir", type=Path, default=None, help="where the benchmark's files go")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     parser.add_argument("--plots", type=Path, default=None, help="accuracy: write its tables and plots here")
@@ -197,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             # The gateway's /metrics scraped every 100 ms: its loop's call latency, in three runs.
             results += metrics_bench.run(workdir, 100 if args.quick else 400, log)
             print("metrics done", flush=True)
+        if "web" in only:
+            # 1,000 residents' live ticket pages on one central (Mosquitto and central started here).
+            results += web_load.run(workdir, log, quick=args.quick)
+            print("web done", flush=True)
+        if "soak" in only:
+            # A simulated month through broker, gateways and central (bench/soak.py); --quick: 4 days.
+            results += soak.run(workdir, args.days or (4 if args.quick else 30), log)
+            print("soak done", flush=True)
     command = "uv run python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     report = [
         *header,

@@ -10,6 +10,7 @@ in, events out; callers read the files.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -267,22 +268,18 @@ _READERS: dict[str, _Reader] = {
     "clock_stepped": lambda h, r: ClockStepped(*_head(h), float(_field(r, "step_s", (int, float), "a number"))),
 }
 
-# The moment a ts names, by its text: many events share one (a call and the service it ends).
-_MOMENTS: dict[str, tuple[str, float]] = {}
-_MOMENTS_MAX = 65536
+# The moment a ts names, by its text: many events share one (a call and the service it ends), and
+# they come one after another, so the last few hundred moments are all that is worth keeping. Each
+# costs ~250 bytes (its ts, its date, the tuple): a cache of 65,536 grew by one per event for a
+# month, to ~16 MB, in a gateway and in central (bench/soak.py; docs/benchmarks.md, "Soak").
+_MOMENTS_MAX = 1024
 
 
+@functools.lru_cache(maxsize=_MOMENTS_MAX)
 def moment(ts: str) -> tuple[str, float]:
     """(local date, seconds since that local midnight) of an ISO 8601 time with an offset."""
-    known = _MOMENTS.get(ts)
-    if known is not None:
-        return known
     at = datetime.fromisoformat(ts)
-    value = (at.date().isoformat(), at.hour * 3600.0 + at.minute * 60.0 + at.second + at.microsecond / 1e6)
-    if len(_MOMENTS) >= _MOMENTS_MAX:
-        _MOMENTS.clear()
-    _MOMENTS[ts] = value
-    return value
+    return at.date().isoformat(), at.hour * 3600.0 + at.minute * 60.0 + at.second + at.microsecond / 1e6
 
 
 def read_record(rec: Mapping[str, Any]) -> Event | None:
