@@ -37,7 +37,7 @@ from office.state import TicketStatus
 
 REPLY_TIMEOUT_S = 10.0  # real seconds: a request's reply, or a press's call
 RELEASE_S = 0.08  # a finger off the key before it presses again (the board's debounce: 30 ms)
-PRESS_CYCLES = 6  # bus cycles a press may take to come in before the clerk presses again
+DEBOUNCE_S = 0.06  # the boards' 30 ms debounce, with room: a key held this long is an event if taken
 MIN_CYCLE_S = 0.05
 PRESS_TRIES = 5
 IDLE_S = READ_DEADLINE_S / 2  # a connection this long without a request is about to be closed
@@ -55,6 +55,7 @@ class StaffError(RuntimeError):
 @dataclass
 class _Pad:
     board: Any  # hal.firmware_sim.FirmwareBoard
+    link: Any  # gateway.device_link.DeviceLink: its answered polls
     mark: int | None = None  # the board's printed lines when its key was let go: its echo comes after
     let_go_at: float = 0.0  # when (monotonic)
 
@@ -75,7 +76,8 @@ class FloorStaff:
     _answered_at: float = 0.0  # when the socket last answered (monotonic)
 
     def __post_init__(self) -> None:
-        self.pads = {counter: _Pad(board) for counter, board in pad_boards(self.gateway).items()}
+        links = {link.spec.counter: link for _, link, _ in self.gateway.bus_devices() if link.spec.counter}
+        self.pads = {counter: _Pad(board, links[counter]) for counter, board in pad_boards(self.gateway).items()}
 
     def step(self) -> None:
         """A turn of the gateway's loop."""
@@ -180,14 +182,7 @@ class FloorStaff:
             heard = time.monotonic() + 2 * max(cycle, MIN_CYCLE_S)
             self._turn_until(lambda: time.monotonic() >= heard, counter)
         for _ in range(PRESS_TRIES):
-            self._let_go(pad, pin, counter)
-            pad.board.send(f"down {pin}")
-            # A pad that has not heard the gateway lately, or not yet that its counter is open,
-            # takes no key: like a clerk, press again when nothing comes of it.
-            self._turn_until(self._came_in(counter, before, PRESS_CYCLES * max(cycle, MIN_CYCLE_S)), counter)
-            pad.mark, pad.let_go_at = pad.board.printed, time.monotonic()
-            pad.board.send(f"up {pin}")
-            if self._called(counter, before) is not None:
+            if self._press_once(pad, pin, counter, before):
                 break
             self.pressed_again += 1
         else:
@@ -198,10 +193,26 @@ class FloorStaff:
         self.presses += 1
         return m.Decision([], [m.ShowCall(called, counter, recall=False)])
 
-    def _came_in(self, counter: str, before: str | None, within: float) -> Callable[[], bool]:
-        """Whether the press has come in (a call), or `within` seconds passed without it."""
-        until = time.monotonic() + within
-        return lambda: self._called(counter, before) is not None or time.monotonic() > until
+    def _press_once(self, pad: _Pad, pin: str, counter: str, before: str | None) -> bool:
+        """Press call next and let go: True once the call came in, False if the pad did not take
+        the key. A pad that has not heard the gateway lately, or not yet that its counter is open,
+        takes no key, and then the clerk presses again — only once that is sure: a key the board
+        took comes in with its next poll after the debounce, so two polls answered after that
+        without the call mean it was not taken (a second press of a taken key would call the next
+        resident too)."""
+        self._let_go(pad, pin, counter)
+        pad.board.send(f"down {pin}")
+        down = time.monotonic()
+
+        def came() -> bool:
+            return self._called(counter, before) is not None
+
+        self._turn_until(lambda: came() or time.monotonic() - down >= DEBOUNCE_S, counter)
+        polled = pad.link.polls_answered
+        self._turn_until(lambda: came() or pad.link.polls_answered >= polled + 2, counter)
+        pad.mark, pad.let_go_at = pad.board.printed, time.monotonic()
+        pad.board.send(f"up {pin}")
+        return came()
 
     def _let_go(self, pad: _Pad, pin: str, counter: str) -> None:
         """The last press's release: the board must have it, for longer than its debounce."""

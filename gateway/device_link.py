@@ -404,6 +404,7 @@ class DeviceLink:
         # sent again (seen after being offline or failing, or after it restarted), HELLOs to a
         # POLL (it reset); the bus counts the replies it could not decode while this device's
         # exchange was under way: a bad CRC, or other damage (COBS, length, type, fields).
+        self.polls_answered = 0  # a key the device took comes in with the next of them (the demo's clerks)
         self.failures = 0
         self.retries = 0
         self.timeouts = 0
@@ -541,6 +542,7 @@ class DeviceLink:
             return self._hello(frame, identify=ex.outgoing is None and ex.frame.TYPE == P.Identify.TYPE, now=now)
         self.missed = 0
         if ex.outgoing is None:  # a poll
+            self.polls_answered += 1
             if self._need_identify:
                 # IDENTIFY answered by something other than HELLO: ask again next cycle.
                 return effects
