@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.bus import BusMaster, SyncDriver
 from gateway.device_link import DeviceLink, DeviceSpec, LinkEffect, PrintTicket
@@ -18,6 +21,32 @@ from tests.conftest import EXAMPLES
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
+
+T = TypeVar("T")
+
+
+def answered_while_turning(ask: Callable[[], T], turn: Callable[[], None], what: object, safety_s: float) -> T:
+    """`ask()` (a blocking client of the control socket) in a thread, this thread turning the
+    gateway's loop until it has its answer; the client's exception raised here."""
+    result: list[T | BaseException] = []
+
+    def client() -> None:
+        try:
+            result.append(ask())
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    deadline = time.monotonic() + safety_s
+    while thread.is_alive():
+        assert time.monotonic() < deadline, f"no answer to {what}"
+        turn()
+    thread.join()
+    answer = result[0]
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 class FakeClock:
@@ -82,8 +111,6 @@ def held_gateway(
 def running_gateway(tmp_path: Path, config: OfficeConfig, text: str, **extra: Any) -> Gateway:
     """A gateway (not started) on the real monotonic clock, its wall clock Monday 10:00 in Tokyo
     plus the time since: for simulated devices that answer in real time."""
-    import time
-
     from gateway.service import Gateway
     from tests.conftest import tokyo
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from office import events as ev
 from office import model as m
 from office.config import ConfigError, load_config, parse_config
 from tests.conftest import EXAMPLES, run_cli, tokyo
-from tests.floor_support import HeldClock, floor_without_devices
+from tests.floor_support import HeldClock, answered_while_turning, floor_without_devices, running_gateway
 
 SAFETY_S = 20.0  # only a bound on a wait that takes a few steps when the code is right
 TZ = ZoneInfo("Asia/Tokyo")
@@ -193,27 +192,8 @@ class Floor:
 
     def cli(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         """`counterfloor office …` in a thread (its client blocks), this thread stepping the gateway."""
-        result: list[tuple[int, str, str] | BaseException] = []
-
-        def client() -> None:
-            try:
-                result.append(
-                    run_cli(capsys, "office", *argv, "--journal", str(self.tmp / "j.db"), "--socket", str(self.socket))
-                )
-            except BaseException as exc:
-                result.append(exc)
-
-        thread = threading.Thread(target=client)
-        thread.start()
-        deadline = time.monotonic() + SAFETY_S
-        while thread.is_alive():
-            assert time.monotonic() < deadline, f"no answer to {argv}"
-            self.gw.step()
-        thread.join()
-        answer = result[0]
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
+        argv = ("office", *argv, "--journal", str(self.tmp / "j.db"), "--socket", str(self.socket))
+        return answered_while_turning(lambda: run_cli(capsys, *argv), self.gw.step, argv, SAFETY_S)
 
     def turn(self, seconds: float = 1.0) -> None:
         """Time passes (the gate asks the seam again once a second), and one turn of the loop."""
@@ -426,17 +406,8 @@ def test_the_pads_show_the_time_and_a_call_key_confirms_it(tmp_path: Path, monke
     monkeypatch.setenv("COUNTERFLOOR_MICROPYTHON", "")  # the pure-Python devices: their state is read here
     config = load_config(EXAMPLES / "oizumi.toml")
     text = (EXAMPLES / "oizumi.toml").read_text(encoding="utf-8")
-    origin, opening = time.monotonic(), tokyo(2027, 3, 15, 10, 0)  # the devices answer in real time
-    gw = service.Gateway(
-        config,
-        text,
-        tmp_path / "j.db",
-        tmp_path / "j.sock",
-        io.StringIO(),
-        wall=lambda: opening + timedelta(seconds=time.monotonic() - origin),
-        clock_sync=lambda: UNSYNCED,
-        boot_id="boot-1",
-    )
+    # The devices answer in real time: the wall clock Monday 10:00 plus the time since.
+    gw = running_gateway(tmp_path, config, text, clock_sync=lambda: UNSYNCED, boot_id="boot-1")
     gw.start()
     try:
         bus = gw.buses[0]

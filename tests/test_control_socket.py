@@ -29,7 +29,7 @@ from gateway import control, service
 from gateway.control_server import MAX_CONNECTIONS, READ_DEADLINE_S, WRITE_DEADLINE_S, ControlServer
 from office.config import ConfigError
 from tests.conftest import run_cli
-from tests.floor_support import HeldClock, floor_without_devices, held_gateway
+from tests.floor_support import HeldClock, answered_while_turning, floor_without_devices, held_gateway
 
 SAFETY_S = 20.0  # only a bound on a wait that takes a few steps when the code is right
 HALF_OPEN = 200
@@ -89,25 +89,9 @@ class Floor:
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         """`request` through gateway.control.ask, the CLI's own client (blocking, so in a thread),
         while this thread steps the gateway."""
-        result: list[dict[str, Any] | BaseException] = []
-
-        def client() -> None:
-            try:
-                result.append(control.ask(self.path, request, timeout=SAFETY_S))
-            except BaseException as exc:
-                result.append(exc)
-
-        thread = threading.Thread(target=client)
-        thread.start()
-        deadline = time.monotonic() + SAFETY_S
-        while thread.is_alive():
-            assert time.monotonic() < deadline, f"no answer to {request}"
-            self.step()
-        thread.join()
-        answer = result[0]
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
+        return answered_while_turning(
+            lambda: control.ask(self.path, request, timeout=SAFETY_S), self.step, request, SAFETY_S
+        )
 
     def quiet(self, s: socket.socket) -> bool:
         """Nothing was said to `s` and it is not closed."""
@@ -338,7 +322,6 @@ def test_the_client_takes_the_first_line_when_another_follows_in_the_same_read(t
     """Once seen under CI load: the reply, then the server's "no complete request within 5 s"
     for the now idle connection, both in the client's one read ("Extra data" from json)."""
     import socket
-    import threading
 
     path = tmp_path / "s.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
