@@ -57,7 +57,8 @@ DEFAULT_CONFIGS = (EXAMPLES / "nerima.toml", EXAMPLES / "oizumi.toml")
 DEFAULT_CONFIG = DEFAULT_CONFIGS[0]
 DEFAULT_OUT = Path("demo-out")
 DEFAULT_HTTP_PORT = 8080
-# Simulated seconds per real second: a Nerima weekday (08:20 to about 19:30) in about 35 s.
+# Simulated seconds per real second: a Nerima weekday (08:20 to about 19:30) in about 35 s of pacing;
+# the pads' presses make the busy hours run slower than that (docs/demo.md, "Speed").
 DEFAULT_SPEED = 1200.0
 PLAIN_EVERY = timedelta(minutes=30)
 FRAME_SECONDS = 0.1  # real time between live-view frames when paced
@@ -104,7 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--speed",
         metavar="N",
         default=str(int(DEFAULT_SPEED)),
-        help=f"simulated seconds per real second, or 'max' (default {int(DEFAULT_SPEED)}: a day in about 35 s)",
+        help=f"simulated seconds per real second, or 'max' (default {int(DEFAULT_SPEED)}; the busy hours run "
+        "slower: every call is a press on a real pad's firmware)",
     )
     parser.add_argument(
         "--date",
