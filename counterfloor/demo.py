@@ -769,7 +769,10 @@ def print_summary(
         style="bold",
     )
     console.print(table)
-    console.print("In estimate: waits inside the range printed on the ticket.", style="dim")
+    note = "In estimate: waits inside the range the ticket printed (its p10–p90, printed in whole minutes)"
+    if summary.within_printed_minutes is not None:
+        note += f"; with the wait rounded to whole minutes too, {100 * summary.within_printed_minutes:.0f}%"
+    console.print(note + ".", style="dim")
     if journal_events is not None:
         where = f"kept at {kept}" if kept else "temporary, removed"
         console.print(f"Journal: {journal_events} events committed to SQLite ({where})", highlight=False)

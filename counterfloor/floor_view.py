@@ -82,7 +82,7 @@ class ServiceSummary:
     transferred_out: int
     mean_wait_minutes: float | None
     max_wait_minutes: float | None
-    within_estimate: float | None  # share of called tickets whose wait fell in the printed range
+    within_estimate: float | None  # share of called tickets whose wait fell in their p10–p90 (WaitRange.holds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,8 @@ class DaySummary:
     max_wait_minutes: float | None
     services: tuple[ServiceSummary, ...]
     served_by_counter: tuple[tuple[str, int], ...]
-    within_estimate: float | None = None  # share of all called tickets whose wait fell in the printed range
+    within_estimate: float | None = None  # share of all called tickets whose wait fell in their p10–p90
+    within_printed_minutes: float | None = None  # the same at the ticket's whole minutes (holds_at_minutes)
 
     @property
     def refused_total(self) -> int:

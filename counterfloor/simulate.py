@@ -812,7 +812,7 @@ class DaySimulation:
         state = self.office.state
         rows: list[ServiceSummary] = []
         all_waits: list[float] = []
-        all_within = 0
+        all_within = all_within_minutes = 0
         totals = {"served": 0, "no_show": 0, "left": 0, "gave_up": 0}
         end = self.ended_at if self.ended_at is not None else self.now  # a wait still running ends here
         for s in self.config.services:
@@ -832,7 +832,8 @@ class DaySimulation:
                 w = self._wait_minutes(log)
                 if w is not None:
                     waits.append(w)
-                    within += log.estimate.low_minutes <= w <= log.estimate.high_minutes
+                    within += log.estimate.holds(w * 60)
+                    all_within_minutes += log.estimate.holds_at_minutes(w * 60)
             for k in counts:
                 totals[k] += counts[k]
             all_waits += waits
@@ -876,6 +877,7 @@ class DaySimulation:
             services=tuple(rows),
             served_by_counter=tuple((c.id, c.served) for c in self._counters.values()),
             within_estimate=all_within / len(all_waits) if all_waits else None,
+            within_printed_minutes=all_within_minutes / len(all_waits) if all_waits else None,
         )
 
 

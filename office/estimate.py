@@ -42,6 +42,17 @@ class WaitRange:
     def high_minutes(self) -> int:
         return max(round(self.p90_s / 60), self.low_minutes)
 
+    def holds(self, wait_s: float) -> bool:
+        """The wait fell inside the range: its p10–p90 in seconds, which the ticket prints with each
+        end rounded to whole minutes. (A wait in seconds against the rounded ends would count 12 s
+        on a ticket that printed "0 min" — p90 19 s — as a miss.)"""
+        return self.p10_s <= wait_s <= self.p90_s
+
+    def holds_at_minutes(self, wait_s: float) -> bool:
+        """The wait, rounded to whole minutes as the ticket's ends are, fell inside the printed
+        range: what a resident reading the ticket sees (wider than p10–p90 by up to a minute)."""
+        return self.low_minutes <= round(wait_s / 60) <= self.high_minutes
+
 
 class WaitEstimator(Protocol):
     def estimate(

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from office.config import OfficeConfig
-from office.estimate import CapacityEstimator
+from office.estimate import CapacityEstimator, WaitRange
 
 DAY = date(2027, 3, 15)  # a Monday: office and evening periods
 
@@ -140,3 +140,12 @@ def test_estimate_is_wait_minutes_widened(
             assert (got.low_minutes, got.high_minutes) == want, (minute, second, ahead, service)
             if not math.isinf(minutes):  # the mean is the estimate itself, inside its range
                 assert got.mean_s == pytest.approx(minutes * 60) and got.p10_s <= got.mean_s <= got.p90_s
+
+
+def test_a_wait_holds_against_the_range_before_and_after_its_ends_are_rounded() -> None:
+    """The ticket prints "0 min" for p10 3 s – p90 19 s: 12 s is inside; 25 s is past p90 but
+    rounds to the printed 0 min; 31 s rounds to 1 min, past the printed range."""
+    wait = WaitRange(10.0, 3.0, 19.0)
+    assert (wait.low_minutes, wait.high_minutes) == (0, 0)
+    assert wait.holds(12) and not wait.holds(25) and not wait.holds(2)
+    assert wait.holds_at_minutes(25) and wait.holds_at_minutes(2) and not wait.holds_at_minutes(31)

@@ -30,6 +30,7 @@ from counterfloor.simulate import (
     record_day,
     simulate_day,
 )
+from office import events as ev
 from office.calendar import plan_for
 from office.config import OfficeConfig
 from office.estimate import CapacityEstimator, WaitRange
@@ -158,6 +159,30 @@ def test_residents_walk_away_on_the_boards_estimate(nerima: OfficeConfig) -> Non
     assert grim.summary.walked_away > 0.15 * grim.summary.residents
     issued = [sum(e.TYPE == "ticket_issued" for e in d.events) for d in (calm, grim)]
     assert issued[0] > issued[1] + 0.15 * grim.summary.residents
+
+
+class _Seconds(_Board):
+    def __init__(self, p10_s: float, p90_s: float) -> None:
+        self.range = WaitRange((p10_s + p90_s) / 2, p10_s, p90_s)
+
+
+def test_a_wait_is_in_estimate_against_the_range_before_its_minutes_were_rounded(nerima: OfficeConfig) -> None:
+    """A ticket that printed "0 min" (p90 20 s) called after 12 s was called as it said: the
+    summary counts waits inside p10–p90 in seconds, and beside it the waits that, rounded to whole
+    minutes as the ticket's ends are, fall in the printed range. Neither is the wait in seconds
+    against the rounded ends (which counts that 12 s as a miss)."""
+    day = record_day(nerima, ORDINARY, estimator=_Seconds(0, 20))
+    issued = {e.ticket: e.ts for e in day.events if isinstance(e, ev.TicketIssued)}
+    waits: dict[str, float] = {}
+    for e in day.events:
+        if isinstance(e, ev.Called) and e.ticket not in waits:
+            waits[e.ticket] = (e.ts - issued[e.ticket]).total_seconds()
+    short = [w for w in waits.values() if 0 < w <= 20]
+    assert short  # clerks take seconds to call even at an open counter
+    assert day.summary.within_estimate == pytest.approx(sum(w <= 20 for w in waits.values()) / len(waits))
+    assert day.summary.within_printed_minutes == pytest.approx(sum(w <= 30 for w in waits.values()) / len(waits))
+    strict = sum(w == 0 for w in waits.values()) / len(waits)  # 0 <= w/60 <= 0
+    assert day.summary.within_estimate > strict
 
 
 def test_the_default_board_is_the_capacity_estimator(nerima: OfficeConfig) -> None:
