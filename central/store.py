@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -38,7 +39,7 @@ from office.mqtt import OFFICE_ID
 # event with another one. They do not make a duplicate a conflict; the first delivery's is kept.
 TRANSPORT_FIELDS = frozenset({"session"})
 PAGE_ROWS = 1000  # rows per query when reading: memory stays bounded however long the log
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the alerts table (residents' alert subscriptions, docs/alerts.md)
 MAX_SEQ = 2**63 - 1  # what both backends' 64-bit integer column holds
 
 
@@ -136,6 +137,23 @@ class EventStore(Protocol):
 
     def meta(self, office: str) -> dict[str, Any]:
         """All of an office's metadata."""
+        ...
+
+    # Residents' alert subscriptions (central/alerts): a record per ticket, by its token hash, kept
+    # only while the ticket lasts. Not events: never copied by copy_store, never replayed.
+    def put_alert(self, office: str, token_hash: str, day: str, record: Mapping[str, Any]) -> None:
+        """Store (or replace) the ticket's subscription, durably."""
+        ...
+
+    def alerts(self, office: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(token hash, business day, record) of every subscription of the office."""
+        ...
+
+    def drop_alert(self, office: str, token_hash: str) -> None: ...
+
+    def drop_alerts_before(self, office: str, day: str) -> int:
+        """Delete the office's subscriptions of business days before `day` ("9999-12-31": all);
+        how many there were."""
         ...
 
     def close(self) -> None: ...
@@ -291,6 +309,15 @@ def check_day(day: object) -> str:
         raise BadInput(f"a business day is 'YYYY-MM-DD' (got {day!r})") from None
 
 
+_TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def check_token_hash(value: object) -> str:
+    if not isinstance(value, str) or not _TOKEN_HASH.fullmatch(value):
+        raise BadInput(f"a token hash must be 64 lowercase hex digits (got {value!r:.80})")
+    return value
+
+
 def check_seq(name: str, value: object) -> int:
     if type(value) is not int:
         raise BadInput(f"{name} must be an integer (got {value!r})")
@@ -318,6 +345,11 @@ class Statements:
     set_meta: str
     get_meta: str
     all_meta: str
+    put_alert: str
+    alerts: str
+    drop_alert: str
+    drop_alerts_before: str
+    count_alerts_before: str
 
     @classmethod
     def build(cls, placeholder: str, row_lock: str) -> Statements:
@@ -351,6 +383,14 @@ class Statements:
             ),
             "get_meta": "SELECT value FROM office_meta WHERE office = ? AND key = ?",
             "all_meta": "SELECT key, value FROM office_meta WHERE office = ? ORDER BY key",
+            "put_alert": (
+                "INSERT INTO alerts (office, token_hash, day, record) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (office, token_hash) DO UPDATE SET day = excluded.day, record = excluded.record"
+            ),
+            "alerts": "SELECT token_hash, day, record FROM alerts WHERE office = ? ORDER BY token_hash",
+            "drop_alert": "DELETE FROM alerts WHERE office = ? AND token_hash = ?",
+            "drop_alerts_before": "DELETE FROM alerts WHERE office = ? AND day < ?",
+            "count_alerts_before": "SELECT count(*) FROM alerts WHERE office = ? AND day < ?",
         }
         return cls(**{name: text.replace("?", placeholder) for name, text in sql.items()})
 
@@ -485,6 +525,27 @@ class SqlEventStore(ABC):
 
     def meta(self, office: str) -> dict[str, Any]:
         return {key: orjson.loads(value) for key, value in self._rows(self.sql.all_meta, (check_office(office),))}
+
+    # -- alert subscriptions ------------------------------------------------------------------------
+    def put_alert(self, office: str, token_hash: str, day: str, record: Mapping[str, Any]) -> None:
+        params = (check_office(office), check_token_hash(token_hash), check_day(day), orjson.dumps(record).decode())
+        with self._transaction():
+            self._run(self.sql.put_alert, params)
+
+    def alerts(self, office: str) -> list[tuple[str, str, dict[str, Any]]]:
+        rows = self._rows(self.sql.alerts, (check_office(office),))
+        return [(digest, day, orjson.loads(record)) for digest, day, record in rows]
+
+    def drop_alert(self, office: str, token_hash: str) -> None:
+        with self._transaction():
+            self._run(self.sql.drop_alert, (check_office(office), check_token_hash(token_hash)))
+
+    def drop_alerts_before(self, office: str, day: str) -> int:
+        params = (check_office(office), check_day(day))
+        with self._transaction():
+            (before,) = self._rows(self.sql.count_alerts_before, params)[0]
+            self._run(self.sql.drop_alerts_before, params)
+        return int(before)
 
 
 Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]

@@ -45,7 +45,16 @@ _SCHEMA = [
         PRIMARY KEY (office, key)
     )""",
 ]
-_TABLES = ("store_meta", "offices", "events", "office_meta")
+# v2's table (central/store.py's put_alert): a v1 database gets it when first opened by v2.
+_ALERTS = """CREATE TABLE alerts (
+        office     text NOT NULL,
+        token_hash text NOT NULL,
+        day        text NOT NULL,
+        record     text NOT NULL,
+        PRIMARY KEY (office, token_hash)
+    )"""
+_SCHEMA.append(_ALERTS)
+_TABLES = ("store_meta", "offices", "events", "office_meta", "alerts")
 
 
 class PostgresEventStore(SqlEventStore):
@@ -88,6 +97,10 @@ class PostgresEventStore(SqlEventStore):
                 raise StoreError(f"event store {self.url}: not a central event store (it has tables {tables})")
             found = self._rows("SELECT value FROM store_meta WHERE key = 'schema'", ())
             version = found[0][0] if found else "none"
+            if version == "1" and present == list(_TABLES[:-1]):  # v1 → v2: the alerts table, nothing else
+                self.conn.execute(_ALERTS)
+                self.conn.execute("UPDATE store_meta SET value = %s WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+                version, present = str(SCHEMA_VERSION), list(_TABLES)
             if version != str(SCHEMA_VERSION) or len(present) != len(_TABLES):
                 raise StoreError(f"event store {self.url}: schema v{version}, this code reads v{SCHEMA_VERSION}")
 

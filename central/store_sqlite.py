@@ -53,6 +53,15 @@ OFFICE_CACHE_KIB = 512  # an office file's page cache
 APPLICATION_ID = 0x43464553
 BUSY_TIMEOUT_MS = 10_000
 
+# v2's table (central/store.py's put_alert): a v1 file gets it when first opened by v2.
+_ALERTS = """CREATE TABLE alerts (
+    office     TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    record     TEXT NOT NULL,
+    PRIMARY KEY (office, token_hash)
+);"""
+
 _SCHEMA = f"""
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -76,6 +85,7 @@ CREATE TABLE office_meta (
     value  TEXT NOT NULL,
     PRIMARY KEY (office, key)
 );
+{_ALERTS}
 """
 
 
@@ -147,6 +157,10 @@ class SqliteEventStore(SqlEventStore):
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
                 return
+            if app_id == APPLICATION_ID and version == 1:  # v1 → v2: the alerts table, nothing else
+                conn.execute(_ALERTS)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                version = SCHEMA_VERSION
         if app_id != APPLICATION_ID:
             raise StoreError(
                 f"event store {self.path}: not a central event store (a SQLite file with tables "
@@ -381,6 +395,24 @@ class SqliteFolderStore:
     def meta(self, office: str) -> dict[str, Any]:
         store = self._file(office, create=False)
         return {} if store is None else store.meta(office)
+
+    def put_alert(self, office: str, token_hash: str, day: str, record: Mapping[str, Any]) -> None:
+        store = self._file(check_office(office), create=True)
+        assert store is not None  # created
+        store.put_alert(office, token_hash, day, record)
+
+    def alerts(self, office: str) -> list[tuple[str, str, dict[str, Any]]]:
+        store = self._file(check_office(office), create=False)
+        return [] if store is None else store.alerts(office)
+
+    def drop_alert(self, office: str, token_hash: str) -> None:
+        store = self._file(check_office(office), create=False)
+        if store is not None:
+            store.drop_alert(office, token_hash)
+
+    def drop_alerts_before(self, office: str, day: str) -> int:
+        store = self._file(check_office(office), create=False)
+        return 0 if store is None else store.drop_alerts_before(office, day)
 
     def offices(self) -> list[str]:
         """Every office with a file: the folder's listing (no file is opened)."""

@@ -62,6 +62,8 @@ CLOCK_SOURCES = ("ntp", "rtc")
 _SOCKET_MODE_RE = re.compile(r"0?[0-7]{3}")
 # gateway.socket_group: a group name of POSIX-portable characters, at most 32 (a final "$" as groupadd allows).
 _BROKER_USER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# An address as a relay takes it: one @, no spaces or angle brackets, a dot in the domain.
+_MAIL_ADDRESS_RE = re.compile(r"[^@\s<>,;\"]{1,64}@[^@\s<>,;\"]+\.[^@\s<>,;\".]{2,}")
 _GROUP_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 
 
@@ -294,6 +296,43 @@ class CalloutSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MailRelay:
+    """The SMTP relay central sends the residents' alert e-mails through ([alerts.mail],
+    docs/alerts.md). `security`: "starttls" (submission, port 587), "tls" (implicit TLS, 465) or
+    "none" (a relay that takes plain SMTP on the office's own network). `password_file`: relative
+    to the config file's directory; no password lives in the config (it is journaled and sent
+    over MQTT)."""
+
+    host: str
+    sender: str  # the From address
+    port: int = 587
+    security: str = "starttls"
+    username: str | None = None
+    password_file: str | None = None
+
+
+DEFAULT_REJOIN = Text(
+    ja="30分以内にフロア案内係へお申し出ください。",
+    en="Please see the floor manager within 30 minutes.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """The residents' alerts ([alerts], docs/alerts.md): what a resident may choose on the ticket
+    page, the defaults it starts at, what a no-show is told to do, and the channels offered
+    besides the page itself (Web Push; e-mail only with a relay)."""
+
+    ahead: int = 3  # "N people ahead": the default N
+    ahead_range: tuple[int, int] = (1, 10)
+    minutes: int = 10  # "about M minutes before": the default M
+    minutes_range: tuple[int, int] = (5, 30)
+    rejoin: Text = DEFAULT_REJOIN  # the office's rule for a no-show
+    push: bool = True
+    mail: MailRelay | None = None  # None: e-mail is not offered
+
+
+@dataclass(frozen=True, slots=True)
 class OfficeConfig:
     id: str
     name: Text
@@ -313,6 +352,7 @@ class OfficeConfig:
     signs: tuple[Sign, ...] = ()
     callout: CalloutSettings = field(default_factory=CalloutSettings)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -513,12 +553,13 @@ class _Parser:
         devices = self.devices(data.get("devices", []), gateway, services, counters, printers)
         callout = self.callout(data.get("callout", {}))
         broker = self.broker(data.get("broker", {}))
+        alerts = self.alerts(data.get("alerts", {}))
         # Last: a missing required table is reported as missing, not its misspelling as unknown.
         self.known(
             data,
             "",
             {"office", "hours", "rules", "calendar", "services", "counters"}
-            | {"gateway", "devices", "printers", "callout", "signs", "broker"},
+            | {"gateway", "devices", "printers", "callout", "signs", "broker", "alerts"},
         )
         return OfficeConfig(
             id=office_id,
@@ -540,18 +581,84 @@ class _Parser:
             callout=callout,
             signs=signs,
             broker=broker,
+            alerts=alerts,
         )
 
-    def broker(self, value: Any) -> BrokerSettings:
+    def alerts(self, value: Any) -> AlertSettings:
         if not isinstance(value, dict):
-            raise self.fail("broker", "must be a table")
+            raise self.fail("alerts", "must be a table")
+        self.known(value, "alerts", {"ahead", "ahead_range", "minutes", "minutes_range", "rejoin", "push", "mail"})
+        figures: dict[str, tuple[int, tuple[int, int]]] = {}
+        defaults = AlertSettings()
+        for name, limit in (("ahead", 50), ("minutes", 120)):
+            span_key = f"{name}_range"
+            default = getattr(defaults, name)
+            span = value.get(span_key, list(getattr(defaults, span_key)))
+            if (
+                not isinstance(span, list)
+                or len(span) != 2
+                or not all(type(x) is int for x in span)
+                or not 1 <= span[0] <= span[1] <= limit
+            ):
+                raise self.fail(f"alerts.{span_key}", f"must be [least, most], whole numbers 1-{limit} (got {span!r})")
+            # Unset, the default is kept inside the office's range.
+            chosen = value.get(name, min(max(default, span[0]), span[1]))
+            if type(chosen) is not int or not span[0] <= chosen <= span[1]:
+                raise self.fail(f"alerts.{name}", f"must be a whole number in {span_key} {span} (got {chosen!r})")
+            figures[name] = chosen, (span[0], span[1])
+        push = value.get("push", True)
+        if not isinstance(push, bool):
+            raise self.fail("alerts.push", "must be true or false")
+        rejoin = self.text(value, "alerts.rejoin", "rejoin") if "rejoin" in value else DEFAULT_REJOIN
+        mail = self.mail_relay(value["mail"]) if "mail" in value else None
+        return AlertSettings(
+            ahead=figures["ahead"][0],
+            ahead_range=figures["ahead"][1],
+            minutes=figures["minutes"][0],
+            minutes_range=figures["minutes"][1],
+            rejoin=rejoin,
+            push=push,
+            mail=mail,
+        )
+
+    def login_table(self, value: Any, key: str, allowed: set[str]) -> None:
+        """A table that logs in somewhere: its password only by path (password_file)."""
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
         if "password" in value:
             raise self.fail(
-                "broker.password",
+                f"{key}.password",
                 "no secret may live in the config (it is stored in the journal and sent over MQTT): "
                 "give password_file, the path of a file holding it",
             )
-        self.known(value, "broker", {"url", "ca", "cert", "key", "username", "password_file"})
+        self.known(value, key, allowed)
+
+    def mail_relay(self, value: Any) -> MailRelay:
+        self.login_table(value, "alerts.mail", {"host", "port", "security", "from", "username", "password_file"})
+        host = self.string(value, "alerts.mail.host", "host")
+        sender = self.string(value, "alerts.mail.from", "from")
+        if not _MAIL_ADDRESS_RE.fullmatch(sender):
+            raise self.fail("alerts.mail.from", f"must be an e-mail address (got {sender!r})")
+        security = value.get("security", "starttls")
+        if security not in ("starttls", "tls", "none"):
+            raise self.fail("alerts.mail.security", f'must be "starttls", "tls" or "none" (got {security!r})')
+        port = value.get("port", 465 if security == "tls" else 587)
+        if type(port) is not int or not 1 <= port <= 65535:
+            raise self.fail("alerts.mail.port", f"must be a TCP port 1-65535 (got {port!r})")
+        text = {k: self.string(value, f"alerts.mail.{k}", k) for k in ("username", "password_file") if k in value}
+        if ("username" in text) != ("password_file" in text):
+            raise self.fail("alerts.mail.password_file", "a relay login needs both username and password_file")
+        return MailRelay(
+            host=host,
+            sender=sender,
+            port=port,
+            security=security,
+            username=text.get("username"),
+            password_file=text.get("password_file"),
+        )
+
+    def broker(self, value: Any) -> BrokerSettings:
+        self.login_table(value, "broker", {"url", "ca", "cert", "key", "username", "password_file"})
         text = {k: self.string(value, f"broker.{k}", k) for k in value}
         url = text.get("url")
         if url is not None and (problem := broker_url_problem(url)):

@@ -266,6 +266,22 @@ BAD_CONFIGS = [
      "LED matrix"),
     ("sign size huge", _append(f'[[signs]]\nid = "s"\nkind = "led"\nsize = "{"9" * 5000}x32"'), "signs[0].size",
      "LED matrix"),
+    ("alerts ahead out of range", _append("[alerts]\nahead = 12"), "alerts.ahead", "ahead_range [1, 10]"),
+    ("alerts range reversed", _append("[alerts]\nminutes_range = [30, 5]"), "alerts.minutes_range", "[least, most]"),
+    ("alerts minutes a float", _append("[alerts]\nminutes = 7.5"), "alerts.minutes", "whole number"),
+    ("alerts push a string", _append('[alerts]\npush = "yes"'), "alerts.push", "true or false"),
+    ("alerts rejoin one language", _append('[alerts]\nrejoin = { ja = "係へ" }'), "alerts.rejoin.en", "missing"),
+    ("alerts unknown key", _append("[alerts]\nsms = true"), "alerts.sms", ""),
+    ("mail password inline", _append('[alerts.mail]\nhost = "r"\nfrom = "a@b.jp"\npassword = "x"'),
+     "alerts.mail.password", "password_file"),
+    ("mail from not an address", _append('[alerts.mail]\nhost = "r"\nfrom = "kumin"'), "alerts.mail.from",
+     "e-mail address"),
+    ("mail security unknown", _append('[alerts.mail]\nhost = "r"\nfrom = "a@b.jp"\nsecurity = "ssl"'),
+     "alerts.mail.security", "starttls"),
+    ("mail port zero", _append('[alerts.mail]\nhost = "r"\nfrom = "a@b.jp"\nport = 0'), "alerts.mail.port",
+     "1-65535"),
+    ("mail user without password file", _append('[alerts.mail]\nhost = "r"\nfrom = "a@b.jp"\nusername = "u"'),
+     "alerts.mail.password_file", "both"),
 ]
 # fmt: on
 
@@ -283,6 +299,24 @@ def test_bad_config_names_source_key_and_problem(edit: Any, key: str, problem: s
     assert err.key == key, str(err)
     assert problem in err.problem, str(err)
     assert str(err).startswith(f"office.toml: {key}: ")
+
+
+def test_alerts_default_and_as_written() -> None:
+    plain = parse_config(MINIMAL).alerts
+    assert (plain.ahead, plain.ahead_range, plain.minutes, plain.minutes_range) == (3, (1, 10), 10, (5, 30))
+    assert plain.push and plain.mail is None and plain.rejoin.en
+    # A range alone keeps the default inside it.
+    assert parse_config(MINIMAL + "\n[alerts]\nminutes_range = [15, 45]\n").alerts.minutes == 15
+    written = parse_config(
+        MINIMAL
+        + '\n[alerts]\nahead = 5\nminutes = 20\nrejoin = { ja = "受付へ", en = "See reception" }\npush = false\n'
+        + '[alerts.mail]\nhost = "relay.city.example.jp"\nfrom = "kumin@city.example.jp"\nsecurity = "tls"\n'
+        + 'username = "cf"\npassword_file = "smtp-password"\n'
+    ).alerts
+    assert (written.ahead, written.minutes, written.rejoin.en, written.push) == (5, 20, "See reception", False)
+    assert written.mail is not None
+    assert (written.mail.host, written.mail.port, written.mail.security) == ("relay.city.example.jp", 465, "tls")
+    assert (written.mail.username, written.mail.password_file) == ("cf", "smtp-password")
 
 
 def test_office_id_is_a_to_z_digits_and_hyphens_up_to_32() -> None:

@@ -577,3 +577,81 @@ def test_a_one_file_store_still_works_and_copies_into_a_folder(tmp_path: Path) -
         other.append(OFFICE, [record(2, number=99)])
     bad = subprocess.run([*command[:-1], f"{tmp_path}/other/"], cwd=root, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "store_copy: office 'oizumi' seq 2: a different record" in bad.stderr
+
+
+# -- residents' alert subscriptions (central/alerts) ----------------------------------------------
+H1, H2, H3 = ("a" * 64, "b" * 64, "c" * 64)
+
+
+def test_alert_subscriptions_are_kept_replaced_and_dropped_per_office(store_url: str) -> None:
+    with open_store(store_url) as first:
+        first.append(OFFICE, records(1, 2))
+        first.put_alert(OFFICE, H1, DAY, {"choice": {"by": "ahead", "value": 3}, "sent": []})
+        first.put_alert(OFFICE, H2, DAY, {"sent": []})
+        first.put_alert(OFFICE, H1, DAY, {"choice": {"by": "minutes", "value": 10}, "sent": ["near:0"]})
+        first.put_alert("nerima", H3, "2027-03-14", {"sent": []})
+    with open_store(store_url) as again:  # durable: a new connection sees them
+        assert again.alerts(OFFICE) == [
+            (H1, DAY, {"choice": {"by": "minutes", "value": 10}, "sent": ["near:0"]}),
+            (H2, DAY, {"sent": []}),
+        ]
+        again.drop_alert(OFFICE, H2)
+        again.drop_alert(OFFICE, H2)  # twice: nothing to drop, no error
+        assert [h for h, _, _ in again.alerts(OFFICE)] == [H1]
+        # The end-of-day sweep: the days before today's, per office.
+        assert again.drop_alerts_before("nerima", DAY) == 1
+        assert again.drop_alerts_before(OFFICE, DAY) == 0
+        assert again.alerts("nerima") == [] and len(again.alerts(OFFICE)) == 1
+        assert again.drop_alerts_before(OFFICE, "9999-12-31") == 1
+        assert again.alerts(OFFICE) == [] and again.alerts("unknown") == []
+        assert list(again.read(OFFICE)) == records(1, 2)  # the events are not touched
+
+
+@pytest.mark.parametrize(
+    ("office", "digest", "day", "message"),
+    [
+        ("Bad Office", H1, DAY, "office"),
+        (OFFICE, "A" * 64, DAY, "token hash"),
+        (OFFICE, "a" * 63, DAY, "token hash"),
+        (OFFICE, H1, "15/03/2027", "day"),
+    ],
+)
+def test_a_bad_alert_subscription_stores_nothing(
+    store: SqlEventStore, office: str, digest: str, day: str, message: str
+) -> None:
+    store.put_alert(OFFICE, H2, DAY, {"sent": []})
+    with pytest.raises(BadInput, match=message):
+        store.put_alert(office, digest, day, {"sent": []})
+    assert store.alerts(OFFICE) == [(H2, DAY, {"sent": []})]
+
+
+def test_a_v1_sqlite_store_gains_the_alerts_table_and_keeps_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "central.db"
+    with open_store(str(path)) as made:
+        made.append(OFFICE, records(1, 3))
+    with sqlite3.connect(path) as conn:  # as version 1 left it: no alerts table
+        conn.execute("DROP TABLE alerts")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with open_store(str(path)) as upgraded:
+        assert list(upgraded.read(OFFICE)) == records(1, 3)
+        upgraded.put_alert(OFFICE, H1, DAY, {"sent": []})
+        assert len(upgraded.alerts(OFFICE)) == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+
+
+def test_a_v1_postgres_store_gains_the_alerts_table_and_keeps_its_events(postgres: PostgresCluster) -> None:
+    url = postgres.new_database()
+    with open_store(url) as made:
+        made.append(OFFICE, records(1, 3))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE alerts")
+        conn.execute("UPDATE store_meta SET value = '1' WHERE key = 'schema'")
+    with open_store(url) as upgraded:
+        assert list(upgraded.read(OFFICE)) == records(1, 3)
+        upgraded.put_alert(OFFICE, H1, DAY, {"sent": []})
+        assert len(upgraded.alerts(OFFICE)) == 1
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT value FROM store_meta WHERE key = 'schema'").fetchone() == ("2",)

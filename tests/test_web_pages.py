@@ -278,3 +278,23 @@ def test_a_call_reaches_the_page_before_the_next_estimate_round(tmp_path: Path) 
         floor.worker.deliver(f"counterfloor/{OFFICE}/events", json.dumps(record).encode())
         floor.worker.turn(floor.worker.clock())  # one turn: no estimate round is due yet
         assert shown == ["called"]
+
+
+def test_a_missed_call_says_so_requeued_then_with_the_offices_rule(tmp_path: Path) -> None:
+    """rules.no_show = "requeue_once": the first missed call puts the ticket back (its page says
+    so and shows its new place); the second ends it with what to do (the office's [alerts] rejoin,
+    the default here)."""
+    with office_floor(tmp_path) as floor, served(floor.hub) as server:
+        mine = floor.issue(TOKENS[0])
+        floor.event("called", ticket=mine, counter="5")
+        floor.event("no_show", ticket=mine, counter="5", requeued=True)
+        status, _, html = get(f"{server.url}/{OFFICE}/t/{TOKENS[0]}?lang=en")
+        assert status == 200 and 'data-status="waiting"' in html
+        assert "put back at the end of the queue" in html
+        floor.event("called", ticket=mine, counter="5")
+        floor.event("no_show", ticket=mine, counter="5", requeued=False)
+        status, _, html = get(f"{server.url}/{OFFICE}/t/{TOKENS[0]}?lang=en")
+        assert 'data-status="no_show"' in html and "did not come to the counter" in html
+        assert "floor manager within 30 minutes" in html
+        _, _, html = get(f"{server.url}/{OFFICE}/t/{TOKENS[0]}?lang=ja")
+        assert "30分以内にフロア案内係へ" in html

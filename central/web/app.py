@@ -114,6 +114,8 @@ def create_app(
     def ticket_values(view: OfficeView, ticket: TicketView, lang: Lang) -> dict[str, Any]:
         now = clock()
         values: dict[str, Any] = {"office": view.office, "ticket": ticket, "service": ticket.service}
+        if ticket.status == "no_show":
+            values["rejoin"] = getattr(nm.alert_settings(view.office).rejoin, lang)
         if ticket.call_from is not None and ticket.call_to is not None:
             low = minutes((ticket.call_from - now).total_seconds())
             high = max(low, minutes((ticket.call_to - now).total_seconds()))

@@ -21,7 +21,7 @@ from office.waittime.floor import CALLED, CLOSED, HELD, NO_SHOW, OPEN, PAUSED, S
 from office.waittime.records import UNTIL_EMPTY
 
 # A ticket's status as its page says it.
-STATUS = {WAITING: "waiting", CALLED: "called", HELD: "held", SERVED: "done", NO_SHOW: "done"}
+STATUS = {WAITING: "waiting", CALLED: "called", HELD: "held", SERVED: "done", NO_SHOW: "no_show"}
 COUNTER_STATUS = {OPEN: "open", PAUSED: "paused", CLOSED: "closed"}
 # A device message's error counters (docs/mqtt.md, devices), as the dashboard lists them.
 DEVICE_ERRORS = ("failures", "timeouts", "crc_drops", "bad_frames", "restarts")
@@ -47,11 +47,12 @@ class ServiceView:
 class TicketView:
     ticket: str  # "A-001"
     service: str
-    status: str  # waiting, called, held, done (see STATUS)
+    status: str  # waiting, called, held, done, no_show (see STATUS)
     ahead: int | None  # tickets before it in its queue, while waiting
     call_from: datetime | None  # the window its first call is expected in, while waiting
     call_to: datetime | None
     counter: str | None  # where it is called, while called
+    requeued: bool = False  # a missed call put back at the end of the queue (rules.no_show = "requeue_once")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,7 @@ def office_view(state: OfficeState, version: int = 0) -> OfficeView:
             call_from=issued + timedelta(seconds=e.p10) if issued is not None and e is not None else None,
             call_to=issued + timedelta(seconds=e.p90) if issued is not None and e is not None else None,
             counter=t.counter if status == "called" else None,
+            requeued=t.requeued,
         )
     return OfficeView(
         office=state.office,
