@@ -54,6 +54,8 @@ class WebOptions:
     forecaster: Any = None
     users: str | None = None  # the facilities staff's users file (central/web/auth.py): the dashboard too
     clock: Any = None  # the pages' "now" (aware datetime; None: the real one): the demo's simulated day
+    push_key: str | None = None  # the VAPID private key file (made if absent): Web Push offered (docs/alerts.md)
+    push_contact: str | None = None  # the VAPID "sub": a mailto: or https: contact for the push services
 
     def for_worker(self, index: int) -> WebOptions:
         return replace(self, port=self.port + index if self.port else 0)
@@ -198,13 +200,15 @@ class WebPages:
         # The dashboard's commands, handed to the worker's thread (and their acks back).
         self.desk = CommandDesk() if staff is not None else None
         clock = {"clock": options.clock} if options.clock is not None else {}
-        app = create_app(self.hub, forecaster, names, staff=staff, desk=self.desk, **clock)
+        self.alerts = Alerts(self.hub, store_url, names, options)
+        app = create_app(self.hub, forecaster, names, staff=staff, desk=self.desk, alerts=self.alerts.web, **clock)
         self.server = WebServer(app, options.address, options.port)
 
     def show(self, state: OfficeState) -> None:
         self.hub.publish(self._view(state))
 
     def start(self) -> None:
+        self.alerts.start()
         self.server.start()
         if self._learned is not None:
             self._learned.refresh()  # the first learning, in its own thread, while pages already serve
@@ -215,6 +219,51 @@ class WebPages:
 
     def close(self) -> None:
         self.server.close()
+        self.alerts.close()
+
+
+class Alerts:
+    """The residents' alerts of a worker's pages (docs/alerts.md): the service, its outboxes —
+    Web Push when given a VAPID key, e-mail for each office whose config has a relay."""
+
+    def __init__(self, hub: Any, store_url: str, names: Any, options: WebOptions) -> None:
+        from central.alerts.mail import MailChannel
+        from central.alerts.outbox import Outbox
+        from central.alerts.service import AlertService
+        from central.alerts.webpush import PushChannel, VapidKeys
+        from central.web.alerts_api import AlertsWeb
+
+        self.outboxes: dict[tuple[str, str], Outbox] = {}
+        push: Outbox | None = None
+        key: str | None = None
+        if options.push_key is not None:
+            keys = VapidKeys.load_or_create(options.push_key)
+            key = keys.application_server_key
+            push = Outbox(PushChannel(keys, options.push_contact or ""), on_gone=self._gone("push"))
+        for office, settings in names.alerts.items():
+            if settings.mail is not None:
+                channel = MailChannel(settings.mail, names.config_dirs[office])
+                self.outboxes[office, "mail"] = Outbox(channel, on_gone=self._gone("mail"))
+
+        def outbox(office: str, channel: str) -> Outbox | None:
+            return push if channel == "push" else self.outboxes.get((office, channel))
+
+        self.push = push
+        clock = {"clock": options.clock} if options.clock is not None else {}
+        self.service = AlertService(hub, store_url, names, outbox, **clock)
+        mail_offices = frozenset(office for office, _ in self.outboxes)
+        self.web = AlertsWeb(self.service, push_key=key, mail_offices=mail_offices)
+
+    def _gone(self, channel: str) -> Any:
+        return lambda notice, target: self.service.gone(notice, channel, target)
+
+    def start(self) -> None:
+        self.service.start()
+
+    def close(self) -> None:
+        self.service.close()
+        for outbox in [*self.outboxes.values(), *([self.push] if self.push is not None else [])]:
+            outbox.close()
 
 
 def _child(

@@ -216,7 +216,7 @@ def office_file(folder: str | Path, office: str) -> Path:
     return Path(folder) / f"{check_office(office)}{SUFFIX}"
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """A new file's name is durable once its folder is fsynced (SQLite syncs its files' data)."""
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -311,7 +311,7 @@ class SqliteFolderStore:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(aside, marker)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         except OSError as exc:
             raise StoreError(f"event store folder {self.folder}: cannot write {MARKER} ({exc.strerror})") from None
 
@@ -331,7 +331,7 @@ class SqliteFolderStore:
             store = SqliteEventStore(path, f"{self.url.rstrip('/')}/{path.name}", office=office)
             if new:
                 try:
-                    _fsync_dir(self.folder)
+                    fsync_dir(self.folder)
                 except OSError as exc:
                     store.close()
                     raise StoreError(f"event store folder {self.folder}: cannot sync it ({exc.strerror})") from None

@@ -117,6 +117,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="the facilities staff's accounts (`counterfloor central user add`): serves the dashboard "
         "/dashboard with the pages (docs/web.md); default: no dashboard",
     )
+    p.add_argument(
+        "--push-key",
+        type=Path,
+        metavar="FILE",
+        help="the VAPID private key of the residents' Web Push alerts (made, mode 600, if absent; "
+        "keep it: live subscriptions are bound to it); default: no Web Push (docs/alerts.md)",
+    )
+    p.add_argument(
+        "--push-contact",
+        metavar="URI",
+        help="with --push-key: the operator's contact the push services see (mailto:… or https://…)",
+    )
     users = p.add_subparsers(dest="central_command", metavar="user")
     u = users.add_parser("user", help="add a facilities user, set a password, remove a user")
     u.error = _fail  # type: ignore[method-assign]
@@ -179,7 +191,28 @@ def web_from(args: argparse.Namespace) -> WebOptions | None:
             raise CentralError("--office-config and --users are for the pages: they need --http-port")
         return None
     users = str(args.users) if args.users is not None else None
-    return WebOptions(args.http_port, args.http_address, tuple(str(p) for p in args.office_config), users=users)
+    push_key = str(args.push_key) if args.push_key is not None else None
+    check_push(push_key, args.push_contact)
+    configs = tuple(str(p) for p in args.office_config)
+    return WebOptions(
+        args.http_port, args.http_address, configs, users=users, push_key=push_key, push_contact=args.push_contact
+    )
+
+
+def check_push(key: str | None, contact: str | None) -> None:
+    """The push options, checked once here: a bad one is one line now, not a worker's crash."""
+    from central.alerts.webpush import PushChannel, VapidKeyError, VapidKeys
+
+    if key is None:
+        if contact is not None:
+            raise CentralError("--push-contact is for Web Push: it needs --push-key")
+        return
+    if contact is None:
+        raise CentralError("--push-key needs --push-contact (mailto:… or https://…): push services require one")
+    try:
+        PushChannel(VapidKeys.load_or_create(key), contact)
+    except (VapidKeyError, ValueError, OSError) as exc:
+        raise CentralError(f"--push-key/--push-contact: {exc}") from None
 
 
 def read_password(stdin: TextIO) -> str:

@@ -490,6 +490,22 @@ def test_a_bad_store_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
         (["--broker", "mqtt://h", "--store", "/no/such/folder/central.db"], 1, "cannot open"),
         (["--broker", "mqtt://h", "--broker-auth", "/no/such/secret"], 2, "broker secret /no/such/secret"),
         ([], 2, "the following arguments are required: --broker"),
+        (["--broker", "mqtt://h", "--http-port", "0", "--push-key", "/tmp/k.pem"], 2, "needs --push-contact"),
+        (["--broker", "mqtt://h", "--http-port", "0", "--push-contact", "mailto:a@b.jp"], 2, "needs --push-key"),
+        (
+            [
+                "--broker",
+                "mqtt://h",
+                "--http-port",
+                "0",
+                "--push-key",
+                "/no/such/dir/k.pem",
+                "--push-contact",
+                "mailto:a@b.jp",
+            ],
+            2,
+            "/no/such/dir/k.pem",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line(

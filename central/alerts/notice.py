@@ -34,8 +34,9 @@ class Notice:
 class Channel(Protocol):
     """A way to reach a resident. `deliver` is called from the channel's own outbox thread (never
     the event path) with the notice and where it goes; it raises `Retry` for a failure worth
-    trying again (a relay down, a push service's 5xx or 429) and `Gone` when the target no longer
-    exists (a push subscription's 404/410): the subscription is then dropped."""
+    trying again (a relay down, a push service's 5xx or 429), `Gone` when the target no longer
+    exists (a push subscription's 404/410): the subscription is then dropped, and `Failed` when
+    this notice will never go (given up, the target kept)."""
 
     name: str
 
@@ -52,3 +53,8 @@ class Retry(Exception):
 
 class Gone(Exception):
     """The target no longer exists: never try it again."""
+
+
+class Failed(Exception):
+    """This notice cannot be delivered (the other side refused it for good: a relay's policy, a
+    push service's 400): given up, the target kept."""

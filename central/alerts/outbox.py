@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from central.alerts.notice import Channel, Gone, Notice, Retry
+from central.alerts.notice import Channel, Failed, Gone, Notice, Retry
 
 THREADS = 4  # deliveries in flight at once, per channel
 LIMIT = 10_000  # deliveries held at once, per channel (1,000 subscribed tickets × a few alerts)
@@ -151,6 +151,13 @@ class Outbox:
                 self.counts.gone += 1
             if self.on_gone is not None:
                 self.on_gone(job.notice, job.target)
+            return
+        except Failed as exc:
+            _log.warning(
+                "%s: a %s alert of %s given up: %s", self.channel.name, job.notice.kind, job.notice.ticket, exc
+            )
+            with self._cond:
+                self.counts.given_up += 1
             return
         except Exception:  # a channel's bug must not stop its outbox: logged, counted, given up
             _log.exception("%s: delivering a %s alert failed", self.channel.name, job.notice.kind)

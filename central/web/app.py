@@ -34,6 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from central.web import dashboard
+from central.web.alerts_api import AlertsWeb, alert_routes
 from central.web.auth import Staff
 from central.web.commands import CommandDesk
 from central.web.forecast import Forecaster, StandInForecaster
@@ -89,11 +90,13 @@ def create_app(
     keepalive_s: float = KEEPALIVE_S,
     staff: Staff | None = None,
     desk: CommandDesk | None = None,
+    alerts: AlertsWeb | None = None,
 ) -> Starlette:
     """The web app over `hub`. `forecaster`: the public page's forecast (default: the stand-in,
     central/web/forecast.py); `names`: display names (default: ids); `clock`: now, aware;
     `staff`: the facilities accounts (None: no dashboard, its URLs are 404); `desk`: where the
-    dashboard's commands go to the worker (central/web/commands.py)."""
+    dashboard's commands go to the worker (central/web/commands.py); `alerts`: the residents'
+    alerts (central/web/alerts_api.py; None: the page's own alert only, no subscriptions)."""
     fc: Forecaster = forecaster or StandInForecaster()
     nm = names or Names()
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(), enable_async=False)
@@ -284,8 +287,10 @@ def create_app(
     if staff is not None:
         # Without a worker's desk (tests of the pages alone) commands wait, unsent, in one of their own.
         staff_routes = dashboard.routes(staff, hub, desk or CommandDesk(), nm, render, clock, HEADERS, keepalive_s)
+    alert_api = alert_routes(alerts, hub, nm, lookup, HEADERS) if alerts is not None else []
     routes = [
         *staff_routes,
+        *alert_api,
         Route("/", public_page),
         Route("/events", public_events),
         Route("/healthz", healthz),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from central.web.view import OfficeView
@@ -82,6 +83,13 @@ class ViewHub:
         self._views: dict[str, OfficeView] = {}
         self._subs: set[Subscription] = set()
         self._version = 0
+        self._listeners: list[Callable[[str], None]] = []
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """`listener(office)` after each view published, in the publishing (worker's) thread: it
+        must only note the change and return (the alerts service: central/alerts/service.py)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     # -- the worker's side ----------------------------------------------------------------------
     def publish(self, view: OfficeView) -> None:
@@ -91,6 +99,9 @@ class ViewHub:
             old = self._views.get(view.office)
             self._views[view.office] = view
             subs = [s for s in self._subs if s.office in (None, view.office)]
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(view.office)
         # One hand-over per event loop, not per subscriber: each call_soon_threadsafe wakes the
         # loop (a write to its self-pipe), and an office's change may concern hundreds of pages.
         by_loop: dict[asyncio.AbstractEventLoop, list[Subscription]] = {}

@@ -24,6 +24,7 @@ class Names:
     counters: dict[tuple[str, str], Text] = field(default_factory=dict)
     alerts: dict[str, AlertSettings] = field(default_factory=dict)
     config_dirs: dict[str, Path] = field(default_factory=dict)  # where an office's config's relative paths start
+    page_bases: dict[str, str] = field(default_factory=dict)  # office.public_base_url: ticket pages are below it
 
     @classmethod
     def from_configs(cls, paths: Iterable[str | Path]) -> Names:
@@ -34,6 +35,7 @@ class Names:
             names.offices[config.id] = config.name
             names.alerts[config.id] = config.alerts
             names.config_dirs[config.id] = Path(path).resolve().parent
+            names.page_bases[config.id] = config.public_base_url
             for s in config.services:
                 names.services[config.id, s.id] = s.name
             for c in config.counters:
