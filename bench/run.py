@@ -17,6 +17,8 @@
     uv run python -m bench.run --only seam          # the learned wait estimate's cost per ticket (write path)
     uv run python -m bench.run --only metrics       # call latency while /metrics is scraped every 100 ms
     uv run python -m bench.run --only web           # 1,000 live ticket pages: a call → the page (~1.5 min)
+    uv run python -m bench.run --only alerts        # 1,000 subscribed tickets: a call → push, mail (~2 min)
+    uv run python -m bench.run --only timeliness    # residents stepping away: alerted M minutes ahead? (~6 min)
     uv run python -m bench.run --only soak          # a simulated month through the whole system (~11 min;
                                                     #   not in the default run: --days N, --quick 4 days)
 
@@ -43,6 +45,8 @@ from pathlib import Path
 # sys.path and a bench/signage.py would shadow the signage package every benchmark draws with.
 from bench import (
     accuracy,
+    alerts_latency,
+    alerts_timeliness,
     central_bench,
     crash,
     devices,
@@ -75,6 +79,8 @@ BENCHES = (
     "seam",
     "metrics",
     "web",
+    "alerts",
+    "timeliness",
 )
 DEVICE_BENCHES = ("latency", "codec", "heap", "light", "fuzz")  # bench/devices.py
 EXTRA_BENCHES = ("soak",)  # only when asked for with --only: too long for the default run
@@ -209,6 +215,15 @@ def main(argv: list[str] | None = None) -> int:
             # 1,000 residents' live ticket pages on one central (Mosquitto and central started here).
             results += web_load.run(workdir, log, quick=args.quick)
             print("web done", flush=True)
+        if "alerts" in only:
+            # Residents' alerts with 1,000 subscribed tickets: a call → push, mail, page (Mosquitto,
+            # central, a push service and an SMTP server started here).
+            results += alerts_latency.run(workdir, log, quick=args.quick)
+            print("alerts done", flush=True)
+        if "timeliness" in only:
+            # Simulated days whose residents step away with alerts on (counterfloor/away.py).
+            results += alerts_timeliness.run(quick=args.quick)
+            print("timeliness done", flush=True)
         if "soak" in only:
             # A simulated month through broker, gateways and central (bench/soak.py); --quick: 4 days.
             results += soak.run(workdir, args.days or (4 if args.quick else 30), log)

@@ -357,13 +357,17 @@ def raise_fd_limit(wanted: int) -> int:
 
 
 @contextmanager
-def central(workdir: Path, broker_url: str, http_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """`counterfloor central` with its web pages, in a process of its own; SIGTERM at the end."""
+def central(
+    workdir: Path, broker_url: str, http_port: int, *, office_config: Path = NERIMA, extra: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`counterfloor central` with its web pages, in a process of its own; SIGTERM at the end.
+    `office_config`: the office's config file; `extra`: more arguments (bench/alerts_latency.py)."""
     log = (workdir / "central.log").open("wb")
     command = [
         *(sys.executable, "-m", "counterfloor.cli", "central", "--broker", broker_url),
         *("--store", str(workdir / "central.db"), "--http-port", str(http_port), "--http-address", HOST),
-        *("--office-config", str(NERIMA)),
+        *("--office-config", str(office_config)),
+        *extra,
     ]
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:

@@ -149,6 +149,9 @@ class SqliteEventStore(SqlEventStore):
         if mode != "wal":  # e.g. ":memory:", or a file system without shared memory
             raise StoreError(f"event store {self.path}: SQLite refused WAL mode (got {mode!r})")
         conn.execute("PRAGMA synchronous=FULL")
+        # A deleted alert subscription (an address, a push endpoint) is overwritten, not left in
+        # a free page; its old page images leave the -wal at the day's sweep (drop_alerts_before).
+        conn.execute("PRAGMA secure_delete=ON")
         with self._transaction():
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -190,6 +193,14 @@ class SqliteEventStore(SqlEventStore):
 
     def _run_many(self, sql: str, rows: list[Row] | list[MetaRow]) -> None:
         self.conn.executemany(sql, rows)
+
+    def drop_alerts_before(self, office: str, day: str) -> int:
+        """As the interface says; then the -wal is checkpointed and truncated, so that no copy of
+        a deleted subscription stays in it (another connection reading at that moment keeps the
+        -wal: the next sweep truncates it)."""
+        dropped = super().drop_alerts_before(office, day)
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return dropped
 
     def close(self) -> None:
         self.conn.close()

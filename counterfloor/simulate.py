@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import Enum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from counterfloor import arrivals as profiles
 from counterfloor.arrivals import Arrival, ServiceTimes, demand_for, generate_arrivals, seconds_of_day
@@ -59,6 +59,9 @@ from office.model import (
 from office.state import CounterStatus, TicketStatus
 from office.waittime.estimator import LearnedEstimator
 from office.waittime.predictors import Predictor
+
+if TYPE_CHECKING:
+    from counterfloor.away import SteppingAway
 
 Execute = Callable[[Command, datetime], Decision]
 
@@ -92,6 +95,7 @@ class _Kind(Enum):
     SERVICE_END = 6
     NO_ANSWER = 7
     TRANSFER = 8
+    ALERT_CHECK = 9  # the residents who stepped away (counterfloor/away.py): is anyone's alert due?
 
 
 @dataclass(slots=True)
@@ -233,6 +237,7 @@ class DaySimulation:
         make_token: Callable[[], str] | None = None,
         estimator: WaitEstimator | None = None,
         arrivals: Sequence[Arrival] | None = None,
+        away: SteppingAway | None = None,
     ) -> None:
         if office is not None and estimator is not None:
             raise ValueError("give the estimator to the Office passed as `office`")
@@ -240,6 +245,7 @@ class DaySimulation:
         self.day = day
         self.seed = seed
         self.rush = rush
+        self.away = away  # residents who step away with alerts on (None: nobody does)
         self.plan = plan_for(config, day)
         if not self.plan.is_open or self.plan.opens is None or self.plan.closes is None:
             why = self.plan.reason.en if self.plan.reason else "closed"
@@ -428,12 +434,19 @@ class DaySimulation:
                     self._at(b.end, _Kind.SHIFT_END, 0, c.id)
         for t in self._reception_ends:
             self._at(t, _Kind.RECEPTION_CHECK)
+        if self.away is not None:
+            self._at(self.opens, _Kind.ALERT_CHECK)
 
     def _handle(self, kind: _Kind, num: int, key: str) -> None:
         if kind is _Kind.ARRIVE:
             self._arrive(num)
         elif kind is _Kind.SHIFT_START:
             self._shift_start(self._counters[key])
+        elif kind is _Kind.ALERT_CHECK:
+            self._check_alerts()
+            assert self.away is not None
+            if self.now + self.away.check_every_s < self.stop_at:
+                self._at(self.now + self.away.check_every_s, _Kind.ALERT_CHECK)
         elif kind is _Kind.SHIFT_END or kind is _Kind.RECEPTION_CHECK:
             for c in self._counters.values() if kind is _Kind.RECEPTION_CHECK else [self._counters[key]]:
                 if c.activity == "idle" and not self._keeps_working(c):
@@ -468,6 +481,8 @@ class DaySimulation:
                 self._tickets[eff.ticket] = _TicketLog(
                     eff.ticket, a.service, index, self.now, eff.wait, waiting_since=self.now
                 )
+                if self.away is not None:
+                    self.away.issued(eff.ticket, a.service, eff.wait.mean_s, self.now)
                 self._wake(a.service)
 
     def _balks(self, a: Arrival) -> bool:
@@ -477,7 +492,13 @@ class DaySimulation:
         up later, one that says too much sends home residents who would have been served."""
         return board_wait_seconds(self.office, a.service, self.moment(self.now)) > a.patience_seconds
 
+    def _check_alerts(self) -> None:
+        if self.away is not None:
+            self.away.check(self.office.state, self.now, self.moment(self.now))
+
     def _answers(self, log: _TicketLog, p_answer: float) -> bool:
+        if self.away is not None and not self.away.present(log.ticket, self.now):
+            return False  # stepped away and not back yet: the call goes unanswered
         a = self.arrivals[log.resident]
         if self.now - log.issued_at > a.patience_seconds:
             return False  # gave up and went home; the ticket still waits in the queue
@@ -631,6 +652,7 @@ class DaySimulation:
                     log.waiting_since = None
                 log.calls += 1
                 c.activity, c.ticket = "calling", eff.ticket
+                self._check_alerts()  # the queue moved: as central evaluates at every view
                 p_answer = 1.0 - P_MISS_FIRST_CALL if log.calls == 1 else P_ANSWER_REQUEUED_CALL
                 self._await_resident(c, log, p_answer)
             elif isinstance(eff, NobodyWaiting):

@@ -35,15 +35,28 @@ def test_n_ahead_fires_once_as_the_queue_moves_even_if_it_moves_back() -> None:
 
 def test_minutes_before_uses_the_earliest_expected_call_evaluated_again_each_time() -> None:
     w = Watch(Choice("minutes", 10))
-    # The estimate moves: 25 min, then 12, then a counter opens (9), then back to 15 — sent once.
-    got = run(w, [waiting(8, 25), waiting(7, 12), waiting(6, 9), waiting(6, 15), waiting(2, 3)])
+    # M 10 and its 2 minutes' margin: the estimate moves 25, 13, then a counter opens (12), back
+    # to 15 — sent once.
+    got = run(w, [waiting(8, 25), waiting(7, 13), waiting(6, 12), waiting(6, 15), waiting(2, 3)])
     assert got == [[], [], ["near"], [], []]
+    # A larger M, a larger margin (a fifth of it): 30 minutes fires at 36.
+    assert run(Watch(Choice("minutes", 30)), [waiting(9, 37), waiting(9, 36)]) == [[], ["near"]]
 
 
 def test_minutes_before_without_an_estimate_waits_for_next_in_line_or_the_call() -> None:
     w = Watch(Choice("minutes", 10))
     assert run(w, [waiting(3, None), waiting(1, None), waiting(0, None)]) == [[], [], ["near"]]
     assert run(w, [waiting(3, None), TicketNow("called", counter="5")]) == [[], ["called"]]
+
+
+def test_in_the_next_round_of_calls_it_is_near_whatever_the_estimate() -> None:
+    """Fewer ahead than counters calling the service: the next counter to come free calls it
+    (a resident who does not come frees one in a minute), even if the estimate says 20 minutes."""
+    w = Watch(Choice("minutes", 10))
+    far = T0 + timedelta(minutes=20)
+    assert run(w, [TicketNow("waiting", ahead=3, call_from=far, callers=3)]) == [[]]
+    assert run(w, [TicketNow("waiting", ahead=2, call_from=far, callers=3)]) == [["near"]]
+    assert run(w, [TicketNow("waiting", ahead=2, call_from=far, callers=None)]) == [[]]
 
 
 def test_a_call_without_near_first_sends_only_the_call_and_never_near_after_it() -> None:

@@ -52,8 +52,8 @@ FLAGS = [
 PHONE = {"width": 360, "height": 640}
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium through Playwright, for a module's tests (the fixture's body)."""
     path = require_tool("chromium", "chromium")
     from playwright.sync_api import sync_playwright
 
@@ -63,6 +63,11 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium()
 
 
 def not_blank(png: bytes, path: Path) -> None:

@@ -6,7 +6,12 @@ the rule is evaluated again at every view of the office and every tick of the cl
 ticket's current place and central's current estimate — never once at opt-in — and each alert
 goes once per wait: a ticket whose estimate moves back past the threshold is not alerted twice.
 "About M minutes before" fires when the earliest expected call (the estimate's p10) is at most M
-minutes away: nine residents in ten then get at least M minutes' notice, if the estimate is right.
+minutes away plus a margin (`margin_s`: a fifth of M, at least 2 minutes) — for the push's way to
+the phone, the time between two evaluations, and the estimate's error on a wait already under
+way, which is wider than at issue. And whatever the estimate says, it fires once the ticket is in
+the next round of calls (fewer people ahead than counters calling its service): then the next
+counter to come free calls it, and counters come free early (a resident who does not come frees
+one in a minute). Measured on simulated days (bench/alerts_timeliness.py, docs/alerts.md).
 
 A missed call requeued once (rules.no_show = "requeue_once") starts a new wait: the resident is
 told, and "near" and "called" may come again. A ticket served, transferred out, finally a no-show,
@@ -56,6 +61,7 @@ class TicketNow:
     call_from: datetime | None = None  # the estimate's p10 of its first call
     counter: str | None = None
     requeued: bool = False  # a no-show put back in the queue (its second wait)
+    callers: int | None = None  # the open counters calling its service (None: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +112,16 @@ def step(watch: Watch, ticket: TicketNow | None, now: datetime) -> Step:
 def near(choice: Choice, ticket: TicketNow, now: datetime) -> bool:
     if choice.by == "ahead":
         return ticket.ahead is not None and ticket.ahead <= choice.value
-    if ticket.ahead == 0:
-        return True  # next in line: whatever the estimate says, the call can come at any moment
+    if ticket.ahead == 0 or (ticket.ahead is not None and ticket.callers and ticket.ahead < ticket.callers):
+        # In the next round of calls (next in line, or fewer ahead than counters calling it): the
+        # next counter to come free calls it, which may be any moment whatever the estimate says
+        # — a resident who does not come frees a counter in a minute.
+        return True
     if ticket.call_from is None:
         return False  # no estimate: the call itself still alerts
-    return (ticket.call_from - now).total_seconds() <= choice.value * 60
+    return (ticket.call_from - now).total_seconds() <= choice.value * 60 + margin_s(choice.value)
+
+
+def margin_s(minutes: int) -> float:
+    """How much earlier than M minutes before the earliest expected call "near" fires."""
+    return max(120.0, minutes * 12.0)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from central.alerts.engine import Choice, TicketNow, Watch, step
@@ -108,6 +108,7 @@ class AlertService:
         self.counts = Counts()
         self._subs: dict[str, dict[str, Subscription]] = {}  # office -> token hash -> subscription
         self._loaded: set[str] = set()
+        self._swept: dict[str, str] = {}  # office -> the business day its sweep last ran for
         self._cond = threading.Condition()
         self._dirty: set[str] = set()
         self._requests: list[tuple[Callable[[EventStore], Any], Future[Any]]] = []
@@ -168,8 +169,14 @@ class AlertService:
         return self._ask(do)
 
     def settle(self) -> Future[None]:
-        """Done once every view published before the call has been evaluated (tests, benchmarks)."""
-        return self._ask(lambda store: None)
+        """Done once every view published before the call has been evaluated, and every office
+        once more at the clock's now, as a tick does (tests, benchmarks)."""
+
+        def do(store: EventStore) -> None:
+            for office in sorted(set(self._subs) | {v.office for v in self.hub.views()}):
+                self._evaluate(store, office)
+
+        return self._ask(do)
 
     def unsubscribe(self, office: str, token_hash: str) -> Future[None]:
         def do(store: EventStore) -> None:
@@ -262,21 +269,32 @@ class AlertService:
         self._load(store, office)
         view = self.hub.view(office)
         subs = self._subs.get(office, {})
-        if view is None or view.day is None or not subs:
+        if view is None or view.day is None:
             return
-        # The day's sweep: subscriptions of an earlier business day than the floor's.
-        stale = [d for d, s in subs.items() if s.day < view.day]
-        if stale:
-            self.counts.swept += store.drop_alerts_before(office, view.day)
-            with self._cond:
-                for d in stale:
-                    subs.pop(d, None)
         now = self.clock()
+        if self._closed(view, now) and self._swept.get(office) != f"{view.day} closed":
+            # The day is over (reception closed, nobody waiting or called): everything of it goes.
+            tomorrow = (date.fromisoformat(view.day) + timedelta(days=1)).isoformat()
+            self.counts.swept += store.drop_alerts_before(office, tomorrow)
+            self._swept[office] = f"{view.day} closed"
+            with self._cond:
+                subs.clear()
+            return
+        if not subs and self._swept.get(office) in (view.day, f"{view.day} closed"):
+            return
+        # The day's sweep, once per office and business day: subscriptions of an earlier day than
+        # the floor's (and, in SQLite, every trace of those deleted during that day).
+        if self._swept.get(office) not in (view.day, f"{view.day} closed"):
+            self.counts.swept += store.drop_alerts_before(office, view.day)
+            self._swept[office] = view.day
+            with self._cond:
+                for d in [d for d, s in subs.items() if s.day < view.day]:
+                    subs.pop(d, None)
         for digest, sub in list(subs.items()):
             if only is not None and digest != only:
                 continue
             ticket = view.tickets.get(digest) if sub.day == view.day else None
-            result = step(sub.watch, _now_of(ticket), now)
+            result = step(sub.watch, _now_of(ticket, view), now)
             if result.notices:
                 # Stored as sent before it is handed over: nothing goes twice after a restart.
                 self._put(store, replace(sub, watch=result.watch))
@@ -288,6 +306,18 @@ class AlertService:
             if result.ended:
                 self.counts.ended += 1
                 self._drop(store, office, digest)
+
+    @staticmethod
+    def _closed(view: OfficeView, now: datetime) -> bool:
+        """The office's day is over: past the start of its last reception period, closed now, and
+        no ticket waiting, called or held."""
+        if view.mode_at(now) != "closed" or not view.periods or view.at is None:
+            return False
+        local = now.astimezone(view.at.tzinfo)
+        hour, minute = (int(x) for x in view.periods[-1].start.split(":"))
+        if (local.hour, local.minute) < (hour, minute):
+            return False  # before the day's last period: the morning, not the evening
+        return not any(t.status in ("waiting", "called", "held") for t in view.tickets.values())
 
     def _send(self, notice: Notice, sub: Subscription) -> None:
         self.counts.notices += 1
@@ -309,10 +339,11 @@ class AlertService:
             self._subs.get(office, {}).pop(token_hash, None)
 
 
-def _now_of(ticket: TicketView | None) -> TicketNow | None:
+def _now_of(ticket: TicketView | None, view: OfficeView) -> TicketNow | None:
     if ticket is None:
         return None
-    return TicketNow(ticket.status, ticket.ahead, ticket.call_from, ticket.counter, ticket.requeued)
+    callers = sum(1 for c in view.counters if c.status == "open" and ticket.service in c.services)
+    return TicketNow(ticket.status, ticket.ahead, ticket.call_from, ticket.counter, ticket.requeued, callers)
 
 
 def notice_of(

@@ -117,6 +117,8 @@ def create_app(
     def ticket_values(view: OfficeView, ticket: TicketView, lang: Lang) -> dict[str, Any]:
         now = clock()
         values: dict[str, Any] = {"office": view.office, "ticket": ticket, "service": ticket.service}
+        # Counters calling its service now: fewer ahead than these, and its alert is due (docs/alerts.md).
+        values["callers"] = sum(1 for c in view.counters if c.status == "open" and ticket.service in c.services)
         if ticket.status == "no_show":
             values["rejoin"] = getattr(nm.alert_settings(view.office).rejoin, lang)
         if ticket.call_from is not None and ticket.call_to is not None:
@@ -283,6 +285,14 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n", headers=HEADERS)
 
+    async def service_worker(request: Request) -> Response:
+        """The ticket page's service worker (static/sw.js: shows a Web Push alert), served beside
+        the ticket pages: a worker's scope is at most its script's folder, `/<office>/t/`."""
+        if not OFFICE_ID.fullmatch(request.path_params["office"]):
+            return not_found()
+        script = (HERE / "static" / "sw.js").read_bytes()
+        return Response(script, media_type="application/javascript", headers=HEADERS)
+
     staff_routes = []
     if staff is not None:
         # Without a worker's desk (tests of the pages alone) commands wait, unsent, in one of their own.
@@ -297,6 +307,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         Route("/{office}/", public_page),
         Route("/{office}/events", public_events),
+        Route("/{office}/t/sw.js", service_worker),  # before the ticket page's route
         Route("/{office}/t/{token}", ticket_page),
         Route("/{office}/t/{token}/events", ticket_events),
     ]
