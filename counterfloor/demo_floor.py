@@ -367,6 +367,10 @@ def _central(
         forecaster=forecaster,
         users=str(users),
         clock=clock,
+        # The residents' alerts: the page's own, and Web Push with a key made for this demo (a
+        # browser with its push service in reach gets real notifications; docs/alerts.md).
+        push_key=str(workdir / "vapid.pem"),
+        push_contact="mailto:demo@counterfloor.invalid",
     )
     try:
         login = broker_login(BrokerSettings(), url=broker)
