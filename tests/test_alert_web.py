@@ -158,3 +158,31 @@ def test_unknown_tickets_finished_tickets_and_unoffered_channels(tmp_path: Path)
                 assert status == 409 and "finished" in got["error"]
         finally:
             service.close()
+
+
+def test_staff_see_the_subscriptions_with_addresses_masked(tmp_path: Path) -> None:
+    from central.web.auth import Staff
+    from tests.test_web_dashboard import Browser
+    from tests.web_support import STAFF_PASSWORD, STAFF_USER, staff_file
+
+    with office_floor(tmp_path) as floor:
+        service = AlertService(floor.hub, str(tmp_path / "central.db"), names(), lambda o, c: None, clock=lambda: START)
+        service.start()
+        try:
+            web = AlertsWeb(service, push_key=PUSH_KEY, mail_offices=frozenset({OFFICE}))
+            staff = Staff.from_file(staff_file(tmp_path))
+            with served(floor.hub, alerts=web, staff=staff) as server:
+                floor.issue(TOKENS[0])
+                mine = floor.issue(TOKENS[1])
+                body = {"by": "minutes", "value": 15, "push": push_subscription()}
+                body["mail"] = {"address": ADDRESS, "consent": True}
+                assert call(f"{server.url}/{OFFICE}/t/{TOKENS[1]}/alerts", "POST", body)[0] == 200
+                b = Browser(server.url)
+                assert b.login(STAFF_USER, STAFF_PASSWORD)[0] == 303
+                status, _, html = b.request("GET", "/dashboard?lang=en")
+                assert status == 200 and 'data-alerts="1"' in html
+                row = html[html.index('data-alerts="1"') :]
+                assert mine in row and "about 15 min before" in row and "ya***@example.jp" in row
+                assert ADDRESS not in html and "push.example.net" not in html
+        finally:
+            service.close()

@@ -132,6 +132,11 @@ class AlertService:
         with self._cond:
             return self._subs.get(office, {}).get(token_hash)
 
+    def subscriptions_of(self, office: str) -> list[Subscription]:
+        """The office's subscriptions now (a copy: for the staff's dashboard)."""
+        with self._cond:
+            return sorted(self._subs.get(office, {}).values(), key=lambda s: s.token_hash)
+
     def subscriptions(self) -> int:
         with self._cond:
             return sum(len(s) for s in self._subs.values())

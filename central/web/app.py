@@ -296,7 +296,17 @@ def create_app(
     staff_routes = []
     if staff is not None:
         # Without a worker's desk (tests of the pages alone) commands wait, unsent, in one of their own.
-        staff_routes = dashboard.routes(staff, hub, desk or CommandDesk(), nm, render, clock, HEADERS, keepalive_s)
+        staff_routes = dashboard.routes(
+            staff,
+            hub,
+            desk or CommandDesk(),
+            nm,
+            render,
+            clock,
+            HEADERS,
+            keepalive_s,
+            alerts.service if alerts is not None else None,
+        )
     alert_api = alert_routes(alerts, hub, nm, lookup, HEADERS) if alerts is not None else []
     routes = [
         *staff_routes,

@@ -20,7 +20,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from central.alerts.mail import MailTarget, mask
 from central.web.auth import Session, Staff, csrf_ok, login_keys
 from central.web.commands import BUS_DEVICE, CommandDesk, FormError, OfficeFacts, command_from_form
 from central.web.hub import RELOAD, Subscription, ViewHub
@@ -43,6 +44,9 @@ LOGIN_COOKIE_S = 3600
 FORM_MAX = 8192  # bytes of a form body; a login form is far smaller
 # A printer's status that needs someone (docs/mqtt.md, devices: `status`).
 PRINTER_PROBLEMS = ("cover_open", "paper_near_end", "paper_out", "error", "problem")
+
+if TYPE_CHECKING:  # the service imports the web's hub: only its type here
+    from central.alerts.service import AlertService
 
 _log = logging.getLogger(__name__)
 
@@ -124,9 +128,11 @@ def routes(
     clock: Callable[[], datetime],
     headers: Mapping[str, str],
     keepalive_s: float,
+    alerts: AlertService | None = None,
 ) -> list[Route]:
     """The dashboard's routes over the hub's views and the desk's commands, rendered by the
-    app's `render`."""
+    app's `render`; `alerts`: the residents' subscriptions, listed per office with their
+    addresses masked (docs/alerts.md)."""
 
     def secure(request: Request) -> bool:
         return staff.secure or request.url.scheme == "https"
@@ -228,7 +234,29 @@ def routes(
             "bus_devices": sorted(d for d in facts.devices if BUS_DEVICE.fullmatch(d)),
             "commands": desk.commands(view.office),
             "audit": [{"a": a, "time": _when(a.ts, today)} for a in desk.audit(view.office)],
+            "alerts": alert_rows(view),
         }
+
+    def alert_rows(view: OfficeView) -> list[dict[str, Any]]:
+        """The office's alert subscriptions: the ticket, the choice, the channels — an address
+        only masked, a push subscription only as "yes"."""
+        if alerts is None:
+            return []
+        rows = []
+        for sub in alerts.subscriptions_of(view.office):
+            ticket = view.tickets.get(sub.token_hash)
+            mail = sub.targets.get("mail")
+            rows.append(
+                {
+                    "ticket": ticket.ticket if ticket is not None else "—",
+                    "by": sub.watch.choice.by,
+                    "value": sub.watch.choice.value,
+                    "push": "push" in sub.targets,
+                    "mail": masked_target(mail) if mail is not None else None,
+                    "sent": sorted({key.split(":")[0] for key in sub.watch.sent}),
+                }
+            )
+        return sorted(rows, key=lambda r: str(r["ticket"]))
 
     def summary(every: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
         return {
@@ -401,6 +429,14 @@ def _views_changed(first: tuple[str, int], sub: Subscription, changed: set[str] 
     if changed is None or any(version == RELOAD for _, version in news):
         return None
     return changed | {office for office, _ in news}
+
+
+def masked_target(target: str) -> str:
+    """A mail target as staff see it: the address masked (or "?" for one that cannot be read)."""
+    try:
+        return mask(MailTarget.decode(target).to)
+    except ValueError:
+        return "?"
 
 
 def office_facts(view: OfficeView, names: Names) -> OfficeFacts:
