@@ -4,17 +4,21 @@ Owns the file. Every command's events are committed (WAL, synchronous=FULL: fsyn
 model applies them and before their effects are released, so a ticket is stored before it is
 printed and a call before it is shown. State is the replay of the journal, from the newest
 snapshot. One writer per file (an exclusive lock beside it); readers may look at any time.
+Residents' page tokens (the events' private fields) are kept for their business day only: the
+first write of a new day removes the earlier days' (_scrub_private).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import glob
 import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import sqlite3
 import struct
@@ -47,7 +51,14 @@ _INSERT_EVENT = "INSERT INTO events (seq, day, ts, type, body) VALUES (?, ?, ?, 
 # "config_set_over": the SHA-256 of the config (the file's) that a pushed or reconfigured config
 # was set over; while the gateway is started with that same file, the journal's config stands.
 CONFIG_SET_OVER = "config_set_over"
-_OWN_META = frozenset({"office", "config", "created", "retention_cutoff", CONFIG_SET_OVER})
+# "private_scrubbed_before": the business day before which the journal holds no private field
+# (office.events.PRIVATE_FIELDS: residents' page tokens) any more (see _scrub_private).
+SCRUBBED_BEFORE = "private_scrubbed_before"
+_OWN_META = frozenset({"office", "config", "created", "retention_cutoff", CONFIG_SET_OVER, SCRUBBED_BEFORE})
+# A journal's backlog of unscrubbed days (one made by a version that kept tokens for the whole
+# retention period) is scrubbed at opening this many days per transaction, so that the WAL, which
+# holds every page a transaction rewrites, stays a fraction of the file.
+SCRUB_DAYS_PER_TRANSACTION = 31
 CONFIG_HISTORY_KEPT = 20  # replaced configs kept (a config is a few KB to a few tens of KB)
 _log = logging.getLogger(__name__)
 
@@ -230,6 +241,9 @@ def _connect(path: Path, synchronous: str, read_only: bool = False) -> sqlite3.C
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
+        # What a delete or an update frees is zeroed, not left in the file: a scrubbed token is
+        # gone from the pages, not merely unreferenced (_scrub_private).
+        conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
 
@@ -251,6 +265,144 @@ def _events_after(conn: sqlite3.Connection, seq: int, limit: int) -> list[ev.Eve
     the writer and of readers alike (the MQTT link's live stream, its catch-up and a replay)."""
     rows = conn.execute("SELECT seq, ts, type, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
     return list(_decode_rows(rows))
+
+
+# -- private fields: kept for their business day only ----------------------------------------------
+# The event types with private fields, and which: a ticket's page token is a bearer credential to
+# its resident's page, needed on its business day only (a reprint prints the same QR code; central's
+# pages refuse a past day's ticket), so the journal keeps it no longer (_scrub_private).
+_PRIVATE_BY_TYPE: dict[str, tuple[str, ...]] = {
+    name: private
+    for name, cls in ev.EVENT_TYPES.items()
+    if (private := tuple(f.name for f in dataclasses.fields(cls) if f.name in ev.PRIVATE_FIELDS))
+}
+SCRUBBED = ""  # what a private field holds once scrubbed: as a ticket restored without its token
+
+
+@dataclass(frozen=True, slots=True)
+class Scrubbed:
+    """What one scrub changed: the business days before `before` hold no private field now."""
+
+    before: str
+    events: int = 0  # events whose private fields were emptied
+    snapshots: int = 0  # snapshots of those days deleted
+    requests: int = 0  # stored request results that named a token
+    unreadable: int = 0  # events whose body is not JSON: left as they are (salvage's business)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events or self.snapshots or self.requests)
+
+
+def _scrub_private(conn: sqlite3.Connection, before: str) -> Scrubbed | None:
+    """Inside the caller's transaction: remove the private fields of every business day before
+    `before` not scrubbed yet (meta SCRUBBED_BEFORE marks how far it went; None: nothing to do).
+
+    - events: their private fields are set to SCRUBBED (""), every other byte of the body as it
+      was — a TicketIssued or TokenReplaced with `token` "" reads back as one (its `token_hash`
+      stays, so its public record is unchanged);
+    - snapshots taken before that day's first event are deleted: the state holds only the newest
+      business day, which its replay rebuilds, so recovery never reads one of them to any gain;
+    - the stored results of those days' requests (a control command's reply names the ticket's
+      page) lose the tokens of those days' tickets.
+
+    The connection's secure_delete zeroes the bytes freed; the caller truncates the WAL after the
+    commit (TicketJournal._wipe_wal), so the old page images go too."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (SCRUBBED_BEFORE,)).fetchone()
+    since = str(row[0]) if row else ""
+    if since >= before:
+        return None
+    request_days = {
+        str(d) for (d,) in conn.execute("SELECT DISTINCT day FROM requests WHERE day >= ? AND day < ?", (since, before))
+    }
+    events, unreadable, tokens = _scrub_events(conn, since, before, request_days)
+    first_kept = conn.execute("SELECT seq FROM events WHERE day >= ? ORDER BY day, seq LIMIT 1", (before,)).fetchone()
+    snapshots = 0
+    if first_kept is not None:
+        snapshots = conn.execute("DELETE FROM snapshots WHERE seq < ?", (first_kept[0],)).rowcount
+    requests = _scrub_requests(conn, tokens)
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (SCRUBBED_BEFORE, before))
+    return Scrubbed(before, events, int(snapshots), requests, unreadable)
+
+
+def _scrub_events(
+    conn: sqlite3.Connection, since: str, before: str, keep_tokens_of: set[str]
+) -> tuple[int, int, dict[str, set[str]]]:
+    """Empty the private fields of the events of the days from `since` to before `before`, a day
+    at a time (a backlog of days is never held in memory whole). Returns the events changed, the
+    unreadable ones left, and the tokens removed of the days in `keep_tokens_of`."""
+    kinds = tuple(_PRIVATE_BY_TYPE)
+    select = f"SELECT seq, type, body FROM events WHERE day = ? AND type IN ({', '.join('?' * len(kinds))})"
+    days = [
+        str(d) for (d,) in conn.execute("SELECT DISTINCT day FROM events WHERE day >= ? AND day < ?", (since, before))
+    ]
+    changed = unreadable = 0
+    removed: dict[str, set[str]] = {}
+    for day in days:
+        updates: list[tuple[str, int]] = []
+        for seq, type_, body in conn.execute(select, (day, *kinds)).fetchall():
+            try:
+                record = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                unreadable += 1
+                continue
+            if not isinstance(record, dict):
+                unreadable += 1
+                continue
+            values = [record[name] for name in _PRIVATE_BY_TYPE[type_] if record.get(name, SCRUBBED) != SCRUBBED]
+            if not values:
+                continue
+            for name in _PRIVATE_BY_TYPE[type_]:
+                if name in record:
+                    record[name] = SCRUBBED  # in its place: the body stays as the event's body() writes it
+            updates.append((orjson.dumps(record).decode(), seq))
+            if day in keep_tokens_of:
+                removed.setdefault(day, set()).update(v for v in values if isinstance(v, str))
+        conn.executemany("UPDATE events SET body = ? WHERE seq = ?", updates)
+        changed += len(updates)
+    return changed, unreadable, removed
+
+
+def _scrub_requests(conn: sqlite3.Connection, tokens: dict[str, set[str]]) -> int:
+    """Remove `tokens` (by day) from the stored results of those days' requests; the number changed."""
+    changed = 0
+    for day, day_tokens in tokens.items():
+        if not day_tokens:
+            continue
+        find = _token_finder(day_tokens)
+        updates: list[tuple[str, str]] = []
+        for request, result in conn.execute("SELECT id, result FROM requests WHERE day = ?", (day,)).fetchall():
+            text = str(result)
+            found = find(text)
+            if found:
+                for token in found:
+                    text = text.replace(token, SCRUBBED)
+                updates.append((text, request))
+        conn.executemany("UPDATE requests SET result = ? WHERE id = ?", updates)
+        changed += len(updates)
+    return changed
+
+
+def _token_finder(tokens: set[str]) -> Callable[[str], set[str]]:
+    """A function giving the members of `tokens` that occur in a text. A token occurs within a run
+    of its own alphabet's characters, so only such runs at least as long as the shortest token
+    are looked into (one regex scan, then a set lookup per window): far cheaper than searching
+    every text for each of a day's thousands of tokens."""
+    lengths = sorted({len(t) for t in tokens})
+    alphabet = "".join(re.escape(c) for c in sorted(set().union(*tokens)))
+    runs = re.compile(f"[{alphabet}]{{{lengths[0]},}}")
+
+    def find(text: str) -> set[str]:
+        found: set[str] = set()
+        for match in runs.finditer(text):
+            run = match.group()
+            for n in lengths:
+                for i in range(len(run) - n + 1):
+                    if run[i : i + n] in tokens:
+                        found.add(run[i : i + n])
+        return found
+
+    return find
 
 
 class _Lock:
@@ -536,6 +688,11 @@ class TicketJournal:
             except BaseException:
                 journal.close()
                 raise
+        try:
+            journal._scrub_backlog()
+        except BaseException:
+            journal.close()
+            raise
         return journal
 
     @staticmethod
@@ -673,6 +830,7 @@ class TicketJournal:
                 for e in events
             ]
         conn = self.conn
+        scrubbed = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -686,6 +844,7 @@ class TicketJournal:
                     also(decision)
                 if new_day:
                     self._prune(date.fromisoformat(day))
+                    scrubbed = self._scrub_for_new_day(day)
                 conn.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT can leave the transaction open; the next BEGIN would fail.
@@ -697,6 +856,8 @@ class TicketJournal:
             with contextlib.suppress(sqlite3.Error, JournalError):
                 self._reload()  # else the next command tries again before it decides
             raise
+        if scrubbed is not None and scrubbed.changed:
+            self._wipe_wal()
         self._since_snapshot += len(events)
         # A snapshot costs in proportion to the day's tickets, a replay in proportion to its
         # events: one every max(snapshot_every, tickets) events keeps both the amortised cost
@@ -835,6 +996,76 @@ class TicketJournal:
                 return
             conn.execute("DELETE FROM events WHERE day < ?", (cutoff.isoformat(),))
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('retention_cutoff', ?)", (cutoff.isoformat(),))
+
+    def _scrub_for_new_day(self, day: str) -> Scrubbed | None:
+        """Scrub the private fields of the days before `day` (a new business day) in the
+        transaction that stores its first events, under a savepoint: a scrub that fails (a bug,
+        an I/O error) is undone whole and logged, and the day's first command is stored all the
+        same; the next opening or new day does it (the meta mark did not move)."""
+        conn = self.conn
+        conn.execute("SAVEPOINT scrub")
+        try:
+            scrubbed = _scrub_private(conn, day)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO scrub")
+            conn.execute("RELEASE scrub")
+            _log.warning(
+                "%s: removing the tokens of the days before %s failed, tried again later: %r", self.path, day, exc
+            )
+            return None
+        conn.execute("RELEASE scrub")
+        self._log_scrub(scrubbed)
+        return scrubbed
+
+    def _scrub_backlog(self) -> None:
+        """At opening: scrub the days before the newest one that are not yet (a journal written
+        by a version that kept tokens, a scrub that failed or was cut short), in transactions of
+        SCRUB_DAYS_PER_TRANSACTION days, each advancing the meta mark, the WAL truncated after
+        each. Nothing to do costs one meta read. A failure is logged: the office must open."""
+        day = self.office.state.day
+        if day is None:
+            return
+        today = day.isoformat()
+        try:
+            while (mark := self.get_meta(SCRUBBED_BEFORE) or "") < today:
+                row = self.conn.execute(
+                    "SELECT DISTINCT day FROM events WHERE day >= ? AND day < ? ORDER BY day LIMIT 1 OFFSET ?",
+                    (mark, today, max(1, SCRUB_DAYS_PER_TRANSACTION)),  # a day at least: it moves on
+                ).fetchone()
+                with self._transaction():
+                    scrubbed = _scrub_private(self.conn, str(row[0]) if row else today)
+                self._log_scrub(scrubbed)
+                if scrubbed is not None and scrubbed.changed:
+                    self._wipe_wal()
+        except Exception as exc:
+            _log.warning(
+                "%s: removing the tokens of the days before %s failed, tried again later: %r", self.path, today, exc
+            )
+
+    def _log_scrub(self, scrubbed: Scrubbed | None) -> None:
+        if scrubbed is not None and (scrubbed.changed or scrubbed.unreadable):
+            _log.info(
+                "%s: tokens removed from the days before %s: %d event(s), %d snapshot(s) deleted, %d request "
+                "result(s); %d unreadable event(s) left",
+                self.path,
+                scrubbed.before,
+                scrubbed.events,
+                scrubbed.snapshots,
+                scrubbed.requests,
+                scrubbed.unreadable,
+            )
+
+    def _wipe_wal(self) -> None:
+        """After a scrub's commit: every page into the file and the WAL truncated to nothing, so the
+        page images that held the removed fields are gone from both. A reader that keeps it from
+        completing (beyond busy_timeout) leaves them in the WAL until a later checkpoint: logged."""
+        try:
+            busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error as exc:
+            _log.warning("%s: the checkpoint after removing tokens failed: %s", self.path, exc)
+            return
+        if busy:
+            _log.warning("%s: a reader kept the WAL from being truncated after removing tokens", self.path)
 
     def prune_before(self, cutoff: date) -> int:
         """Delete the stored days before `cutoff` (the floor manager's explicit purge, after a

@@ -12,7 +12,7 @@ queue (office.model) or a device's session (gateway.device_link).
 
 Printing: a PrintTicket goes to the dispenser's printer through gateway.printing (stepped in the
 loop on the same clock); a dispenser with no printer configured has its jobs appended as JSON
-lines to `<journal>.prints.jsonl` instead.
+lines to `<journal>.prints.jsonl` instead (today's only: gateway/print_log.py).
 
 Signs: at the end of each turn gateway.signs sends the [[signs]] a new snapshot if what they show
 changed; they are drawn in its renderer process, never in this one.
@@ -73,6 +73,7 @@ from gateway.metrics import DEFAULT_ADDRESS, GatewayCollector, GatewayMetrics, M
 from gateway.mode_words import clock_wait_lines, dispenser_lines, pad_clock
 from gateway.mqtt_client import BrokerConfigError, BrokerLogin, broker_login
 from gateway.mqtt_link import MqttLink
+from gateway.print_log import PrintLog
 from gateway.printing import PrinterState, Printing
 from gateway.sd_notify import Notifier
 from gateway.signs import SignDriver, sign_driver
@@ -232,6 +233,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.prints = self.journal_file.with_name(self.journal_file.name + ".prints.jsonl")
+        self.print_log = PrintLog(self.prints, self.config.tz)
         # Device keys in a file of their own (mode 0600), never in the config, which is journaled
         # and published: docs/operations.md, "Device keys".
         keys = DeviceKeys(self.journal_file.with_name(self.journal_file.name + ".keys.json"))
@@ -753,8 +755,7 @@ class Gateway:
                 "issued_at": ev.format_ts(t.issued_at),
                 "url": f"{self.config.public_base_url}/t/{t.token}",
             }
-            with open(self.prints, "a", encoding="utf-8") as f:
-                f.write(json.dumps(job, ensure_ascii=False) + "\n")
+            self.print_log.write(job, t.issued_at)
             _log.info("print %s at dispenser %d", t.ticket, effect.addr)
         elif isinstance(effect, StateChanged):
             _log.info("device %d: %s -> %s (%s)", effect.addr, effect.old.value, effect.new.value, effect.why)

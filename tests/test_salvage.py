@@ -538,9 +538,20 @@ def test_damage_met_only_while_storing_a_command_is_one_line(
 ) -> None:
     """The journal opens (its events read), but the free-page list a new page comes from is
     garbage: the command that needs a page fails in one line, and stores nothing."""
-    data = bytearray(intact.read_bytes())
+    # Free pages to damage: a table filled and dropped (the journal's own churn leaves none now
+    # that the day's first write deletes earlier days' snapshots and reuses their pages).
+    churned = tmp_path / "churned.db"
+    churned.write_bytes(intact.read_bytes())
+    conn = sqlite3.connect(churned)
+    conn.execute("CREATE TABLE churn (x BLOB)")
+    conn.executemany("INSERT INTO churn VALUES (?)", [(b"\0" * 3000,) for _ in range(20)])
+    conn.execute("DROP TABLE churn")
+    conn.commit()
+    conn.close()
+    assert not Path(f"{churned}-wal").exists()  # closed: checkpointed into the main file
+    data = bytearray(churned.read_bytes())
     size, trunk = page_size(bytes(data)), int.from_bytes(data[32:36], "big")
-    assert trunk  # the deleted snapshots left free pages
+    assert trunk  # the dropped table left free pages
     data[(trunk - 1) * size : (trunk - 1) * size + 8] = b"\xff" * 8
     path = tmp_path / "office.db"
     path.write_bytes(bytes(data))
