@@ -26,10 +26,12 @@ gateway in service does (the demo switches that off: its journal is new). After 
 
 The memory goal: RSS at the end of the last day at most 5 % above RSS at the end of day 3 (warm:
 the imports, caches, SQLite's page caches and the first learned estimates are in by then). Only
-this process is measured: the broker, central and the gateways all run in it (the learning runs
-in short-lived processes of its own). tests/test_soak_smoke.py runs the same code for two days
-in CI, for the invariants and the counters; the memory goal is this benchmark's. `python -m
-bench.soak` exits 1 when an invariant broke or a counter is not zero (the memory goal is reported).
+this process is measured: the broker, central and the gateways all run in it (the gateways'
+learning and central's training run in short-lived processes of their own), and it tunes glibc's
+malloc at the start as the gateway and each central worker do (gateway.heap).
+tests/test_soak_smoke.py runs the same code for two days in CI, for the invariants and the
+counters; the memory goal is this benchmark's. `python -m bench.soak` exits 1 when an invariant
+broke or a counter is not zero (the memory goal is reported).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from counterfloor.demo_staff import FloorStaff
 from counterfloor.simulate import DaySimulation, Execute
 from gateway.control_server import READ_DEADLINE_S
 from gateway.estimates import Learning
+from gateway.heap import tune_malloc
 from gateway.journal import JournalReader, new_token
 from gateway.metrics import LINK_ERRORS
 from office import events as ev
@@ -366,6 +369,7 @@ def soak(
     script that calls this needs the `if __name__ == "__main__":` guard."""
     report = SoakReport()
     started = time.perf_counter()
+    tune_malloc()  # as the gateway's and central's processes do, before their threads start
     clock = DemoClock(datetime.combine(start, clock_time(0), tzinfo=sources[0].config.tz))
     if trace and not snapshot_days:
         tracemalloc.start()

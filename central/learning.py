@@ -6,24 +6,35 @@ calibrated `best` (office.waittime.train) once the office has MIN_HISTORY_DAYS d
 `capacity` baseline (the estimate the office's own gateway prints today), learned from what
 there is. `fallback()` is that baseline with nothing learned: what an office starts with.
 
-`Trainer` is a thread of the worker's process with its own store connection (a store object
-belongs to one thread). Training an office takes up to a few seconds of CPU (reading its days,
-learning, the calibration's replays); in the thread it never holds the worker's loop: CPython
-switches threads every few milliseconds, so messages are still taken and stored meanwhile, only
-more slowly. Jobs are taken one office at a time, each office's latest request only, and each
-result goes back through a queue the worker drains in its own thread, where the predictor is
-swapped in.
+`Trainer` is a thread of the worker's process that hands each job to a training process of its
+own (spawned, with its own store connection) and waits for its answer. Training an office reads
+up to `history_days` of its events and replays them for the calibration: seconds of CPU and
+megabytes of short-lived objects, growing with the history. In the worker's own process those
+would leave its heap as large as the largest training's (CPython's allocator keeps an arena as
+long as any object in it lives, and the worker's loop allocates its long-lived objects
+meanwhile): the soak's month saw central's resident memory grow by about 1 MB a day from this
+alone (bench/soak.py). In the training process that memory goes back to the system when it
+ends: it is started for a batch of jobs (at start, and as each office's business day begins)
+and stopped once no job waits. Nor does it hold the worker's loop: it runs on another core.
+Jobs are taken one office at a time, each office's latest request only, and each result goes
+back through a queue the worker drains in its own thread, where the predictor is swapped in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
 import queue
+import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 
 from central.store import EventStore, open_store
 from office.waittime import Predictor, RecordError, read_record, train
@@ -32,6 +43,7 @@ from office.waittime import records as r
 MIN_HISTORY_DAYS = 3  # fewer stored days than this: the baseline, not `best`
 FALLBACK = "capacity"
 DEFAULT_HISTORY_DAYS = 60
+STOP_WAIT_S = 5.0  # the training process's clean exit (its store closed) once told; else it is killed
 
 _log = logging.getLogger(__name__)
 
@@ -77,9 +89,50 @@ class Trained:
     seconds: float
 
 
+class TrainingError(Exception):
+    """The training process failed a job (its traceback in the message) or ended without an answer."""
+
+
+def _serve(conn: Connection, store_url: str, history_days: int) -> None:
+    """The training process: jobs (office, day) from `conn`, each answered with (predictor, days)
+    or the failure's traceback as text; it ends when told (None) or when the worker's end of the
+    pipe is gone (the worker died)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops it (a Ctrl-C reaches the whole group)
+    store: EventStore | None = None
+    try:
+        while True:
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                return
+            if job is None:
+                return
+            office, day = job
+            try:
+                if store is None:
+                    store = open_store(store_url)
+                answer: tuple[Predictor, int] | str = learn(store, office, day, history_days)
+            except Exception:  # a store that went away, or a predictor that failed on odd data
+                if store is not None:
+                    store.close()
+                    store = None
+                answer = traceback.format_exc()
+            conn.send(answer)
+    finally:
+        if store is not None:
+            store.close()
+
+
+@dataclass(slots=True)
+class _Child:
+    process: BaseProcess
+    conn: Connection
+
+
 class Trainer:
-    """The worker's training thread (see the module docstring). `request(office, day)` from the
-    worker's thread; results in `done`, with `wake()` called after each."""
+    """The worker's training thread and its training process (see the module docstring).
+    `request(office, day)` from the worker's thread; results in `done`, with `wake()` called
+    after each."""
 
     def __init__(self, store_url: str, history_days: int, wake: Callable[[], None]) -> None:
         self.store_url = store_url
@@ -89,6 +142,8 @@ class Trainer:
         self._jobs: dict[str, str] = {}  # office -> day, the latest request per office
         self._lock = threading.Condition()
         self._stopping = False
+        self._child: _Child | None = None  # the training process, while jobs wait (under _lock)
+        self.processes = 0  # training processes started (tests, figures)
         self._thread = threading.Thread(target=self._run, name="central-trainer", daemon=True)
 
     def start(self) -> None:
@@ -104,12 +159,21 @@ class Trainer:
         with self._lock:
             return len(self._jobs)
 
+    @property
+    def training(self) -> bool:
+        """Whether the training process is running (it runs while jobs wait)."""
+        with self._lock:
+            return self._child is not None
+
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop after the office under way (a daemon thread: a long one does not hold the exit)."""
+        """Stop: the office under way is given up (its training process killed)."""
         with self._lock:
             self._stopping = True
             self._jobs.clear()
+            child = self._child
             self._lock.notify()
+        if child is not None:
+            child.process.terminate()  # the thread waiting for its answer sees it end
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -123,25 +187,82 @@ class Trainer:
             return office, self._jobs.pop(office)
 
     def _run(self) -> None:
-        store: EventStore | None = None
         try:
             while (job := self._next()) is not None:
                 office, day = job
                 began = time.perf_counter()
                 try:
-                    if store is None:
-                        store = open_store(self.store_url)
-                    predictor, days = learn(store, office, day, self.history_days)
-                except Exception:  # a store that went away, or a predictor that failed on odd data
+                    predictor, days = self._learn(office, day)
+                except TrainingError as exc:
+                    if not self._stopping:
+                        _log.error("office %s: training for %s failed; it keeps its predictor: %s", office, day, exc)
+                    result = Trained(office, day, None, 0, time.perf_counter() - began)
+                except Exception:  # the process could not start, or its answer could not be read
                     _log.exception("office %s: training for %s failed; it keeps its predictor", office, day)
-                    if store is not None:
-                        store.close()
-                        store = None
+                    self._end_child()
                     result = Trained(office, day, None, 0, time.perf_counter() - began)
                 else:
                     result = Trained(office, day, predictor, days, time.perf_counter() - began)
+                if not self.pending:
+                    self._end_child()  # nothing waits: its memory goes back to the system
                 self.done.put(result)
                 self._wake()
         finally:
-            if store is not None:
-                store.close()
+            self._end_child()
+
+    def _learn(self, office: str, day: str) -> tuple[Predictor, int]:
+        """`learn` in the training process (started if it is not running)."""
+        child = self._child_for_job()
+        if child is None:
+            raise TrainingError("stopping")
+        try:
+            child.conn.send((office, day))
+            # Its answer, or its end (killed, or stop() terminated it): whichever comes first.
+            wait([child.conn, child.process.sentinel])
+            answer = child.conn.recv() if child.conn.poll() else None
+        except (EOFError, OSError):  # it ended before the job or its answer was through
+            answer = None
+        if answer is None:
+            self._end_child()
+            raise TrainingError(f"the training process ended (exit code {child.process.exitcode})")
+        if isinstance(answer, str):
+            raise TrainingError(answer.rstrip())
+        predictor, days = answer
+        return predictor, days
+
+    def _child_for_job(self) -> _Child | None:
+        """The training process (only this thread starts and ends it); None once stopping."""
+        with self._lock:
+            if self._stopping:
+                return None
+            if self._child is not None:
+                return self._child
+        # spawn, not fork: the worker has threads (paho's, the web's) a fork would copy mid-step.
+        ctx = multiprocessing.get_context("spawn")
+        ours, theirs = ctx.Pipe()
+        process = ctx.Process(
+            target=_serve, args=(theirs, self.store_url, self.history_days), name="central-training", daemon=True
+        )
+        process.start()
+        theirs.close()
+        child = _Child(process, ours)
+        with self._lock:
+            self._child = child
+            self.processes += 1
+            stopping = self._stopping
+        if stopping:  # stop() came while it started: it saw no process to end
+            process.terminate()
+        return child
+
+    def _end_child(self) -> None:
+        with self._lock:
+            child, self._child = self._child, None
+        if child is None:
+            return
+        with contextlib.suppress(OSError):  # (it may be gone already)
+            child.conn.send(None)
+        child.process.join(STOP_WAIT_S)
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join()
+        child.conn.close()

@@ -31,6 +31,7 @@ from central.metrics import CentralCollector, CentralMetrics
 from central.office_state import OfficeState
 from central.worker import CentralWorker, WorkerConfig
 from gateway.bus import Backoff
+from gateway.heap import tune_malloc
 from gateway.metrics import DEFAULT_ADDRESS, MetricsServer, serve_metrics
 from gateway.sd_notify import Notifier
 
@@ -85,6 +86,7 @@ def run_worker(
     """One worker in this process until SIGTERM or SIGINT (exit 0). StoreError if its store
     cannot be opened; OSError if `metrics_port` cannot be served. `notifier`: systemd's, when
     this worker is the service's main process. `web`: serve the residents' pages too."""
+    tune_malloc()  # before its threads start: it runs for months (gateway.heap)
     notify = notifier or Notifier()
     metrics = CentralMetrics() if notify.enabled or metrics_port is not None else None
     pages = WebPages(web, config.store_url) if web is not None else None

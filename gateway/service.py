@@ -67,6 +67,7 @@ from gateway.device_link import (
 from gateway.estimates import Learning
 from gateway.firmware_update import DeviceKeys
 from gateway.gpio_counters import GpioCounters
+from gateway.heap import tune_malloc
 from gateway.journal import JournalError, RequestDone, TicketJournal, config_sha256, new_token, utc_now
 from gateway.maintenance import DeviceJobs
 from gateway.metrics import DEFAULT_ADDRESS, GatewayCollector, GatewayMetrics, MetricsServer, serve_metrics
@@ -1118,6 +1119,7 @@ def run_gateway(
     if not logging.getLogger().handlers:
         # What happens to devices and ports goes to stderr (journald adds the time).
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    tune_malloc()  # before its threads start: it runs for months (gateway.heap)
     gw = Gateway(config, config_text, journal, sock, out, broker_url=broker, broker_auth=broker_auth)
     if clock_from is not None:
         gw.wall = _clock_from(clock_from)

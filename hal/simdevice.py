@@ -27,6 +27,7 @@ DEFAULT_CAPS = {
     P.KIND_COUNTER_PAD: P.CAP_NUMBER | P.CAP_STATUS_LAMP | P.CAP_FW_UPDATE,
     P.KIND_CALL_DISPLAY: P.CAP_TEXT | P.CAP_CHIME | P.CAP_RECENT | P.CAP_FW_UPDATE,
 }
+CALLS_KEPT = 1000  # SimDevice.calls: the latest this many, far more than any test's floor makes
 # Request types each kind acts on (the others get NAK UNSUPPORTED).
 _HANDLES = {
     P.KIND_DISPENSER: {P.ShowText.TYPE, P.Lamps.TYPE},
@@ -57,8 +58,9 @@ class SimDevice:
     # gateway reopened its port, must not repeat the numbers of the one before). 0: none, as a
     # version-1 board.
     boot: int | None = None
-    # What it shows, for tests.
-    calls: list[tuple[int, str, str]] = field(default_factory=list)  # (flags, ticket, counter)
+    # What it shows, for tests. `calls`: the latest CALLS_KEPT CALL frames it acted on (a display
+    # behind a simulated floor that runs for weeks, as the soak's, shows tens of thousands).
+    calls: list[tuple[int, str, str]] = field(default_factory=list)  # (flags, ticket, counter), oldest first
     number: str = "    "
     status_lamp: tuple[int, int] = (0, 0)
     lamps: int = 0
@@ -193,6 +195,8 @@ class SimDevice:
             self.status_lamp = (req.colour, req.blink)
         elif t == P.Call.TYPE:
             self.calls.append((req.flags, req.ticket, req.counter))
+            if len(self.calls) > CALLS_KEPT:
+                del self.calls[0]
             self.call = (req.ticket, req.counter)
             if req.flags == P.CALL_NEW:
                 self.recent = ((req.ticket, req.counter), *self.recent)[: P.MAX_RECENT]

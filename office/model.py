@@ -22,6 +22,8 @@ from office.config import OfficeConfig, Service
 from office.estimate import CapacityEstimator, WaitEstimator, WaitRange
 from office.state import CounterState, CounterStatus, OfficeState, Ticket, TicketStatus
 
+PLANS_KEPT = 16  # day plans an Office keeps worked out (today's, with and without an override, and a few more)
+
 
 class OfficeError(Exception):
     """A command that cannot be carried out; nothing is recorded. `code` is machine-readable."""
@@ -361,6 +363,8 @@ class Office:
         override = self.state.overrides.get(day)
         plan = self._plans.get((day, override))
         if plan is None:
+            if len(self._plans) >= PLANS_KEPT:  # a gateway runs for years: a plan a day would pile up
+                self._plans.clear()
             plan = self._plans[(day, override)] = plan_for(self.config, day, override)
         return plan
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from office.waittime.floor import CLOSED, OPEN, WAITING, Floor
 from office.waittime.params import MINUTES, WAIT_BUCKET_S, WAIT_BUCKETS, Params, expected_by
@@ -51,7 +51,7 @@ SPREAD_MIN = 1.0
 REACH = 1.5  # the average reads the places within this many sigma (each costs the path a call)
 
 
-def _time_of(table: list[float], y: float) -> float:
+def _time_of(table: Sequence[float], y: float) -> float:
     """The first moment (seconds of the day) at which the cumulative table reaches y."""
     i = bisect.bisect_left(table, y)
     if i > MINUTES:
@@ -69,7 +69,7 @@ class _Streams:
 
     __slots__ = ("base", "factor", "k", "next", "tables")
 
-    def __init__(self, tables: list[list[float]], now: float, factors: list[float]) -> None:
+    def __init__(self, tables: Sequence[Sequence[float]], now: float, factors: list[float]) -> None:
         self.tables = tables
         self.factor = factors
         self.base = [expected_by(t, now) for t in tables]

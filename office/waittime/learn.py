@@ -14,8 +14,9 @@ the latest days' calls alone. Pure: events in, figures out.
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from office.waittime import records as r
@@ -258,7 +259,7 @@ class Learner:
         kind_days: dict[str, int] = {}
         for kind in self._days.values():
             kind_days[kind] = kind_days.get(kind, 0) + 1
-        flows: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+        flows: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]] = {}
         everything: dict[str, _Flow] = defaultdict(_Flow)
         for (kind, sid), flow in self._flows.items():
             n = kind_days.get(kind, 1)
@@ -372,8 +373,9 @@ def _weighted(curve: list[float], counts: list[list[float]]) -> float:
     return sum(p * c[0] for p, c in zip(curve, counts, strict=True)) / n
 
 
-def _cumulative(per_minute: list[float], days: int) -> list[float]:
-    out = [0.0] * (MINUTES + 1)
+def _cumulative(per_minute: list[float], days: int) -> array[float]:
+    """The cumulative table of a day's counts per minute (averaged over `days`), as doubles."""
+    out = array("d", bytes(8 * (MINUTES + 1)))
     total = 0.0
     for i, x in enumerate(per_minute):
         total += x / days
