@@ -7,14 +7,17 @@ master to the CALL written to the bus. Between two calls the loop turns for CALL
 so scrapes land on calls. Three kinds of run in one process, interleaved round by round (the
 machine is shared: its load drifts): metrics off (the baseline); metrics on (the loop publishing
 its figures once a second) with nobody scraping; and on with a scraper thread fetching
-http://127.0.0.1:<port>/metrics every SCRAPE_EVERY_S.
+http://127.0.0.1:<port>/metrics every SCRAPE_EVERY_S from a process of its own, as Prometheus
+(the server renders the figures once per publication and serves the bytes made in between:
+gateway.metrics.CachedMetricsApp).
 """
 
 from __future__ import annotations
 
-import threading
+import json
+import subprocess
+import sys
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,32 +39,53 @@ GOAL_RATIO = 1.5  # scraping may cost the p99 call at most half again
 MONDAY_10 = datetime.fromisoformat("2027-03-15T10:00:00+09:00")
 
 
+# The scraper runs in a process of its own, as Prometheus does: only the server's side shares the
+# gateway's interpreter. It asks as Prometheus asks (OpenMetrics preferred, gzip).
+SCRAPER = """
+import json, sys, threading, time, urllib.request
+url, every = sys.argv[1], float(sys.argv[2])
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+request = urllib.request.Request(url, headers={
+    "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+})
+times, failures, size = [], 0, 0
+while not stop.wait(every):
+    t = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            size = len(reply.read())
+    except OSError:
+        failures += 1
+        continue
+    times.append(time.perf_counter() - t)
+print(json.dumps({"times": times, "failures": failures, "bytes": size}))
+"""
+
+
 class Scraper:
-    """Fetches /metrics every SCRAPE_EVERY_S in its own thread, as Prometheus would (harder)."""
+    """Fetches /metrics every SCRAPE_EVERY_S from another process, as Prometheus would (harder)."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.times: list[float] = []
         self.failures = 0
         self.bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(SCRAPE_EVERY_S):
-            t = time.perf_counter()
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as reply:
-                    self.bytes = len(reply.read())
-            except OSError:
-                self.failures += 1
-                continue
-            self.times.append(time.perf_counter() - t)
+        self._proc: subprocess.Popen[str] | None = subprocess.Popen(
+            [sys.executable, "-c", SCRAPER, url, str(SCRAPE_EVERY_S)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        """Stop it (its stdin closed) and take its figures."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        out, _ = proc.communicate("", timeout=30)
+        got = json.loads(out)
+        self.times, self.failures, self.bytes = got["times"], got["failures"], got["bytes"]
 
 
 def _floor() -> str:
@@ -85,10 +109,11 @@ def calls(workdir: Path, n: int, mode: str) -> tuple[list[float], dict[str, Any]
             server = serve_metrics(GatewayCollector(gw.metrics), 0)
             scraper = Scraper(f"http://127.0.0.1:{server.port}/metrics")
         out = _time_calls(gw, n)
-        if scraper is not None:
+        if scraper is not None and server is not None:
             scraper.close()
             extra = {"scrapes": len(scraper.times), "failures": scraper.failures, "bytes": scraper.bytes}
             extra["scrape_p50"] = _pct(scraper.times, 0.5) if scraper.times else 0.0
+            extra["renders"] = server.app.renders
         if gw.metrics is not None:
             t = time.perf_counter()
             for _ in range(20):
@@ -149,7 +174,8 @@ def run(workdir: Path, n: int, log: list[str], rounds: int = 4) -> list[Result]:
             if mode == "on":
                 on_extra = figures
             elif mode == "scraped":
-                extra = {k: extra.get(k, 0) + v if k in ("scrapes", "failures") else v for k, v in figures.items()}
+                summed = ("scrapes", "failures", "renders")
+                extra = {k: extra.get(k, 0) + v if k in summed else v for k, v in figures.items()}
     off, on, scraped = got["off"], got["on"], got["scraped"]
     o50, o99 = _pct(off, 0.5), _pct(off, 0.99)
     n50, n99 = _pct(on, 0.5), _pct(on, 0.99)
@@ -159,7 +185,7 @@ def run(workdir: Path, n: int, log: list[str], rounds: int = 4) -> list[Result]:
         f"p99 {o99 * 1000:.2f} ms; on, not scraped p50 {n50 * 1000:.2f} ms, p99 {n99 * 1000:.2f} ms; scraped every "
         f"{SCRAPE_EVERY_S * 1000:.0f} ms p50 {s50 * 1000:.2f} ms, p99 {s99 * 1000:.2f} ms, "
         f"max {max(scraped) * 1000:.2f} ms ({extra.get('scrapes', 0)} scrapes of {extra.get('bytes', 0)} bytes, "
-        f"{extra.get('failures', 0)} failed, "
+        f"{extra.get('failures', 0)} failed, {extra.get('renders', 0)} rendered, "
         f"p50 {extra.get('scrape_p50', 0.0) * 1000:.1f} ms each); the loop's figures cost "
         f"{on_extra.get('figures_s', 0.0) * 1e6:.0f} µs once a second"
     )

@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             print("seam done", flush=True)
         if "metrics" in only:
             # The gateway's /metrics scraped every 100 ms: its loop's call latency, in three runs.
-            results += metrics_bench.run(workdir, 100 if args.quick else 400, log)
+            results += metrics_bench.run(workdir, 100 if args.quick else 1000, log)
             print("metrics done", flush=True)
         if "web" in only:
             # 1,000 residents' live ticket pages on one central (Mosquitto and central started here).

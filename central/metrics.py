@@ -114,6 +114,10 @@ class CentralCollector(Collector):
     def __init__(self, metrics: CentralMetrics) -> None:
         self.metrics = metrics
 
+    def published(self) -> object:
+        """The figures a scrape would render now (a new object whenever they change)."""
+        return self.metrics.latest
+
     def collect(self) -> Iterator[Metric]:
         f = self.metrics.latest
         if f is None:

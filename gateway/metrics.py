@@ -3,23 +3,30 @@ server central's metrics use too.
 
 Owns the figures' publication only. The gateway's loop builds an immutable `Figures` at most once
 every PUBLISH_EVERY_S (`GatewayMetrics.tick`, from the loop, between two turns) and stores it in
-one attribute; the HTTP server's thread (prometheus_client's, a daemon) renders whatever `Figures`
-was stored last. One reference assignment is atomic, so the loop never takes a lock and never
-waits for a scrape: a scrape costs the loop only the GIL's share of the time the thread runs.
-Figures are at most PUBLISH_EVERY_S old. It must not change anything on the floor.
+one attribute; the HTTP server's thread (a daemon) renders whatever `Figures` was stored last.
+One reference assignment is atomic, so the loop never takes a lock and never waits for a scrape:
+a scrape costs the loop only the GIL's share of the time the thread runs. That share is kept
+small: the text is rendered once per `Figures` (and at least every RENDER_EVERY_S, for the
+process's CPU and memory), and a scrape in between is served the bytes already made
+(`CachedMetricsApp`), so however often Prometheus comes, the thread renders about once a second
+(bench/metrics_bench.py). Figures are at most PUBLISH_EVERY_S old. It must not change anything on
+the floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
     from gateway.service import Gateway
 
 PUBLISH_EVERY_S = 1.0  # a scrape every 15 s (Prometheus's default) sees figures at most this old
+RENDER_EVERY_S = 1.0  # a scrape's bytes are made again after this long even if the figures did not change
+RENDERINGS_KEPT = 4  # per figures: the text and OpenMetrics formats, each plain and gzipped
 ESTIMATE_EVERY_S = 30.0  # the estimator is asked again after this long even if nothing happened
 DEVICE_STATES = ("online", "stale", "offline")
 LINK_ERRORS = ("failures", "retries", "timeouts", "crc_drops", "bad_frames", "resyncs", "restarts")
@@ -146,6 +155,10 @@ class GatewayCollector(Collector):
     def __init__(self, metrics: GatewayMetrics) -> None:
         self.metrics = metrics
 
+    def published(self) -> object:
+        """The figures a scrape would render now (a new object whenever they change)."""
+        return self.metrics.latest
+
     def collect(self) -> Iterator[Metric]:
         f = self.metrics.latest  # one read: a consistent set of figures
         if f is None:
@@ -244,12 +257,80 @@ def _counter(name: str, doc: str, labels: list[str], values: dict[tuple[str, ...
     return family
 
 
+class PublishedCollector(Collector, Protocol):
+    """A collector that renders figures published whole (GatewayCollector, central's)."""
+
+    def published(self) -> object: ...
+
+
+@dataclass(slots=True)
+class _Rendering:
+    figures: object  # what it was made from (compared by identity)
+    at: float
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class CachedMetricsApp:
+    """prometheus_client's WSGI app, each reply kept and served again while the collector's
+    published figures are the same object and it is under RENDER_EVERY_S old. Kept per request
+    variant (Accept, gzip, query), at most RENDERINGS_KEPT of them."""
+
+    def __init__(
+        self, collector: PublishedCollector, registry: CollectorRegistry, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.collector = collector
+        self.clock = clock
+        self.renders = 0  # replies made by prometheus_client (tests, figures)
+        self._app = make_wsgi_app(registry)
+        self._kept: dict[tuple[str, ...], _Rendering] = {}
+        self._lock = threading.Lock()  # one rendering at a time: two scrapes at once make one
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "GET":
+            return self._app(environ, start_response)  # type: ignore[no-any-return]
+        key = (
+            environ.get("PATH_INFO", ""),
+            environ.get("HTTP_ACCEPT", ""),
+            environ.get("HTTP_ACCEPT_ENCODING", ""),
+            environ.get("QUERY_STRING", ""),
+        )
+        with self._lock:
+            figures, now = self.collector.published(), self.clock()
+            kept = self._kept.get(key)
+            if kept is None or kept.figures is not figures or now - kept.at >= RENDER_EVERY_S:
+                kept = self._render(environ, figures, now)
+                if len(self._kept) >= RENDERINGS_KEPT:
+                    self._kept.clear()  # odd clients' variants do not pile up
+                self._kept[key] = kept
+        start_response(kept.status, list(kept.headers))
+        return [kept.body]
+
+    def _render(self, environ: dict[str, Any], figures: object, now: float) -> _Rendering:
+        got: dict[str, Any] = {}
+
+        def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            got["status"], got["headers"] = status, headers
+            return lambda data: None
+
+        body = b"".join(self._app(environ, keep))
+        self.renders += 1
+        return _Rendering(figures, now, got["status"], got["headers"], body)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Nothing per scrape in the service's log."""
+
+
 @dataclass
 class MetricsServer:
-    """prometheus_client's HTTP server in its own daemon thread; `close()` stops it."""
+    """The metrics' HTTP server in its own daemon thread (a thread per request); `close()` stops it."""
 
     server: WSGIServer
-    thread: Any
+    thread: threading.Thread
+    app: CachedMetricsApp
 
     @property
     def port(self) -> int:
@@ -261,14 +342,21 @@ class MetricsServer:
         self.thread.join(timeout=5)
 
 
-def serve_metrics(collector: Collector, port: int, address: str = DEFAULT_ADDRESS) -> MetricsServer:
+def serve_metrics(collector: PublishedCollector, port: int, address: str = DEFAULT_ADDRESS) -> MetricsServer:
     """Serve `collector` (and the process's CPU and memory) on http://address:port/metrics; port 0:
     any free port (tests). OSError if the port cannot be bound."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(collector)
     ProcessCollector(registry=registry)
-    server, thread = start_http_server(port, address, registry)
-    return MetricsServer(server, thread)
+    app = CachedMetricsApp(collector, registry)
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    server = make_server(address, port, app, Server, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    return MetricsServer(server, thread, app)
 
 
 def _port(text: str) -> int:

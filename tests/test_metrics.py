@@ -3,6 +3,7 @@ example's simulated devices) scraped as tickets are issued, and central's worker
 
 from __future__ import annotations
 
+import gzip
 import re
 import subprocess
 import time
@@ -16,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from central.metrics import CentralCollector, CentralMetrics
 from central.worker import CentralWorker, WorkerConfig
 from counterfloor.cli import build_parser
-from gateway.metrics import Figures, GatewayCollector, GatewayMetrics
+from gateway.metrics import RENDER_EVERY_S, Figures, GatewayCollector, GatewayMetrics, serve_metrics
 from tests.test_gateway_run import CLI, DEADLINE_S, GatewayProcess, office, start
 from tests.test_sd_notify import NullOutbox
 
@@ -118,6 +119,42 @@ def test_figures_render_and_a_status_line() -> None:
     assert figures.status_line() == (
         "serving oizumi: 1/2 devices online, 3 waiting, seq 12; broker NOT connected; printer(s) stopped: entrance"
     )
+
+
+def _figures(waiting: int) -> Figures:
+    return Figures("oizumi", 12, {"move": waiting}, {"move": 0.0}, {}, {}, {}, {}, None)
+
+
+def test_a_scrape_between_two_publications_is_served_the_bytes_already_made() -> None:
+    """The HTTP thread renders once per published figures (and once a second for the process's
+    own figures): a Prometheus scraping often costs the loop no more than one scraping rarely."""
+    metrics = GatewayMetrics()
+    metrics.latest = _figures(3)
+    server = serve_metrics(GatewayCollector(metrics), 0)
+    url = f"http://127.0.0.1:{server.port}/metrics"
+    now = [100.0]
+    server.app.clock = lambda: now[0]
+    try:
+        first = scrape(url)
+        assert first['counterfloor_queue_length{office="oizumi",service="move"}'] == 3.0
+        assert "process_cpu_seconds_total" in first
+        assert scrape(url) == first and server.app.renders == 1
+        metrics.latest = _figures(4)  # the loop published: the next scrape shows it
+        assert scrape(url)['counterfloor_queue_length{office="oizumi",service="move"}'] == 4.0
+        assert server.app.renders == 2
+        now[0] += RENDER_EVERY_S  # the figures did not change, but the process's may have
+        scrape(url)
+        assert server.app.renders == 3
+        # Another variant of the request (gzipped, as Prometheus asks) is made and kept apart.
+        request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        for _ in range(2):
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                assert reply.headers["Content-Encoding"] == "gzip"
+                text = gzip.decompress(reply.read()).decode()
+            assert 'counterfloor_queue_length{office="oizumi",service="move"} 4.0' in text
+        assert server.app.renders == 4
+    finally:
+        server.close()
 
 
 def test_central_worker_figures(tmp_path: Path) -> None:
