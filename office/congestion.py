@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from typing import Any
 from office.calendar import plan_for
 from office.config import OfficeConfig
 from office.waittime import records as r
-from office.waittime.replay import actual_waits, split_days
+from office.waittime.replay import actual_waits, iter_days
 
 WEEKDAY, SATURDAY = "weekday", "saturday"
 RECENT_DAYS = 28  # the recent level: the last four weeks of history
@@ -86,22 +86,26 @@ class HourForecast:
 
 # -- reading past days --------------------------------------------------------------------------
 def day_stats(records: Iterable[r.Event]) -> list[DayStats]:
-    """One DayStats per business day of the records (one office's, in log order)."""
-    return [_one_day(events) for events in split_days(records) if events]
+    """One DayStats per business day of the records (one office's, in log order), read a day at
+    a time: years of history cost one day's events at once, and a DayStats each."""
+    return [_one_day(events) for events in iter_days(records)]
 
 
 def stats_from_records(raw: Iterable[Mapping[str, Any]]) -> list[DayStats]:
     """The same from exported JSON records: unknown types and fields are ignored, and an
-    unreadable record costs only itself (as in `records.from_events`)."""
-    typed: list[r.Event] = []
+    unreadable record costs only itself (as in `records.from_events`). `raw` is read once, in
+    order, as it comes (central passes its store's pages)."""
+    return day_stats(_readable(raw))
+
+
+def _readable(raw: Iterable[Mapping[str, Any]]) -> Iterator[r.Event]:
     for rec in raw:
         try:
             event = r.read_record(rec)
         except r.RecordError:
             continue
         if event is not None:
-            typed.append(event)
-    return day_stats(typed)
+            yield event
 
 
 def _one_day(events: list[r.Event]) -> DayStats:

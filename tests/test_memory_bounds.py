@@ -45,6 +45,7 @@ from gateway.heap import ARENAS, MMAP_THRESHOLD, tune_malloc
 from gateway.journal import CACHE_KIB, JournalReader, TicketJournal
 from hal.codec import P
 from hal.simdevice import CALLS_KEPT, SimDevice
+from office import congestion
 from office import events as ev
 from office.calendar import plan_for
 from office.model import PLANS_KEPT, Office
@@ -367,3 +368,44 @@ def test_a_journals_page_cache_is_a_day_or_two_not_sqlites_default(tmp_path: Pat
     finally:
         journal.close()
     assert CACHE_KIB <= 1024  # SQLite's default is 2,000 KiB: filled with days nothing reads again
+
+
+# -- central's congestion forecast -------------------------------------------------------------------
+def _same_day_again(records: list[dict[str, Any]], days: int) -> Any:
+    """`records` (one day's) played again on each of `days` days in a row, made as they are read,
+    as central's store hands its pages over."""
+    first = str(records[0]["ts"])[:10]
+    seq = 0
+    for i in range(days):
+        day = (date.fromisoformat(first) + timedelta(days=i)).isoformat()
+        for rec in records:
+            seq += 1
+            again = {**rec, "seq": seq, "ts": str(rec["ts"]).replace(first, day, 1)}
+            if "date" in rec:
+                again["date"] = day
+            yield again
+
+
+def _learning_peak(records: list[dict[str, Any]], days: int) -> tuple[int, int]:
+    """(days learned, tracemalloc's peak) of learning the forecast's history from `days` days."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        stats = congestion.stats_from_records(_same_day_again(records, days))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return len(stats), peak
+
+
+def test_learning_the_forecast_holds_one_days_events_at_a_time() -> None:
+    """The public page's forecast learns from an office's whole history (a year and more, for the
+    season): it must hold one day's events at a time, not months of them."""
+    records = day_records(example("nerima"), date(2027, 6, 1), first_seq=1)
+    few, few_peak = _learning_peak(records, 2)
+    many, many_peak = _learning_peak(records, 24)
+    assert (few, many) == (2, 24)  # each copy read as a day of its own
+    # 24 days of typed events held at once would be ~12 times the two days' peak.
+    assert many_peak < 1.5 * few_peak, (
+        f"2 days: {few_peak / 2**20:.1f} MB at the peak, 24 days: {many_peak / 2**20:.1f} MB"
+    )

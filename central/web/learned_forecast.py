@@ -2,11 +2,12 @@
 (office/congestion.py's model, signage/forecast_chart.py's chart), behind central/web/forecast.py's
 `Forecaster` seam.
 
-Learning reads every stored event of an office, which can take seconds on months of history, so it
-runs in a thread of its own with its own store connection (a connection belongs to the thread that
-opened it), once at start and again when the office's day changes; pages only read what the last
-learning left, and show the stand-in's "no forecast yet" until the first one is done. Forecasts of
-a day are computed once and kept (a page asks for each service at every view)."""
+Learning reads every stored event of an office (one day's at a time: office/congestion.py), which
+can take seconds on months of history, so it runs in a thread of its own with its own store
+connection (a connection belongs to the thread that opened it), once at start and again when the
+office's day changes; pages only read what the last learning left, and show the stand-in's "no
+forecast yet" until the first one is done. Forecasts of a day are computed once and kept (a page
+asks for each service at every view)."""
 
 from __future__ import annotations
 

@@ -41,15 +41,22 @@ class Issued:
 
 def split_days(events: Iterable[r.Event]) -> list[list[r.Event]]:
     """The events grouped by business day (a new day: a new date, or a `schedule` of a new day)."""
-    days: list[list[r.Event]] = []
+    return list(iter_days(events))
+
+
+def iter_days(events: Iterable[r.Event]) -> Iterator[list[r.Event]]:
+    """`split_days` one day at a time: a reader of months of history holds one day's events."""
+    current: list[r.Event] = []
     day: str | None = None
     for e in events:
-        starts = e.day != day or (isinstance(e, r.Schedule) and e.new_day and days and _has_tickets(days[-1]))
-        if starts or not days:
-            days.append([])
+        if current and (e.day != day or (isinstance(e, r.Schedule) and e.new_day and _has_tickets(current))):
+            yield current
+            current = []
+        if not current:
             day = e.day
-        days[-1].append(e)
-    return days
+        current.append(e)
+    if current:
+        yield current
 
 
 def _has_tickets(events: list[r.Event]) -> bool:
