@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 PUBLISH_EVERY_S = 1.0  # a scrape every 15 s (Prometheus's default) sees figures at most this old
 RENDER_EVERY_S = 1.0  # a scrape's bytes are made again after this long even if the figures did not change
-RENDERINGS_KEPT = 4  # per figures: the text and OpenMetrics formats, each plain and gzipped
+RENDERINGS_KEPT = 4  # request variants kept: text and OpenMetrics, each plain and gzipped
 ESTIMATE_EVERY_S = 30.0  # the estimator is asked again after this long even if nothing happened
 DEVICE_STATES = ("online", "stale", "offline")
 LINK_ERRORS = ("failures", "retries", "timeouts", "crc_drops", "bad_frames", "resyncs", "restarts")
@@ -301,7 +301,7 @@ class CachedMetricsApp:
             kept = self._kept.get(key)
             if kept is None or kept.figures is not figures or now - kept.at >= RENDER_EVERY_S:
                 kept = self._render(environ, figures, now)
-                if len(self._kept) >= RENDERINGS_KEPT:
+                if key not in self._kept and len(self._kept) >= RENDERINGS_KEPT:
                     self._kept.clear()  # odd clients' variants do not pile up
                 self._kept[key] = kept
         start_response(kept.status, list(kept.headers))
