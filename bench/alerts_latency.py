@@ -98,14 +98,18 @@ from bench.web_load import (
     Page,
     Ticket,
     broker,
+    central_ready,
     cpu_seconds,
     follow,
     free_port,
     http_status,
     memory_mb,
+    ms,
+    on_schedule,
     q,
     raise_fd_limit,
     settled,
+    spread,
     stop,
     until,
 )
@@ -407,23 +411,7 @@ async def load(plan: Plan, workdir: Path, broker_port: int, push: PushService, m
     tasks: list[asyncio.Task[None]] = []
     try:
         with central_with_alerts(workdir, f"mqtt://{HOST}:{broker_port}", http_port, mail.port) as proc:
-
-            async def serving() -> bool:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"central exited with {proc.returncode}; see {workdir / 'central.log'}")
-                return await http_status(http_port, "/healthz") == 200
-
-            await until("alerts: central's web server", serving)
-            announced = -1e9
-
-            async def known() -> bool:
-                nonlocal announced
-                if time.monotonic() - announced >= 1.0:
-                    gateway.announce()
-                    announced = time.monotonic()
-                return await http_status(http_port, f"/{OFFICE}/") == 200
-
-            await until("alerts: central's first view of the office", known)
+            await central_ready(proc, workdir, http_port, gateway, "alerts: ")
             started = time.perf_counter()
             gateway.open_day()
             residents = [Resident(n, t) for n, t in enumerate(gateway.issue(plan.tickets))]
@@ -445,11 +433,7 @@ async def load(plan: Plan, workdir: Path, broker_port: int, push: PushService, m
                 sent: dict[int, float] = {}
                 late = 0.0
                 for i, r in enumerate(called):
-                    if rate > 0:  # paced on a fixed schedule; 0: back to back
-                        due = t0 + i / rate
-                        if (wait := due - time.perf_counter()) > 0:
-                            await asyncio.sleep(wait)
-                        late = max(late, time.perf_counter() - due)
+                    late = max(late, await on_schedule(t0, i, rate))
                     sent[r.n] = gateway.call(r.ticket)
                 await settled([p.called for p in pages.values()], f"alerts: {name}: the pages' calls")
                 ns = [r.n for r in called]
@@ -630,16 +614,6 @@ def measure(plan: Plan, workdir: Path, log: list[str]) -> Outcome:
 
 def pace(rate: float) -> str:
     return "back to back" if rate == 0 else f"{rate:g} calls/s"
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.0f} ms"
-
-
-def spread(values: Sequence[float]) -> str:
-    if not values:
-        return "none"
-    return f"p50 {ms(q(values, 50))}, p90 {ms(q(values, 90))}, p99 {ms(q(values, 99))}, max {ms(max(values))}"
 
 
 def results(out: Outcome, log: list[str]) -> list[Result]:

@@ -476,6 +476,42 @@ async def stop(tasks: Sequence[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def central_ready(
+    proc: subprocess.Popen[bytes], workdir: Path, http_port: int, gateway: Gateway, what: str = ""
+) -> None:
+    """Central's web server up, then its first view of the office served. Central takes events once
+    subscribed: the schedule (seq 1) is announced again each second until the view is served (a
+    repeat of a stored seq is a duplicate to central). `what`: the run's name in a timeout."""
+
+    async def serving() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"central exited with {proc.returncode}; see {workdir / 'central.log'}")
+        return await http_status(http_port, "/healthz") == 200
+
+    await until(f"{what}central's web server", serving)
+    announced = -math.inf
+
+    async def known() -> bool:
+        nonlocal announced
+        if time.monotonic() - announced >= 1.0:
+            gateway.announce()
+            announced = time.monotonic()
+        return await http_status(http_port, f"/{OFFICE}/") == 200
+
+    await until(f"{what}central's first view of the office", known)
+
+
+async def on_schedule(t0: float, i: int, rate: float) -> float:
+    """Wait for the moment of call `i` of a phase paced at `rate` calls a second from `t0` (0: back
+    to back, no wait); how late it came."""
+    if rate <= 0:
+        return 0.0
+    due = t0 + i / rate
+    if (wait := due - time.perf_counter()) > 0:
+        await asyncio.sleep(wait)
+    return time.perf_counter() - due
+
+
 async def load(plan: Plan, workdir: Path, broker_port: int, out: Outcome) -> None:
     """The run (see the module docstring), its figures into `out`."""
     http_port = free_port()
@@ -483,25 +519,7 @@ async def load(plan: Plan, workdir: Path, broker_port: int, out: Outcome) -> Non
     tasks: list[asyncio.Task[None]] = []
     try:
         with central(workdir, f"mqtt://{HOST}:{broker_port}", http_port) as proc:
-
-            async def serving() -> bool:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"central exited with {proc.returncode}; see {workdir / 'central.log'}")
-                return await http_status(http_port, "/healthz") == 200
-
-            await until("central's web server", serving)
-            # Central takes events once subscribed: the schedule (seq 1) again each second until its
-            # view of the office is served (a repeat of a stored seq is a duplicate to central).
-            announced = -math.inf
-
-            async def known() -> bool:
-                nonlocal announced
-                if time.monotonic() - announced >= 1.0:
-                    gateway.announce()
-                    announced = time.monotonic()
-                return await http_status(http_port, f"/{OFFICE}/") == 200
-
-            await until("central's first view of the office", known)
+            await central_ready(proc, workdir, http_port, gateway)
             started = time.perf_counter()
             gateway.open_day()
             tickets = gateway.issue(plan.tickets)
@@ -553,11 +571,7 @@ async def load(plan: Plan, workdir: Path, broker_port: int, out: Outcome) -> Non
                 sent: dict[str, float] = {}
                 late = 0.0
                 for i, ticket in enumerate(called):
-                    if rate > 0:  # paced on a fixed schedule; 0: back to back
-                        due = t0 + i / rate
-                        if (wait := due - time.perf_counter()) > 0:
-                            await asyncio.sleep(wait)
-                        late = max(late, time.perf_counter() - due)
+                    late = max(late, await on_schedule(t0, i, rate))
                     sent[ticket.ticket] = gateway.call(ticket)
                 await settled([by_ticket[t.ticket].called for t in called], f"{count} calls at {rate:g}/s")
                 seconds, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
@@ -649,6 +663,8 @@ def ms(seconds: float) -> str:
 
 
 def spread(values: Sequence[float]) -> str:
+    if not values:
+        return "none"
     return f"p50 {ms(q(values, 50))}, p90 {ms(q(values, 90))}, p99 {ms(q(values, 99))}, max {ms(max(values))}"
 
 
