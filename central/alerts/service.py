@@ -347,7 +347,7 @@ class AlertService:
 def _now_of(ticket: TicketView | None, view: OfficeView) -> TicketNow | None:
     if ticket is None:
         return None
-    callers = sum(1 for c in view.counters if c.status == "open" and ticket.service in c.services)
+    callers = view.callers(ticket.service)
     return TicketNow(ticket.status, ticket.ahead, ticket.call_from, ticket.counter, ticket.requeued, callers)
 
 

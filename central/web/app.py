@@ -117,8 +117,7 @@ def create_app(
     def ticket_values(view: OfficeView, ticket: TicketView, lang: Lang) -> dict[str, Any]:
         now = clock()
         values: dict[str, Any] = {"office": view.office, "ticket": ticket, "service": ticket.service}
-        # Counters calling its service now: fewer ahead than these, and its alert is due (docs/alerts.md).
-        values["callers"] = sum(1 for c in view.counters if c.status == "open" and ticket.service in c.services)
+        values["callers"] = view.callers(ticket.service)  # for the page's alert rule (docs/alerts.md)
         if ticket.status == "no_show":
             values["rejoin"] = getattr(nm.alert_settings(view.office).rejoin, lang)
         if ticket.call_from is not None and ticket.call_to is not None:

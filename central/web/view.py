@@ -114,6 +114,11 @@ class OfficeView:
     counters: tuple[CounterView, ...] = ()
     devices: tuple[DeviceView, ...] = ()  # each device's retained state (stale while the gateway is not online)
 
+    def callers(self, service: str) -> int:
+        """The open counters calling `service` now: a ticket with fewer ahead than these is in the
+        next round of calls (its alert is due: central/alerts/engine.py, and the page's script)."""
+        return sum(1 for c in self.counters if c.status == "open" and service in c.services)
+
     def mode_at(self, now: datetime) -> str | None:
         """The reception period open at `now` (in the office's time zone), "closed" outside them
         today, None when the floor is not on `now`'s date (central has no plan for it)."""
